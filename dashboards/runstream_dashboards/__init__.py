@@ -1,0 +1,1 @@
+"""The runstream dashboard: the aiohttp app served beside ingestion."""

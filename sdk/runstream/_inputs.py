@@ -1,0 +1,156 @@
+"""Checks and conversions done on the caller's thread, so mistakes raise where they are made.
+
+Everything here is pure: values in, normalised values (or a clear exception) out.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import numpy as np
+
+MAX_TAG_BYTES = 256
+HISTOGRAM_BIN_RULES = ("auto", "fd", "doane", "scott", "stone", "rice", "sturges", "sqrt")
+
+
+def check_step(step: object) -> int:
+    """Return `step` as an int >= 0, or raise with what was wrong."""
+    if isinstance(step, bool):
+        raise TypeError(f"step must be an integer >= 0, not a bool ({step!r})")
+    if isinstance(step, float) or (isinstance(step, np.floating)):
+        if not math.isfinite(step):
+            raise ValueError(f"step must be a finite integer >= 0, got {step!r}")
+        if not float(step).is_integer():
+            raise ValueError(f"step must be a whole number, got {step!r}")
+        step = int(step)
+    else:
+        try:
+            step = operator.index(step)  # type: ignore[arg-type]
+        except TypeError:
+            step = _tensor_item(step)
+            return check_step(step)
+    assert isinstance(step, int)
+    if step < 0 or step >= 2**63:
+        raise ValueError(f"step must be in [0, 2**63), got {step}")
+    return step
+
+
+def check_tag(tag: object) -> str:
+    if not isinstance(tag, str):
+        raise TypeError(f"tag must be a str, not {type(tag).__name__} ({tag!r})")
+    if not tag:
+        raise ValueError("tag must be a non-empty string")
+    if len(tag.encode("utf-8", "surrogatepass")) > MAX_TAG_BYTES:
+        raise ValueError(f"tag {tag[:40]!r}... is longer than {MAX_TAG_BYTES} bytes of UTF-8")
+    try:
+        tag.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"tag {tag!r} is not valid UTF-8 (it holds a lone surrogate)") from None
+    if "\x00" in tag:
+        raise ValueError(f"tag {tag!r} contains a NUL character")
+    return tag
+
+
+def to_float(tag: str, value: object) -> float:
+    """A scalar value as float: Python and NumPy numbers, 0-d or 1-element arrays and tensors."""
+    if isinstance(value, (float, int)):
+        return float(value)
+    if isinstance(value, np.generic):
+        if np.issubdtype(value.dtype, np.number) or value.dtype == np.bool_:
+            if np.iscomplexobj(value):
+                raise TypeError(f"value of {tag!r} is complex ({value!r}); log its real part or abs()")
+            return float(value)
+    if hasattr(value, "item"):  # a 0-d or 1-element array or tensor
+        return to_float(tag, _tensor_item(value))
+    if isinstance(value, str):
+        raise TypeError(f"value of {tag!r} must be a number, not a str ({value!r})")
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"value of {tag!r} must be a number, not {type(value).__name__}") from None
+
+
+def _tensor_item(value: object) -> Any:
+    size = getattr(value, "size", None)
+    count = value.numel() if hasattr(value, "numel") else size
+    if count != 1:
+        raise TypeError(f"expected a single number, got an array or tensor with {count} elements")
+    return value.item()  # type: ignore[attr-defined]
+
+
+def to_numpy(values: object) -> np.ndarray:
+    """A private copy of array-like or tensor data, without importing torch."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor
+        values = values.detach().cpu().numpy()  # type: ignore[attr-defined]
+    return np.array(values, copy=True)
+
+
+def check_bins(bins: object) -> int | str | np.ndarray:
+    if isinstance(bins, bool):
+        raise TypeError("bins must be an int, a rule name or a sequence of edges, not a bool")
+    if isinstance(bins, (int, np.integer)):
+        if not 1 <= int(bins) <= 10_000:
+            raise ValueError(f"bins must be between 1 and 10000, got {bins}")
+        return int(bins)
+    if isinstance(bins, str):
+        if bins not in HISTOGRAM_BIN_RULES:
+            raise ValueError(f"bins rule {bins!r} is not one of {', '.join(HISTOGRAM_BIN_RULES)}")
+        return bins
+    edges = np.asarray(bins, dtype=np.float64)
+    check_edges(edges, "bins")
+    return edges
+
+
+def check_edges(edges: np.ndarray, what: str) -> None:
+    if edges.ndim != 1 or edges.size < 2:
+        raise ValueError(f"{what} must be a 1-D sequence of at least 2 edges, got shape {edges.shape}")
+    if not np.isfinite(edges).all():
+        raise ValueError(f"{what} must be finite")
+    if not (np.diff(edges) > 0).all():
+        raise ValueError(f"{what} must be strictly ascending")
+
+
+def check_counts_edges(counts: object, edges: object) -> tuple[np.ndarray, np.ndarray]:
+    """A pre-binned histogram: counts[i] values fell in [edges[i], edges[i+1])."""
+    counts_array = np.array(to_numpy(counts), dtype=np.float64).ravel()
+    edges_array = np.array(to_numpy(edges), dtype=np.float64).ravel()
+    check_edges(edges_array, "edges")
+    if counts_array.size != edges_array.size - 1:
+        raise ValueError(
+            f"a histogram needs one more edge than counts: got {counts_array.size} counts "
+            f"and {edges_array.size} edges"
+        )
+    if not np.isfinite(counts_array).all() or (counts_array < 0).any():
+        raise ValueError("histogram counts must be finite and >= 0")
+    return counts_array, edges_array
+
+
+def check_image(image: object) -> np.ndarray:
+    """An image as a private HWC array (C in 1, 3, 4) of uint8 or float in [0, 1].
+
+    Accepts HW, HWC and CHW arrays or tensors, and PIL images.
+    """
+    if hasattr(image, "getbands") and hasattr(image, "size"):  # a PIL image
+        array = np.array(image)
+    else:
+        array = to_numpy(image)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"image dtype must be uint8 or float in [0, 1], not {array.dtype}")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    elif array.ndim == 3:
+        if array.shape[2] not in (1, 3, 4) and array.shape[0] in (1, 3, 4):
+            array = np.ascontiguousarray(array.transpose(1, 2, 0))  # CHW -> HWC
+    else:
+        raise ValueError(f"image must be HW, HWC or CHW, got shape {array.shape}")
+    height, width, channels = array.shape
+    if channels not in (1, 3, 4):
+        raise ValueError(f"image must have 1, 3 or 4 channels (HW, HWC or CHW), got shape {array.shape}")
+    if not (1 <= height <= 8192 and 1 <= width <= 8192):
+        raise ValueError(f"image sides must be between 1 and 8192 pixels, got {width}x{height}")
+    return array
+

@@ -1,0 +1,129 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class OpenRunRequest(_message.Message):
+    __slots__ = ("project", "name", "config_json", "run_id", "rank", "world_size", "host", "start_time")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    WORLD_SIZE_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    name: str
+    config_json: str
+    run_id: str
+    rank: int
+    world_size: int
+    host: str
+    start_time: float
+    def __init__(self, project: _Optional[str] = ..., name: _Optional[str] = ..., config_json: _Optional[str] = ..., run_id: _Optional[str] = ..., rank: _Optional[int] = ..., world_size: _Optional[int] = ..., host: _Optional[str] = ..., start_time: _Optional[float] = ...) -> None: ...
+
+class OpenRunResponse(_message.Message):
+    __slots__ = ("run_id", "created")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    created: bool
+    def __init__(self, run_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
+
+class Scalars(_message.Message):
+    __slots__ = ("tag_index", "step", "wall_time", "value")
+    TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    tag_index: bytes
+    step: bytes
+    wall_time: bytes
+    value: bytes
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class Histograms(_message.Message):
+    __slots__ = ("tag_index", "step", "wall_time", "bucket_count", "edges", "counts", "min", "max", "sum", "sum_squares")
+    TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EDGES_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    MIN_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    SUM_SQUARES_FIELD_NUMBER: _ClassVar[int]
+    tag_index: bytes
+    step: bytes
+    wall_time: bytes
+    bucket_count: bytes
+    edges: bytes
+    counts: bytes
+    min: bytes
+    max: bytes
+    sum: bytes
+    sum_squares: bytes
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., bucket_count: _Optional[bytes] = ..., edges: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., min: _Optional[bytes] = ..., max: _Optional[bytes] = ..., sum: _Optional[bytes] = ..., sum_squares: _Optional[bytes] = ...) -> None: ...
+
+class Images(_message.Message):
+    __slots__ = ("tag_index", "step", "wall_time", "data")
+    TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    tag_index: bytes
+    step: bytes
+    wall_time: bytes
+    data: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., data: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class Batch(_message.Message):
+    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    WRITER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SCALARS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    rank: int
+    writer_id: str
+    seq: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    scalars: Scalars
+    histograms: Histograms
+    images: Images
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ...) -> None: ...
+
+class WriteAck(_message.Message):
+    __slots__ = ("writer_id", "seq", "duplicate")
+    WRITER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    writer_id: str
+    seq: int
+    duplicate: bool
+    def __init__(self, writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class FinishRunRequest(_message.Message):
+    __slots__ = ("run_id", "rank", "status", "end_time")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    rank: int
+    status: str
+    end_time: float
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., status: _Optional[str] = ..., end_time: _Optional[float] = ...) -> None: ...
+
+class FinishRunResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

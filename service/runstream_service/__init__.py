@@ -1,0 +1,1 @@
+"""The runstream server: gRPC ingestion into DuckDB, and the CLI. Install with `pip install runstream[server]`."""

@@ -1,0 +1,108 @@
+"""The `runstream` command: serve, demo, sql."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from runstream_service.settings import SERVE_SETTINGS, ServerSettings, is_loopback, split_address
+
+SERVER_EXTRA_HINT = "the server needs its extra: pip install 'runstream[server]'"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="runstream", description="Metrics service for machine-learning training.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the ingestion server and dashboard")
+    for setting in SERVE_SETTINGS:
+        serve.add_argument(setting.flag, default=setting.default, help=f"{setting.help} (default: {setting.default})")
+    serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without tokens")
+    serve.add_argument("--demo", action="store_true", help="also stream synthetic demo runs into this server")
+
+    demo = commands.add_parser("demo", help="stream synthetic runs into a server")
+    demo.add_argument("--server", default=os.environ.get("RUNSTREAM_SERVER", "127.0.0.1:50051"), help="HOST:PORT")
+    demo.add_argument("--runs", type=int, default=4, help="number of runs (default: 4)")
+    demo.add_argument("--steps", type=int, default=2000, help="steps per run (default: 2000)")
+    demo.add_argument("--rate", type=float, default=200.0, help="steps per second, 0 for as fast as possible")
+    demo.add_argument("--project", default="demo", help="project of the runs (default: demo)")
+
+    sql = commands.add_parser("sql", help="query a runstream database with SQL")
+    sql.add_argument("query", help='for example "SELECT tag, count(*) FROM scalars GROUP BY tag"')
+    sql.add_argument("--data", default="runstream-data", help="data directory of the server (default: runstream-data)")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _sql(args)
+    except ModuleNotFoundError as exc:
+        if exc.name in ("duckdb", "aiohttp", "uvloop", "pyarrow"):
+            print(f"runstream: {exc.name} is missing; {SERVER_EXTRA_HINT}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.tokens:
+        print("runstream: --tokens is not supported yet; see the README's security section", file=sys.stderr)
+        return 2
+    for address in (args.grpc, args.http):
+        try:
+            host, _ = split_address(address)
+        except ValueError as exc:
+            print(f"runstream: {exc}", file=sys.stderr)
+            return 2
+        if not is_loopback(host) and not args.insecure:
+            print(
+                f"runstream: refusing to listen on {address} without tokens; anyone who reaches it could write "
+                "and read. Bind 127.0.0.1, or pass --insecure on a trusted network.",
+                file=sys.stderr,
+            )
+            return 2
+    from runstream_service.server import run
+
+    settings = ServerSettings(data=Path(args.data), grpc=args.grpc, http=args.http, insecure=args.insecure)
+    demo = None
+    if args.demo:
+        host, port = split_address(args.grpc)
+        target = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
+        demo = subprocess.Popen([sys.executable, "-m", "runstream_service", "demo", "--server", target])
+    try:
+        run(settings)
+    finally:
+        if demo is not None and demo.poll() is None:
+            demo.terminate()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from runstream_service.demo import stream_demo
+
+    run_ids = stream_demo(args.server, runs=args.runs, steps=args.steps, rate=args.rate, project=args.project)
+    print(f"runstream demo: streamed {len(run_ids)} runs of {args.steps} steps into {args.server}")
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from runstream_service.sql import SqlError, format_rows, query_file
+
+    try:
+        columns, rows = query_file(Path(args.data), args.query)
+    except SqlError as exc:
+        print(f"runstream sql: {exc}", file=sys.stderr)
+        return 1
+    print(format_rows(columns, rows, args.format))
+    return 0

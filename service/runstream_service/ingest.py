@@ -1,0 +1,140 @@
+"""The gRPC Ingest service: validates batches, hands them to the writer, acks after commit.
+
+Errors become gRPC status codes here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import grpc
+
+from runstream.v1 import ingest_pb2 as pb
+from runstream.v1 import ingest_pb2_grpc as pb_grpc
+from runstream_service.limits import DEFAULT_LIMITS, Limits
+from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, UnknownRun
+from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
+
+logger = logging.getLogger("runstream.ingest")
+
+REJECTED_SEQ_KEY = "runstream-rejected-seq"
+RUN_STATUSES = ("finished", "failed")
+
+
+@dataclass
+class IngestCounters:
+    rejected_batches: int = 0
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    seq: int
+    error: InvalidBatch
+
+
+class IngestService(pb_grpc.IngestServicer):
+    def __init__(self, writer: StoreWriter, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._writer = writer
+        self._limits = limits
+        self.counters = IngestCounters()
+
+    async def OpenRun(self, request: pb.OpenRunRequest, context: grpc.aio.ServicerContext) -> pb.OpenRunResponse:
+        run_id = request.run_id or uuid.uuid4().hex[:16]
+        if len(run_id) > self._limits.max_id_chars:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"run_id: at most {self._limits.max_id_chars} characters")
+        if request.world_size and request.rank >= request.world_size:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"rank: {request.rank} is not below world_size {request.world_size}"
+            )
+        config = request.config_json or "{}"
+        try:
+            if not isinstance(json.loads(config), dict):
+                raise ValueError("not an object")
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"config_json: must be a JSON object ({exc})")
+        job = OpenRun(
+            run_id=run_id,
+            project=request.project or "default",
+            name=request.name or run_id,
+            config_json=config,
+            rank=request.rank,
+            world_size=max(request.world_size, 1),
+            host=request.host,
+            start_time=request.start_time,
+        )
+        created = await self._writer.submit(job)
+        return pb.OpenRunResponse(run_id=run_id, created=created)
+
+    async def FinishRun(self, request: pb.FinishRunRequest, context: grpc.aio.ServicerContext) -> pb.FinishRunResponse:
+        if request.status not in RUN_STATUSES:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: must be one of {', '.join(RUN_STATUSES)}")
+        try:
+            await self._writer.submit(FinishRun(request.run_id, request.rank, request.status, request.end_time))
+        except UnknownRun as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        return pb.FinishRunResponse()
+
+    async def Write(
+        self, request_iterator: AsyncIterator[pb.Batch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WriteAck]:
+        # Reading and acknowledging run side by side, so several batches are in flight;
+        # acks keep the order of the batches.
+        pending: asyncio.Queue[tuple[DecodedBatch, asyncio.Future[bool]] | _Rejected | None] = asyncio.Queue(maxsize=64)
+        reader = asyncio.ensure_future(self._read_batches(request_iterator, pending))
+        try:
+            while True:
+                item = await pending.get()
+                if item is None:
+                    break
+                if isinstance(item, _Rejected):
+                    self.counters.rejected_batches += 1
+                    context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(item.seq)),))
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {item.seq}: {item.error}")
+                batch, commit = item
+                try:
+                    duplicate = await commit
+                except UnknownRun as exc:
+                    self.counters.rejected_batches += 1
+                    context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(batch.seq)),))
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {batch.seq}: {exc}")
+                except Exception as exc:
+                    logger.exception("commit of batch %d failed", batch.seq)
+                    await context.abort(
+                        grpc.StatusCode.INTERNAL, f"batch {batch.seq} could not be committed ({exc}); send it again"
+                    )
+                yield pb.WriteAck(writer_id=batch.writer_id, seq=batch.seq, duplicate=duplicate)
+        finally:
+            reader.cancel()
+
+    async def _read_batches(
+        self,
+        request_iterator: AsyncIterator[pb.Batch],
+        pending: asyncio.Queue[tuple[DecodedBatch, asyncio.Future[bool]] | _Rejected | None],
+    ) -> None:
+        try:
+            async for message in request_iterator:
+                try:
+                    batch = await self._decode(message)
+                except InvalidBatch as exc:
+                    await pending.put(_Rejected(message.seq, exc))
+                    return
+                # Waits here while the writer's queue is full: backpressure reaches the client
+                # through gRPC flow control.
+                commit = await self._writer.enqueue(batch)
+                await pending.put((batch, commit))
+        finally:
+            await pending.put(None)
+
+    async def _decode(self, message: pb.Batch) -> DecodedBatch:
+        if message.HasField("images") and message.images.data:
+            batch = await asyncio.to_thread(decode_batch, message, self._limits)  # decoding images takes a while
+        else:
+            batch = decode_batch(message, self._limits)
+        if batch.run_id not in self._writer.known_runs:
+            raise InvalidBatch("run_id", f"run {batch.run_id!r} is not open; call OpenRun first")
+        return batch

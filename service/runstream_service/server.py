@@ -1,0 +1,99 @@
+"""`runstream serve`: gRPC ingestion (and the HTTP side) on one uvloop event loop, one DuckDB file.
+
+SIGTERM and Ctrl-C drain: new calls are refused, queued batches are committed,
+the database is checkpointed, then the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import duckdb
+import grpc
+import uvloop
+from aiohttp import web
+
+from runstream.v1 import ingest_pb2_grpc as pb_grpc
+from runstream_dashboards.app import make_app
+from runstream_service.ingest import IngestService
+from runstream_service.limits import DEFAULT_LIMITS
+from runstream_service.settings import ServerSettings, split_address
+from runstream_service.store.writer import StoreWriter
+
+logger = logging.getLogger("runstream.server")
+
+DRAIN_SECONDS = 10.0
+
+
+class Server:
+    """The running service; `start()` then `wait()`; `stop()` drains."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        settings.data.mkdir(parents=True, exist_ok=True)
+        self.con = duckdb.connect(str(settings.database))
+        self.writer = StoreWriter(self.con)
+        self.ingest = IngestService(self.writer)
+        self._grpc: grpc.aio.Server | None = None
+        self._http: web.AppRunner | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.writer.start(loop)
+        options = [
+            ("grpc.max_receive_message_length", DEFAULT_LIMITS.max_message_bytes),
+            ("grpc.max_send_message_length", DEFAULT_LIMITS.max_message_bytes),
+        ]
+        self._grpc = grpc.aio.server(options=options)
+        pb_grpc.add_IngestServicer_to_server(self.ingest, self._grpc)
+        self.grpc_port = self._grpc.add_insecure_port(self.settings.grpc)
+        if self.grpc_port == 0:
+            raise OSError(f"cannot listen for gRPC on {self.settings.grpc} (in use, or not an address of this host)")
+        await self._grpc.start()
+        self._http = web.AppRunner(make_app(self), access_log=None)
+        await self._http.setup()
+        host, port = split_address(self.settings.http)
+        site = web.TCPSite(self._http, host, port)
+        await site.start()
+        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        self.http_port = sockets[0].getsockname()[1] if sockets else port
+        logger.info(
+            "runstream serving: gRPC on %s, HTTP on %s:%d, data in %s",
+            self.settings.grpc.rsplit(":", 1)[0] + f":{self.grpc_port}",
+            host,
+            self.http_port,
+            self.settings.database,
+        )
+
+    async def stop(self) -> None:
+        """Refuse new calls, let open streams finish (at most DRAIN_SECONDS), commit, close."""
+        if self._grpc is not None:
+            await self._grpc.stop(DRAIN_SECONDS)
+        if self._http is not None:
+            await self._http.cleanup()
+        await asyncio.to_thread(self.writer.stop)
+        self.con.close()
+
+
+async def serve(settings: ServerSettings, ready: asyncio.Event | None = None) -> None:
+    server = Server(settings)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    logger.info("runstream: stopping; committing what was acknowledged")
+    await server.stop()
+    logger.info("runstream: stopped")
+
+
+def run(settings: ServerSettings) -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(settings))

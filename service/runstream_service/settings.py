@@ -1,0 +1,53 @@
+"""Server settings, declared as data: the CLI's flags, their defaults and help come from here."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    flag: str
+    default: str | None
+    help: str
+
+
+SERVE_SETTINGS: tuple[Setting, ...] = (
+    Setting("data", "--data", "runstream-data", "directory of the DuckDB file (runstream.duckdb)"),
+    Setting("grpc", "--grpc", "127.0.0.1:50051", "HOST:PORT of the gRPC ingestion service"),
+    Setting("http", "--http", "127.0.0.1:8080", "HOST:PORT of the HTTP dashboard (/healthz for now)"),
+    Setting("tokens", "--tokens", None, "file of tokens and scopes (not supported yet)"),
+)
+
+DATABASE_FILE = "runstream.duckdb"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    data: Path
+    grpc: str
+    http: str
+    insecure: bool = False
+
+    @property
+    def database(self) -> Path:
+        return self.data / DATABASE_FILE
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host.strip("[]"), int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,73 @@
+"""`runstream sql`: run a query against a runstream database file and format the result."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+
+from runstream_service.settings import DATABASE_FILE
+
+FORMATS = ("table", "csv", "json")
+
+
+class SqlError(RuntimeError):
+    pass
+
+
+def query_file(data_dir: Path, query: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run `query` on the database in `data_dir`, opened read-only."""
+    path = data_dir / DATABASE_FILE
+    if not path.exists():
+        raise SqlError(f"no runstream database at {path}; pass --data DIR of a `runstream serve`")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as exc:
+        raise SqlError(
+            f"cannot open {path} read-only: {exc}. A running server holds it; stop the server, or query "
+            "through its HTTP API once the dashboard is available"
+        ) from None
+    try:
+        cursor = con.execute(query)
+        columns = [d[0] for d in cursor.description or ()]
+        return columns, cursor.fetchall()
+    except duckdb.Error as exc:
+        raise SqlError(str(exc)) from None
+    finally:
+        con.close()
+
+
+def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, map(_jsonable, row))) for row in rows], default=str)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    cells = [[str(c) for c in columns]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # NaN and Inf are not JSON; keep them readable
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(bytes(value))} bytes>"
+    return value
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(bytes(value))} bytes>"
+    return str(value)

@@ -1,0 +1,1 @@
+"""The DuckDB store: schema, the single writer, and read access."""

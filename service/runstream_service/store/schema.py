@@ -1,0 +1,124 @@
+"""The DuckDB schema. Tables hold the data; the views named in SPEC section 4 are the stable,
+documented surface for ad-hoc SQL (README, "Query with SQL").
+
+Points refer to a series (run, kind, tag) by a small integer id, so a point row
+is five numbers wide and a series' rows can later be clustered by that id.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS run_meta (
+    run_id      VARCHAR NOT NULL,
+    project     VARCHAR NOT NULL,
+    name        VARCHAR NOT NULL,
+    config      JSON,
+    status      VARCHAR NOT NULL,     -- running | finished | failed
+    created_at  DOUBLE NOT NULL,      -- seconds since the Unix epoch
+    finished_at DOUBLE,
+    host        VARCHAR,
+    world_size  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS run_ranks (
+    run_id      VARCHAR NOT NULL,
+    rank        INTEGER NOT NULL,
+    host        VARCHAR,
+    started_at  DOUBLE NOT NULL,
+    finished_at DOUBLE,
+    status      VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS series (
+    series_id INTEGER NOT NULL,
+    run_id    VARCHAR NOT NULL,
+    kind      VARCHAR NOT NULL,       -- scalar | histogram | image
+    tag       VARCHAR NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS scalar_points (
+    series_id INTEGER NOT NULL,
+    step      BIGINT NOT NULL,
+    rank      INTEGER NOT NULL,
+    wall_time DOUBLE NOT NULL,
+    value     DOUBLE                  -- NaN and +-Inf are kept
+);
+
+CREATE TABLE IF NOT EXISTS histogram_points (
+    series_id     INTEGER NOT NULL,
+    step          BIGINT NOT NULL,
+    rank          INTEGER NOT NULL,
+    wall_time     DOUBLE NOT NULL,
+    count         DOUBLE NOT NULL,
+    min           DOUBLE,
+    max           DOUBLE,
+    sum           DOUBLE,
+    sum_squares   DOUBLE,
+    bucket_limits DOUBLE[] NOT NULL,  -- the edges: one more than bucket_counts, ascending
+    bucket_counts DOUBLE[] NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS image_points (
+    series_id INTEGER NOT NULL,
+    step      BIGINT NOT NULL,
+    rank      INTEGER NOT NULL,
+    wall_time DOUBLE NOT NULL,
+    width     INTEGER NOT NULL,
+    height    INTEGER NOT NULL,
+    mime      VARCHAR NOT NULL,
+    data      BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS writer_progress (
+    writer_id VARCHAR NOT NULL,       -- one per SDK sender
+    seq       UBIGINT NOT NULL        -- highest committed batch; replays at or below it are skipped
+);
+"""
+
+VIEWS = """
+CREATE OR REPLACE VIEW runs AS
+SELECT run_id, project, name, config, status,
+       make_timestamp(CAST(created_at * 1e6 AS BIGINT)) AS created_at,
+       make_timestamp(CAST(finished_at * 1e6 AS BIGINT)) AS finished_at,
+       host, world_size
+FROM run_meta;
+
+CREATE OR REPLACE VIEW scalars AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.value
+FROM scalar_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW histograms AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.count, p.min, p.max, p.sum, p.sum_squares,
+       p.bucket_limits, p.bucket_counts
+FROM histogram_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW images AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.width, p.height, p.mime, p.data
+FROM image_points p JOIN series s USING (series_id);
+"""
+
+
+class SchemaError(RuntimeError):
+    """The database file was made by a newer runstream, or is not a runstream database."""
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create tables and views if missing, and check the schema version."""
+    con.execute("BEGIN")
+    con.execute(TABLES)
+    rows = con.execute("SELECT version FROM schema_info").fetchall()
+    if not rows:
+        con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
+    elif rows[0][0] > SCHEMA_VERSION:
+        con.execute("ROLLBACK")
+        raise SchemaError(
+            f"this database has schema version {rows[0][0]}, newer than this runstream ({SCHEMA_VERSION}); upgrade runstream"
+        )
+    con.execute(VIEWS)
+    con.execute("COMMIT")

@@ -1,0 +1,244 @@
+"""Decoding and validating one wire batch. Pure: a protobuf message in, NumPy columns or InvalidBatch out.
+
+Every rule is checked before anything is written, so a rejected batch leaves no
+trace. Checks are vectorised: no Python work per point.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from runstream.v1 import ingest_pb2 as pb
+from runstream_service.limits import DEFAULT_LIMITS, Limits
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class InvalidBatch(ValueError):
+    """A batch broke a rule; `field` names the offending field, as in `scalars.step`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class ScalarColumns:
+    tag_index: np.ndarray  # uint32
+    step: np.ndarray  # int64
+    wall_time: np.ndarray  # float64
+    value: np.ndarray  # float64
+
+
+@dataclass(frozen=True)
+class HistogramColumns:
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    offsets_edges: np.ndarray  # int64, n + 1: edges of histogram i are edges[offsets_edges[i]:offsets_edges[i+1]]
+    offsets_counts: np.ndarray  # int64, n + 1
+    edges: np.ndarray
+    counts: np.ndarray
+    count: np.ndarray  # sum of counts per histogram
+    min: np.ndarray
+    max: np.ndarray
+    sum: np.ndarray
+    sum_squares: np.ndarray
+
+
+@dataclass(frozen=True)
+class ImageColumns:
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    width: np.ndarray  # int32
+    height: np.ndarray
+    mime: list[str]
+    data: list[bytes]
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    run_id: str
+    rank: int
+    writer_id: str
+    seq: int
+    tags: list[str]
+    scalars: ScalarColumns | None
+    histograms: HistogramColumns | None
+    images: ImageColumns | None
+
+    @property
+    def points(self) -> int:
+        return sum(len(c.step) for c in (self.scalars, self.histograms, self.images) if c is not None)
+
+
+def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBatch:
+    """Validate `batch` against SPEC section 3 and return its columns; raise InvalidBatch otherwise."""
+    _check_id(batch.run_id, "run_id", limits)
+    _check_id(batch.writer_id, "writer_id", limits)
+    if batch.seq < 1:
+        raise InvalidBatch("seq", "must be >= 1 (the first batch of a writer has seq 1)")
+    tags = list(batch.tags)
+    _check_tags(tags, limits)
+    scalars = _decode_scalars(batch.scalars, len(tags)) if batch.HasField("scalars") else None
+    histograms = _decode_histograms(batch.histograms, len(tags), limits) if batch.HasField("histograms") else None
+    images = _decode_images(batch.images, len(tags), limits) if batch.HasField("images") else None
+    return DecodedBatch(batch.run_id, batch.rank, batch.writer_id, batch.seq, tags, scalars, histograms, images)
+
+
+def _check_id(value: str, field: str, limits: Limits) -> None:
+    if not value:
+        raise InvalidBatch(field, "must not be empty")
+    if len(value) > limits.max_id_chars:
+        raise InvalidBatch(field, f"must be at most {limits.max_id_chars} characters")
+
+
+def _check_tags(tags: list[str], limits: Limits) -> None:
+    if len(tags) > limits.max_tags_per_batch:
+        raise InvalidBatch("tags", f"{len(tags)} tags in one batch; the limit is {limits.max_tags_per_batch}")
+    for i, tag in enumerate(tags):
+        if not tag:
+            raise InvalidBatch(f"tags[{i}]", "a tag must not be empty")
+        if len(tag.encode("utf-8")) > limits.max_tag_bytes:
+            raise InvalidBatch(f"tags[{i}]", f"longer than {limits.max_tag_bytes} bytes of UTF-8")
+        if "\x00" in tag:
+            raise InvalidBatch(f"tags[{i}]", "contains a NUL character")
+
+
+def _column(raw: bytes, dtype: str, field: str) -> np.ndarray:
+    width = np.dtype(dtype).itemsize
+    if len(raw) % width:
+        raise InvalidBatch(field, f"{len(raw)} bytes is not a whole number of {width}-byte values")
+    return np.frombuffer(raw, dtype=dtype)
+
+
+def _same_length(field_lengths: dict[str, int], group: str) -> int:
+    lengths = set(field_lengths.values())
+    if len(lengths) > 1:
+        described = ", ".join(f"{name}={n}" for name, n in field_lengths.items())
+        raise InvalidBatch(group, f"columns differ in length ({described})")
+    return lengths.pop()
+
+
+def _check_common(group: str, tag_index: np.ndarray, step: np.ndarray, tag_count: int) -> None:
+    if tag_index.size and int(tag_index.max()) >= tag_count:
+        raise InvalidBatch(f"{group}.tag_index", f"refers to tag {int(tag_index.max())}, but the batch has {tag_count} tags")
+    if step.size and int(step.min()) < 0:
+        raise InvalidBatch(f"{group}.step", f"steps must be >= 0, got {int(step.min())}")
+
+
+def _decode_scalars(message: pb.Scalars, tag_count: int) -> ScalarColumns:
+    columns = ScalarColumns(
+        tag_index=_column(message.tag_index, "<u4", "scalars.tag_index"),
+        step=_column(message.step, "<i8", "scalars.step"),
+        wall_time=_column(message.wall_time, "<f8", "scalars.wall_time"),
+        value=_column(message.value, "<f8", "scalars.value"),
+    )
+    _same_length({k: len(v) for k, v in vars(columns).items()}, "scalars")
+    _check_common("scalars", columns.tag_index, columns.step, tag_count)
+    return columns
+
+
+def _decode_histograms(message: pb.Histograms, tag_count: int, limits: Limits) -> HistogramColumns:
+    per_histogram = {
+        name: _column(getattr(message, name), dtype, f"histograms.{name}")
+        for name, dtype in (
+            ("tag_index", "<u4"),
+            ("step", "<i8"),
+            ("wall_time", "<f8"),
+            ("bucket_count", "<u4"),
+            ("min", "<f8"),
+            ("max", "<f8"),
+            ("sum", "<f8"),
+            ("sum_squares", "<f8"),
+        )
+    }
+    n = _same_length({k: len(v) for k, v in per_histogram.items()}, "histograms")
+    _check_common("histograms", per_histogram["tag_index"], per_histogram["step"], tag_count)
+    buckets = per_histogram["bucket_count"].astype(np.int64)
+    if n and (buckets.min() < 1 or buckets.max() > limits.max_buckets):
+        raise InvalidBatch("histograms.bucket_count", f"each histogram needs 1 to {limits.max_buckets} buckets")
+    edges = _column(message.edges, "<f8", "histograms.edges")
+    counts = _column(message.counts, "<f8", "histograms.counts")
+    if counts.size != int(buckets.sum()):
+        raise InvalidBatch("histograms.counts", f"has {counts.size} values; bucket_count adds up to {int(buckets.sum())}")
+    if edges.size != int(buckets.sum()) + n:
+        raise InvalidBatch(
+            "histograms.edges", f"has {edges.size} values; each histogram needs one more edge than counts ({int(buckets.sum()) + n})"
+        )
+    if not np.isfinite(edges).all():
+        raise InvalidBatch("histograms.edges", "edges must be finite")
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise InvalidBatch("histograms.counts", "counts must be finite and >= 0")
+    offsets_counts = np.concatenate(([0], np.cumsum(buckets)))
+    offsets_edges = offsets_counts + np.arange(n + 1)
+    rising = np.diff(edges) > 0
+    # Differences across the boundary between two histograms do not count.
+    boundaries = offsets_edges[1:-1] - 1
+    rising[boundaries] = True
+    if not rising.all():
+        bad = int(np.searchsorted(offsets_edges, int(np.flatnonzero(~rising)[0]), side="right")) - 1
+        raise InvalidBatch("histograms.edges", f"edges of histogram {bad} must be strictly ascending")
+    count = np.add.reduceat(counts, offsets_counts[:-1]) if n else np.zeros(0)
+    return HistogramColumns(
+        tag_index=per_histogram["tag_index"],
+        step=per_histogram["step"],
+        wall_time=per_histogram["wall_time"],
+        offsets_edges=offsets_edges,
+        offsets_counts=offsets_counts,
+        edges=edges,
+        counts=counts,
+        count=count,
+        min=per_histogram["min"],
+        max=per_histogram["max"],
+        sum=per_histogram["sum"],
+        sum_squares=per_histogram["sum_squares"],
+    )
+
+
+def _decode_images(message: pb.Images, tag_count: int, limits: Limits) -> ImageColumns:
+    tag_index = _column(message.tag_index, "<u4", "images.tag_index")
+    step = _column(message.step, "<i8", "images.step")
+    wall_time = _column(message.wall_time, "<f8", "images.wall_time")
+    data = list(message.data)
+    _same_length({"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time), "data": len(data)}, "images")
+    _check_common("images", tag_index, step, tag_count)
+    if len(data) > limits.max_images_per_batch:
+        raise InvalidBatch("images.data", f"{len(data)} images in one batch; the limit is {limits.max_images_per_batch}")
+    widths, heights, mimes = [], [], []
+    for i, blob in enumerate(data):
+        width, height, mime = _check_image(blob, f"images.data[{i}]", limits)
+        widths.append(width)
+        heights.append(height)
+        mimes.append(mime)
+    return ImageColumns(
+        tag_index, step, wall_time, np.array(widths, np.int32), np.array(heights, np.int32), mimes, data
+    )
+
+
+def _check_image(blob: bytes, field: str, limits: Limits) -> tuple[int, int, str]:
+    if len(blob) > limits.max_image_bytes:
+        raise InvalidBatch(field, f"{len(blob)} bytes; an encoded image may have at most {limits.max_image_bytes}")
+    if blob.startswith(PNG_MAGIC):
+        mime, fmt = "image/png", "PNG"
+    elif blob.startswith(JPEG_MAGIC):
+        mime, fmt = "image/jpeg", "JPEG"
+    else:
+        raise InvalidBatch(field, "is neither PNG nor JPEG (checked by its first bytes)")
+    try:
+        with Image.open(io.BytesIO(blob), formats=[fmt]) as image:
+            width, height = image.size
+            if width * height > limits.max_image_pixels:
+                raise InvalidBatch(field, f"{width}x{height} pixels is more than the limit of {limits.max_image_pixels}")
+            image.load()
+    except InvalidBatch:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt data
+        raise InvalidBatch(field, f"does not decode as {fmt}: {exc}") from None
+    return width, height, mime
