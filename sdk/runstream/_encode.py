@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import logging
+from itertools import chain
+from operator import itemgetter
 from dataclasses import dataclass
 from typing import Sequence, Union
 
@@ -77,35 +79,40 @@ def encode_batch(
         message.images.CopyFrom(_encode_images(images, tags))
         points += len(images)
     message.tags.extend(tags.ids)
-    return EncodedBatch(seq=seq, message=message, points=points, size=message.ByteSize())
+    size = sum(len(c) for c in (message.scalars.value, message.histograms.counts) if c) + 4096
+    size += sum(len(d) for d in message.images.data)
+    return EncodedBatch(seq=seq, message=message, points=points, size=size)
 
 
 def _encode_scalars(rows: Sequence[ScalarRow], tags: _TagDictionary) -> pb.Scalars:
-    # Calls with the same tags (the usual case: one dict shape per training loop)
-    # become one 2-D block, converted by NumPy in one go.
-    groups: dict[tuple[str, ...], list[ScalarRow]] = {}
-    for row in rows:
-        group = groups.get(row[2])
-        if group is None:
-            groups[row[2]] = [row]
-        else:
-            group.append(row)
+    # Run.log hands over the same tags tuple object while the dict's shape does not
+    # change, so a block of calls with one shape is found by identity and converted by
+    # NumPy in one go.
     tag_index, steps, walls, values = [], [], [], []
-    for keys, group in groups.items():
-        width = len(keys)
+    for keys, block in _blocks_by_tags(rows):
+        width, count = len(keys), len(block)
         if width == 0:
             continue
-        count = len(group)
         tag_index.append(np.tile(tags.index(keys), count))
-        steps.append(np.repeat(np.fromiter((r[0] for r in group), np.int64, count), width))
-        walls.append(np.repeat(np.fromiter((r[1] for r in group), np.float64, count), width))
-        values.append(np.array([r[3] for r in group], dtype=np.float64).reshape(-1))
+        steps.append(np.repeat(np.fromiter(map(itemgetter(0), block), np.int64, count), width))
+        walls.append(np.repeat(np.fromiter(map(itemgetter(1), block), np.float64, count), width))
+        values.append(np.fromiter(chain.from_iterable(map(itemgetter(3), block)), np.float64, count * width))
     return pb.Scalars(
         tag_index=_le(tag_index, "<u4"),
         step=_le(steps, "<i8"),
         wall_time=_le(walls, "<f8"),
         value=_le(values, "<f8"),
     )
+
+
+def _blocks_by_tags(rows: Sequence[ScalarRow]) -> list[tuple[tuple[str, ...], Sequence[ScalarRow]]]:
+    keys = list(map(itemgetter(2), rows))
+    if keys.count(keys[0]) == len(keys):  # compares by identity first: C speed
+        return [(keys[0], rows)]
+    groups: dict[tuple[str, ...], list[ScalarRow]] = {}
+    for row in rows:
+        groups.setdefault(row[2], []).append(row)
+    return list(groups.items())
 
 
 def _le(parts: list[np.ndarray], dtype: str) -> bytes:

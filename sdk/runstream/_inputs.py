@@ -29,11 +29,14 @@ def check_step(step: object) -> int:
         try:
             step = operator.index(step)  # type: ignore[arg-type]
         except TypeError:
-            step = _tensor_item(step)
-            return check_step(step)
+            if not hasattr(step, "item") or isinstance(step, (str, bytes)):
+                raise TypeError(f"step must be an integer >= 0, not {type(step).__name__} ({step!r})") from None
+            return check_step(_tensor_item(step))
     assert isinstance(step, int)
-    if step < 0 or step >= 2**63:
-        raise ValueError(f"step must be in [0, 2**63), got {step}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if step >= 2**63:
+        raise ValueError(f"step must be below 2**63, got {step}")
     return step
 
 

@@ -33,6 +33,7 @@ from runstream.v1 import ingest_pb2_grpc as pb_grpc
 logger = logging.getLogger("runstream")
 
 MAX_MESSAGE_BYTES = 64 << 20
+_now = time.time
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
@@ -113,11 +114,13 @@ class Run:
         run.id = reply.run_id
         run.rank = settings.rank
         run._buffers = Buffers()
+        run._scalars = run._buffers.scalars
         run._max_points = max_buffered_points
         run._max_bytes = max_buffered_bytes
         run._next_step = 0
         run._last_step = 0
         run._known_tags = set()
+        run._keys = ()
         run._finished = False
         run._forked = False
         run._waiting_warned = False
@@ -136,12 +139,14 @@ class Run:
     _metadata: tuple[tuple[str, str], ...]
     _channel: grpc.Channel
     _buffers: Buffers
+    _scalars: Any  # the deque of _buffers, bound here to save a lookup per call
     _sender: Sender
     _max_points: int
     _max_bytes: int
     _next_step: int
     _last_step: int
     _known_tags: set[str]
+    _keys: tuple[str, ...]
     _finished: bool
     _forked: bool
     _waiting_warned: bool
@@ -156,8 +161,8 @@ class Run:
         elif type(step) is not int or step < 0:
             step = _inputs.check_step(step)
         keys = tuple(data)
-        if not self._known_tags.issuperset(keys):
-            self._learn_tags(keys)
+        if keys != self._keys:  # usually the same tags as last call: an identity check per tag
+            keys = self._learn_tags(keys)
         values = tuple(data.values())
         for value in values:
             if type(value) is not float:
@@ -165,8 +170,8 @@ class Run:
                 break
         self._next_step = step + 1
         self._last_step = step
-        scalars = self._buffers.scalars
-        scalars.append((step, time.time(), keys, values))
+        scalars = self._scalars
+        scalars.append((step, _now(), keys, values))
         if len(scalars) >= 2048:
             self._sender.wake()
             if len(scalars) * len(keys) >= self._max_points:
@@ -216,12 +221,16 @@ class Run:
         if self._buffers.pending_bytes() > self._max_bytes:
             self._wait_for_room(1)
 
-    def _learn_tags(self, keys: tuple[str, ...]) -> None:
+    def _learn_tags(self, keys: tuple[str, ...]) -> tuple[str, ...]:
+        """Check tags not seen before; remember this tuple so the sender can group calls by identity."""
         if self._finished:
             raise RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()")
         for key in keys:
-            _inputs.check_tag(key)
-        self._known_tags.update(keys)
+            if key not in self._known_tags:
+                _inputs.check_tag(key)
+                self._known_tags.add(key)
+        self._keys = keys
+        return keys
 
     def _wait_for_room(self, tags_per_call: int) -> None:
         """Memory is bounded: when the server is away or slow, the training thread waits here."""
@@ -258,6 +267,7 @@ class Run:
             return SendReport(0, 0, 0, "")
         report = self._sender.close(timeout)
         self._buffers.refuse(RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()"))
+        self._scalars = self._buffers.scalars
         if not report.complete:
             logger.error(
                 "runstream: run %s could not send %d points in %d batches to %s within %.0fs (%s); "
@@ -316,6 +326,7 @@ def _after_fork_in_child() -> None:
                 "cannot log through it. Log from the parent, or call runstream.init() in the child."
             )
         )
+        run._scalars = run._buffers.scalars
     _live_runs.clear()
 
 

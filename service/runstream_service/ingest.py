@@ -37,11 +37,27 @@ class _Rejected:
     error: InvalidBatch
 
 
+class _Draining:
+    """Put into every open stream's queue at shutdown: ack what came before, then end the stream."""
+
+
+_DRAINING = _Draining()
+_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Draining | None
+
+
 class IngestService(pb_grpc.IngestServicer):
     def __init__(self, writer: StoreWriter, limits: Limits = DEFAULT_LIMITS) -> None:
         self._writer = writer
         self._limits = limits
         self.counters = IngestCounters()
+        self._draining = False
+        self._streams: set[asyncio.Queue[_Pending]] = set()
+
+    def drain(self) -> None:
+        """Stop taking batches: open streams ack what they queued, then end with UNAVAILABLE."""
+        self._draining = True
+        for pending in self._streams:
+            pending.put_nowait(_DRAINING)
 
     async def OpenRun(self, request: pb.OpenRunRequest, context: grpc.aio.ServicerContext) -> pb.OpenRunResponse:
         run_id = request.run_id or uuid.uuid4().hex[:16]
@@ -84,13 +100,21 @@ class IngestService(pb_grpc.IngestServicer):
     ) -> AsyncIterator[pb.WriteAck]:
         # Reading and acknowledging run side by side, so several batches are in flight;
         # acks keep the order of the batches.
-        pending: asyncio.Queue[tuple[DecodedBatch, asyncio.Future[bool]] | _Rejected | None] = asyncio.Queue(maxsize=64)
+        # Unbounded, yet bounded in practice: the reader waits for room in the writer's queue.
+        pending: asyncio.Queue[_Pending] = asyncio.Queue()
+        if self._draining:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; send again later")
+        self._streams.add(pending)
         reader = asyncio.ensure_future(self._read_batches(request_iterator, pending))
         try:
             while True:
                 item = await pending.get()
                 if item is None:
                     break
+                if isinstance(item, _Draining):
+                    await context.abort(
+                        grpc.StatusCode.UNAVAILABLE, "the server is shutting down; unacknowledged batches must be sent again"
+                    )
                 if isinstance(item, _Rejected):
                     self.counters.rejected_batches += 1
                     context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(item.seq)),))
@@ -109,15 +133,18 @@ class IngestService(pb_grpc.IngestServicer):
                     )
                 yield pb.WriteAck(writer_id=batch.writer_id, seq=batch.seq, duplicate=duplicate)
         finally:
+            self._streams.discard(pending)
             reader.cancel()
 
     async def _read_batches(
         self,
         request_iterator: AsyncIterator[pb.Batch],
-        pending: asyncio.Queue[tuple[DecodedBatch, asyncio.Future[bool]] | _Rejected | None],
+        pending: asyncio.Queue[_Pending],
     ) -> None:
         try:
             async for message in request_iterator:
+                if self._draining:
+                    return
                 try:
                     batch = await self._decode(message)
                 except InvalidBatch as exc:

@@ -71,6 +71,7 @@ class Server:
 
     async def stop(self) -> None:
         """Refuse new calls, let open streams finish (at most DRAIN_SECONDS), commit, close."""
+        self.ingest.drain()
         if self._grpc is not None:
             await self._grpc.stop(DRAIN_SECONDS)
         if self._http is not None:

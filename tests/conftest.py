@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from support import ServerProcess  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A real server on loopback with its own DuckDB file; stopped (drained) at the end."""
+    process = ServerProcess(tmp_path / "data").start()
+    yield process
+    if process.process is not None and process.process.poll() is None:
+        process.stop()
