@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from support import ServerProcess  # noqa: E402
+from support import ServerProcess
 
 
 @pytest.fixture

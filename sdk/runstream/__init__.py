@@ -1,9 +1,9 @@
 """runstream: stream a training job's scalars, histograms and images to a runstream server.
 
-    import runstream
-    run = runstream.init(project="mnist", name="baseline", config={"lr": 3e-4})
-    run.log({"train/loss": 0.31}, step=120)
-    run.finish()
+import runstream
+run = runstream.init(project="mnist", name="baseline", config={"lr": 3e-4})
+run.log({"train/loss": 0.31}, step=120)
+run.finish()
 """
 
 from runstream._errors import ForkedProcessError, RunFinishedError, RunstreamError, ServerUnavailableError

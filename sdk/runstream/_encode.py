@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
-from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -34,7 +34,7 @@ class BinnedHistogram:
     edges: np.ndarray
 
 
-HistogramRow = tuple[str, int, float, Union[RawHistogram, BinnedHistogram]]
+HistogramRow = tuple[str, int, float, RawHistogram | BinnedHistogram]
 ImageRow = tuple[str, int, float, np.ndarray]  # tag, step, wall time, HWC uint8 or float
 
 
@@ -121,7 +121,9 @@ def _le(parts: list[np.ndarray], dtype: str) -> bytes:
     return np.concatenate(parts).astype(dtype, copy=False).tobytes()
 
 
-def bin_values(values: np.ndarray, bins: int | str | np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float, int]] | None:
+def bin_values(
+    values: np.ndarray, bins: int | str | np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float, int]] | None:
     """Counts, edges and (min, max, sum, sum of squares, count) of the finite values; None if there are none."""
     flat = values.reshape(-1)
     if not np.issubdtype(flat.dtype, np.floating):

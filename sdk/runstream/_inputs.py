@@ -86,7 +86,7 @@ def _tensor_item(value: object) -> Any:
 def to_numpy(values: object) -> np.ndarray:
     """A private copy of array-like or tensor data, without importing torch."""
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor
-        values = values.detach().cpu().numpy()  # type: ignore[attr-defined]
+        values = values.detach().cpu().numpy()
     return np.array(values, copy=True)
 
 
@@ -122,8 +122,7 @@ def check_counts_edges(counts: object, edges: object) -> tuple[np.ndarray, np.nd
     check_edges(edges_array, "edges")
     if counts_array.size != edges_array.size - 1:
         raise ValueError(
-            f"a histogram needs one more edge than counts: got {counts_array.size} counts "
-            f"and {edges_array.size} edges"
+            f"a histogram needs one more edge than counts: got {counts_array.size} counts and {edges_array.size} edges"
         )
     if not np.isfinite(counts_array).all() or (counts_array < 0).any():
         raise ValueError("histogram counts must be finite and >= 0")
@@ -156,4 +155,3 @@ def check_image(image: object) -> np.ndarray:
     if not (1 <= height <= 8192 and 1 <= width <= 8192):
         raise ValueError(f"image sides must be between 1 and 8192 pixels, got {width}x{height}")
     return array
-

@@ -16,8 +16,9 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any
 
 import grpc
 import numpy as np
@@ -270,8 +271,7 @@ class Run:
         self._scalars = self._buffers.scalars
         if not report.complete:
             logger.error(
-                "runstream: run %s could not send %d points in %d batches to %s within %.0fs (%s); "
-                "they are lost",
+                "runstream: run %s could not send %d points in %d batches to %s within %.0fs (%s); they are lost",
                 self.id,
                 report.unsent_points,
                 report.unsent_batches,

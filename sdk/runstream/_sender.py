@@ -15,8 +15,9 @@ import random
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -293,7 +294,7 @@ class Sender:
         details = error.details() if hasattr(error, "details") else str(error)
         self._last_error = f"{code.name if code else 'ERROR'}: {details}"
         if code == grpc.StatusCode.INVALID_ARGUMENT:
-            self._drop_rejected(error, details)
+            self._drop_rejected(error, details or "")
             self._retry_at = 0.0
         elif code == grpc.StatusCode.CANCELLED and self._closing:
             return
@@ -305,7 +306,8 @@ class Sender:
         self._wake.set()
 
     def _drop_rejected(self, error: grpc.RpcError, details: str) -> None:
-        trailing = dict(error.trailing_metadata() or ()) if hasattr(error, "trailing_metadata") else {}
+        metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+        trailing: dict[str, Any] = {item.key: item.value for item in metadata or ()}
         raw_seq = trailing.get(REJECTED_SEQ_KEY)
         with self._cond:
             seq = int(raw_seq) if raw_seq else next(iter(self._unacked), 0)

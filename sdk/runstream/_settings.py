@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,6 @@ class SdkConfig:
     run_id: str
     rank: int
     world_size: int
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def resolve(overrides: Mapping[str, object | None], environ: Mapping[str, str] | None = None) -> SdkConfig:

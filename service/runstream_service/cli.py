@@ -7,8 +7,8 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from runstream_service.settings import SERVE_SETTINGS, ServerSettings, is_loopback, split_address
 

@@ -22,7 +22,12 @@ def stream_demo(server: str, runs: int = 4, steps: int = 2000, rate: float = 200
             runstream.init(
                 project=project,
                 name=f"{OPTIMIZERS[i % len(OPTIMIZERS)]}-lr{lr:.0e}-{i}",
-                config={"optimizer": OPTIMIZERS[i % len(OPTIMIZERS)], "lr": lr, "batch_size": 64 * (1 + i % 2), "seed": i},
+                config={
+                    "optimizer": OPTIMIZERS[i % len(OPTIMIZERS)],
+                    "lr": lr,
+                    "batch_size": 64 * (1 + i % 2),
+                    "seed": i,
+                },
                 server=server,
                 run_id=None,
                 rank=0,

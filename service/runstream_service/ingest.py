@@ -9,8 +9,9 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import Any
 
 import grpc
 
@@ -21,6 +22,8 @@ from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, Unkn
 from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
 
 logger = logging.getLogger("runstream.ingest")
+
+Context = grpc.aio.ServicerContext[Any, Any]
 
 REJECTED_SEQ_KEY = "runstream-rejected-seq"
 RUN_STATUSES = ("finished", "failed")
@@ -45,7 +48,7 @@ _DRAINING = _Draining()
 _Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Draining | None
 
 
-class IngestService(pb_grpc.IngestServicer):
+class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated, untyped
     def __init__(self, writer: StoreWriter, limits: Limits = DEFAULT_LIMITS) -> None:
         self._writer = writer
         self._limits = limits
@@ -59,10 +62,12 @@ class IngestService(pb_grpc.IngestServicer):
         for pending in self._streams:
             pending.put_nowait(_DRAINING)
 
-    async def OpenRun(self, request: pb.OpenRunRequest, context: grpc.aio.ServicerContext) -> pb.OpenRunResponse:
+    async def OpenRun(self, request: pb.OpenRunRequest, context: Context) -> pb.OpenRunResponse:
         run_id = request.run_id or uuid.uuid4().hex[:16]
         if len(run_id) > self._limits.max_id_chars:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"run_id: at most {self._limits.max_id_chars} characters")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"run_id: at most {self._limits.max_id_chars} characters"
+            )
         if request.world_size and request.rank >= request.world_size:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"rank: {request.rank} is not below world_size {request.world_size}"
@@ -86,7 +91,7 @@ class IngestService(pb_grpc.IngestServicer):
         created = await self._writer.submit(job)
         return pb.OpenRunResponse(run_id=run_id, created=created)
 
-    async def FinishRun(self, request: pb.FinishRunRequest, context: grpc.aio.ServicerContext) -> pb.FinishRunResponse:
+    async def FinishRun(self, request: pb.FinishRunRequest, context: Context) -> pb.FinishRunResponse:
         if request.status not in RUN_STATUSES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: must be one of {', '.join(RUN_STATUSES)}")
         try:
@@ -95,9 +100,7 @@ class IngestService(pb_grpc.IngestServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         return pb.FinishRunResponse()
 
-    async def Write(
-        self, request_iterator: AsyncIterator[pb.Batch], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[pb.WriteAck]:
+    async def Write(self, request_iterator: AsyncIterator[pb.Batch], context: Context) -> AsyncIterator[pb.WriteAck]:
         # Reading and acknowledging run side by side, so several batches are in flight;
         # acks keep the order of the batches.
         # Unbounded, yet bounded in practice: the reader waits for room in the writer's queue.
@@ -113,7 +116,8 @@ class IngestService(pb_grpc.IngestServicer):
                     break
                 if isinstance(item, _Draining):
                     await context.abort(
-                        grpc.StatusCode.UNAVAILABLE, "the server is shutting down; unacknowledged batches must be sent again"
+                        grpc.StatusCode.UNAVAILABLE,
+                        "the server is shutting down; unacknowledged batches must be sent again",
                     )
                 if isinstance(item, _Rejected):
                     self.counters.rejected_batches += 1

@@ -59,7 +59,7 @@ class Server:
         host, port = split_address(self.settings.http)
         site = web.TCPSite(self._http, host, port)
         await site.start()
-        sockets = site._server.sockets if site._server else []  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
         logger.info(
             "runstream serving: gRPC on %s, HTTP on %s:%d, data in %s",

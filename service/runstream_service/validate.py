@@ -128,7 +128,9 @@ def _same_length(field_lengths: dict[str, int], group: str) -> int:
 
 def _check_common(group: str, tag_index: np.ndarray, step: np.ndarray, tag_count: int) -> None:
     if tag_index.size and int(tag_index.max()) >= tag_count:
-        raise InvalidBatch(f"{group}.tag_index", f"refers to tag {int(tag_index.max())}, but the batch has {tag_count} tags")
+        raise InvalidBatch(
+            f"{group}.tag_index", f"refers to tag {int(tag_index.max())}, but the batch has {tag_count} tags"
+        )
     if step.size and int(step.min()) < 0:
         raise InvalidBatch(f"{group}.step", f"steps must be >= 0, got {int(step.min())}")
 
@@ -167,10 +169,13 @@ def _decode_histograms(message: pb.Histograms, tag_count: int, limits: Limits) -
     edges = _column(message.edges, "<f8", "histograms.edges")
     counts = _column(message.counts, "<f8", "histograms.counts")
     if counts.size != int(buckets.sum()):
-        raise InvalidBatch("histograms.counts", f"has {counts.size} values; bucket_count adds up to {int(buckets.sum())}")
+        raise InvalidBatch(
+            "histograms.counts", f"has {counts.size} values; bucket_count adds up to {int(buckets.sum())}"
+        )
     if edges.size != int(buckets.sum()) + n:
         raise InvalidBatch(
-            "histograms.edges", f"has {edges.size} values; each histogram needs one more edge than counts ({int(buckets.sum()) + n})"
+            "histograms.edges",
+            f"has {edges.size} values; each histogram needs one more edge than counts ({int(buckets.sum()) + n})",
         )
     if not np.isfinite(edges).all():
         raise InvalidBatch("histograms.edges", "edges must be finite")
@@ -207,10 +212,14 @@ def _decode_images(message: pb.Images, tag_count: int, limits: Limits) -> ImageC
     step = _column(message.step, "<i8", "images.step")
     wall_time = _column(message.wall_time, "<f8", "images.wall_time")
     data = list(message.data)
-    _same_length({"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time), "data": len(data)}, "images")
+    _same_length(
+        {"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time), "data": len(data)}, "images"
+    )
     _check_common("images", tag_index, step, tag_count)
     if len(data) > limits.max_images_per_batch:
-        raise InvalidBatch("images.data", f"{len(data)} images in one batch; the limit is {limits.max_images_per_batch}")
+        raise InvalidBatch(
+            "images.data", f"{len(data)} images in one batch; the limit is {limits.max_images_per_batch}"
+        )
     widths, heights, mimes = [], [], []
     for i, blob in enumerate(data):
         width, height, mime = _check_image(blob, f"images.data[{i}]", limits)
@@ -235,7 +244,9 @@ def _check_image(blob: bytes, field: str, limits: Limits) -> tuple[int, int, str
         with Image.open(io.BytesIO(blob), formats=[fmt]) as image:
             width, height = image.size
             if width * height > limits.max_image_pixels:
-                raise InvalidBatch(field, f"{width}x{height} pixels is more than the limit of {limits.max_image_pixels}")
+                raise InvalidBatch(
+                    field, f"{width}x{height} pixels is more than the limit of {limits.max_image_pixels}"
+                )
             image.load()
     except InvalidBatch:
         raise

@@ -8,11 +8,11 @@ import time
 
 import grpc
 import numpy as np
-from support import ServerProcess
 
 import runstream
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
+from support import ServerProcess
 
 
 def test_sdk_survives_a_killed_server_without_loss_or_duplicates(server: ServerProcess) -> None:

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from support import ServerProcess
 
 import runstream
+from support import ServerProcess
 
 TAGS = [f"metric/{i}" for i in range(10)]
 STEPS = 25_000  # x 10 tags = 250,000 points per process
@@ -61,21 +61,31 @@ def test_four_processes_two_ranks_exact_counts_and_values(server: ServerProcess)
         want = np.array([expected_value(proc, int(tag.split("/")[1]), step) for tag, step, _ in rows])
         assert np.array_equal(got, want, equal_nan=True), f"values of {job} rank {rank} differ"
         assert [r[1] for r in rows[:STEPS]] == list(range(STEPS))
-    duplicates = server.sql("SELECT count(*) FROM (SELECT run_id, tag, step, rank FROM scalars GROUP BY ALL HAVING count(*) > 1)")
+    duplicates = server.sql(
+        "SELECT count(*) FROM (SELECT run_id, tag, step, rank FROM scalars GROUP BY ALL HAVING count(*) > 1)"
+    )
     assert duplicates[0][0] == 0
-    assert server.sql("SELECT count(*) FROM scalars WHERE isnan(value)")[0][0] == 4 * len(TAGS) * len(range(1, STEPS, 997))
+    assert server.sql("SELECT count(*) FROM scalars WHERE isnan(value)")[0][0] == 4 * len(TAGS) * len(
+        range(1, STEPS, 997)
+    )
 
 
 def test_ranks_join_one_run_and_rank_zero_owns_the_config(server: ServerProcess) -> None:
-    worker = runstream.init(project="p", name="from-rank-1", config={"who": 1}, server=server.address, run_id="job", rank=1, world_size=2)
-    chief = runstream.init(project="p", name="from-rank-0", config={"who": 0}, server=server.address, run_id="job", rank=0, world_size=2)
+    worker = runstream.init(
+        project="p", name="from-rank-1", config={"who": 1}, server=server.address, run_id="job", rank=1, world_size=2
+    )
+    chief = runstream.init(
+        project="p", name="from-rank-0", config={"who": 0}, server=server.address, run_id="job", rank=0, world_size=2
+    )
     assert worker.id == chief.id == "job"
     worker.log({"x": 1.0}, step=0)
     chief.log({"x": 0.0}, step=0)
     worker.finish()
     chief.finish()
     server.stop()
-    assert server.sql("SELECT name, config::VARCHAR, world_size, status FROM runs") == [("from-rank-0", '{"who": 0}', 2, "finished")]
+    assert server.sql("SELECT name, config::VARCHAR, world_size, status FROM runs") == [
+        ("from-rank-0", '{"who": 0}', 2, "finished")
+    ]
     assert server.sql("SELECT rank, value FROM scalars ORDER BY rank") == [(0, 0.0), (1, 1.0)]
 
 
@@ -90,26 +100,32 @@ def test_images_and_histograms_come_back_exactly(server: ServerProcess) -> None:
         run.log_histogram("weights", values, step=9, bins=32)
         run.log_histogram("given", (np.array([1.0, 2.0]), np.array([0.0, 0.5, 1.0])), step=9)
     server.stop()
-    for step, width, height, mime, data in server.sql("SELECT step, width, height, mime, data FROM images WHERE tag = 'samples'"):
+    for step, width, height, mime, data in server.sql(
+        "SELECT step, width, height, mime, data FROM images WHERE tag = 'samples'"
+    ):
         assert (width, height, mime) == (224, 224, "image/png")
         assert np.array_equal(np.array(Image.open(io.BytesIO(data))), images[step])
-    (chw,), = server.sql("SELECT data FROM images WHERE tag = 'chw'")
+    ((chw,),) = server.sql("SELECT data FROM images WHERE tag = 'chw'")
     assert np.array_equal(np.array(Image.open(io.BytesIO(chw))), images[0])
-    (count, lo, hi, total, limits, counts), = server.sql(
+    ((count, lo, hi, total, limits, counts),) = server.sql(
         "SELECT count, min, max, sum, bucket_limits, bucket_counts FROM histograms WHERE tag = 'weights'"
     )
     want_counts, want_edges = np.histogram(values, bins=32)
     assert count == 10_000 and counts == want_counts.tolist()
     assert np.allclose(limits, want_edges) and lo == float(values.min()) and hi == float(values.max())
     assert total == pytest.approx(float(values.astype(np.float64).sum()))
-    assert server.sql("SELECT bucket_limits, bucket_counts FROM histograms WHERE tag = 'given'") == [([0.0, 0.5, 1.0], [1.0, 2.0])]
+    assert server.sql("SELECT bucket_limits, bucket_counts FROM histograms WHERE tag = 'given'") == [
+        ([0.0, 0.5, 1.0], [1.0, 2.0])
+    ]
 
 
 def test_init_says_plainly_when_the_server_is_unreachable(tmp_path: Path) -> None:
     from support import free_port
 
     started = time.monotonic()
-    with pytest.raises(runstream.ServerUnavailableError, match="cannot reach the runstream server at 127.0.0.1:.*runstream serve"):
+    with pytest.raises(
+        runstream.ServerUnavailableError, match="cannot reach the runstream server at 127.0.0.1:.*runstream serve"
+    ):
         runstream.init(project="p", server=f"127.0.0.1:{free_port()}", connect_timeout=1.0)
     assert time.monotonic() - started < 10
 

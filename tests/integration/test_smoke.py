@@ -3,9 +3,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from support import ServerProcess
 
 import runstream
+from support import ServerProcess
 
 
 def test_scalars_histograms_images_round_trip(server: ServerProcess) -> None:
@@ -19,7 +19,7 @@ def test_scalars_histograms_images_round_trip(server: ServerProcess) -> None:
     assert server.sql("SELECT count(*) FROM scalars")[0][0] == 200
     odd = [v for (v,) in server.sql("SELECT value FROM scalars WHERE tag = 'odd' ORDER BY step LIMIT 4")]
     assert math.isnan(odd[0]) and odd[1:] == [math.inf, -math.inf, 0.5]
-    (count, limits, counts), = server.sql("SELECT count, bucket_limits, bucket_counts FROM histograms")
+    ((count, limits, counts),) = server.sql("SELECT count, bucket_limits, bucket_counts FROM histograms")
     assert count == 1000 and len(limits) == 11 and counts == [100.0] * 10
-    (name, status, config), = server.sql("SELECT name, status, config FROM runs")
+    ((name, status, config),) = server.sql("SELECT name, status, config FROM runs")
     assert (name, status) == ("smoke", "finished") and '"lr": 0.1' in config

@@ -14,7 +14,12 @@ from runstream_service.validate import decode_batch
 
 def test_scalar_rows_round_trip_through_the_server_decoder() -> None:
     a, b = ("loss", "acc"), ("lr",)
-    rows = [(0, 10.0, a, (1.0, 0.5)), (1, 11.0, a, (math.nan, math.inf)), (1, 11.5, b, (0.1,)), (2, 12.0, a, (-math.inf, 0.0))]
+    rows = [
+        (0, 10.0, a, (1.0, 0.5)),
+        (1, 11.0, a, (math.nan, math.inf)),
+        (1, 11.5, b, (0.1,)),
+        (2, 12.0, a, (-math.inf, 0.0)),
+    ]
     batch = decode_batch(encode_batch("run", 1, "writer", 7, rows).message)
     assert batch.scalars is not None
     got = sorted(

@@ -36,8 +36,13 @@ def test_bad_steps_raise_with_a_reason(step: object, error: type[Exception], wor
 
 @pytest.mark.parametrize(
     ("tag", "error", "words"),
-    [(3, TypeError, "must be a str"), ("", ValueError, "non-empty"), ("x" * 257, ValueError, "256 bytes"),
-     ("a\x00b", ValueError, "NUL"), ("\ud800", ValueError, "UTF-8")],
+    [
+        (3, TypeError, "must be a str"),
+        ("", ValueError, "non-empty"),
+        ("x" * 257, ValueError, "256 bytes"),
+        ("a\x00b", ValueError, "NUL"),
+        ("\ud800", ValueError, "UTF-8"),
+    ],
 )
 def test_bad_tags(tag: object, error: type[Exception], words: str) -> None:
     with pytest.raises(error, match=words):

@@ -118,7 +118,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     elif rows[0][0] > SCHEMA_VERSION:
         con.execute("ROLLBACK")
         raise SchemaError(
-            f"this database has schema version {rows[0][0]}, newer than this runstream ({SCHEMA_VERSION}); upgrade runstream"
+            f"this database has schema version {rows[0][0]}, newer than this runstream "
+            f"({SCHEMA_VERSION}); upgrade runstream"
         )
     con.execute(VIEWS)
     con.execute("COMMIT")

@@ -15,8 +15,9 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -78,7 +79,7 @@ class StoreWriter:
         self._max_queued_points = max_queued_points
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._queued_points = 0
-        self._room: asyncio.Condition | None = None
+        self._room: asyncio.Event | None = None  # set whenever queued points are released
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="runstream-writer", daemon=True)
         self.stats = WriterStats()
@@ -97,7 +98,7 @@ class StoreWriter:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._room = asyncio.Condition()
+        self._room = asyncio.Event()
         self._thread.start()
 
     @property
@@ -112,12 +113,11 @@ class StoreWriter:
         """Queue a job, waiting while the queue is full; the future completes after its commit."""
         assert self._loop is not None and self._room is not None, "call start() first"
         points = payload.points if isinstance(payload, DecodedBatch) else 0
-        async with self._room:
-            # A batch bigger than the whole budget still goes through, alone.
-            await self._room.wait_for(
-                lambda: self._queued_points == 0 or self._queued_points + points <= self._max_queued_points
-            )
-            self._queued_points += points
+        # A batch bigger than the whole budget still goes through, alone.
+        while self._queued_points and self._queued_points + points > self._max_queued_points:
+            self._room.clear()
+            await self._room.wait()
+        self._queued_points += points
         future: asyncio.Future[Any] = self._loop.create_future()
         self._queue.put(_Job(payload, future, points))
         return future
@@ -171,7 +171,8 @@ class StoreWriter:
                 result: Any = self._open_run(job.payload)
             else:
                 assert isinstance(job.payload, FinishRun)
-                result = self._finish_run(job.payload)
+                self._finish_run(job.payload)
+                result = None
             self._con.execute("COMMIT")
         except Exception as exc:
             self._rollback()
@@ -191,7 +192,11 @@ class StoreWriter:
         except Exception as exc:
             self._rollback()
             if len(jobs) == 1:
-                logger.exception("committing batch %d of writer %s failed", getattr(jobs[0].payload, "seq", 0), getattr(jobs[0].payload, "writer_id", "?"))
+                logger.exception(
+                    "committing batch %d of writer %s failed",
+                    getattr(jobs[0].payload, "seq", 0),
+                    getattr(jobs[0].payload, "writer_id", "?"),
+                )
                 self._complete(jobs, exc=exc)
             else:  # find the culprit; the others still go in
                 for job in jobs:
@@ -232,7 +237,8 @@ class StoreWriter:
                     if sid is None:
                         sid = new_series[key] = self._next_series_id + len(new_series)
                 table[i] = sid
-            return table[tag_index]
+            ids: np.ndarray = table[tag_index]
+            return ids
 
         for job in jobs:
             batch = job.payload
@@ -276,7 +282,9 @@ class StoreWriter:
                 ),
             )
         if scalar_parts:
-            self._insert("scalar_points", pa.table({k: np.concatenate([p[k] for p in scalar_parts]) for k in scalar_parts[0]}))
+            self._insert(
+                "scalar_points", pa.table({k: np.concatenate([p[k] for p in scalar_parts]) for k in scalar_parts[0]})
+            )
         if histogram_parts:
             self._insert("histogram_points", _histogram_table(histogram_parts))
         if image_parts:
@@ -297,13 +305,16 @@ class StoreWriter:
         known = [w for w in seqs if w in self._seqs]
         new = [w for w in seqs if w not in self._seqs]
         if new:
-            self._insert("writer_progress", pa.table({"writer_id": new, "seq": pa.array([seqs[w] for w in new], pa.uint64())}))
+            self._insert(
+                "writer_progress", pa.table({"writer_id": new, "seq": pa.array([seqs[w] for w in new], pa.uint64())})
+            )
         if known:
             updates = pa.table({"writer_id": known, "seq": pa.array([seqs[w] for w in known], pa.uint64())})
             self._con.register("seq_updates", updates)
             try:
                 self._con.execute(
-                    "UPDATE writer_progress SET seq = u.seq FROM seq_updates u WHERE writer_progress.writer_id = u.writer_id"
+                    "UPDATE writer_progress SET seq = u.seq FROM seq_updates u "
+                    "WHERE writer_progress.writer_id = u.writer_id"
                 )
             finally:
                 self._con.unregister("seq_updates")
@@ -345,7 +356,8 @@ class StoreWriter:
         )
         if req.rank == 0:
             self._con.execute(
-                "UPDATE run_meta SET finished_at = ?, status = ? WHERE run_id = ?", [req.end_time, req.status, req.run_id]
+                "UPDATE run_meta SET finished_at = ?, status = ? WHERE run_id = ?",
+                [req.end_time, req.status, req.run_id],
             )
 
     def _rollback(self) -> None:
@@ -374,13 +386,7 @@ class StoreWriter:
     def _release(self, points: int) -> None:
         assert self._room is not None
         self._queued_points -= points
-
-        async def notify() -> None:
-            assert self._room is not None
-            async with self._room:
-                self._room.notify_all()
-
-        asyncio.ensure_future(notify())
+        self._room.set()
 
 
 def _succeed(future: asyncio.Future[Any], result: Any) -> None:
