@@ -1,0 +1,37 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.server-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[server]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# Runs the service on 127.0.0.1 (gRPC 50051, HTTP 8080) and streams demo runs into it.
+demo: $(VENV)/.server-installed
+	$(BIN)/runstream serve --demo
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev-installed
+	for script in bench/sdk_overhead.py bench/ingest.py bench/histograms.py bench/images.py; do \
+		$(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runstream-data
