@@ -79,7 +79,10 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo:
         host, port = split_address(args.grpc)
         target = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
-        demo = subprocess.Popen([sys.executable, "-m", "runstream_service", "demo", "--server", target])
+        # Its own session, so Ctrl-C reaches the server (which drains) and not the demo.
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "runstream_service", "demo", "--server", target], start_new_session=True
+        )
     try:
         run(settings)
     finally:
