@@ -111,7 +111,7 @@ def check_edges(edges: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} must be a 1-D sequence of at least 2 edges, got shape {edges.shape}")
     if not np.isfinite(edges).all():
         raise ValueError(f"{what} must be finite")
-    if not (np.diff(edges) > 0).all():
+    if not (edges[1:] > edges[:-1]).all():
         raise ValueError(f"{what} must be strictly ascending")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
@@ -36,8 +37,13 @@ class IngestCounters:
 
 @dataclass(frozen=True)
 class _Rejected:
-    seq: int
+    seq: int | None  # None when the message could not even be parsed
     error: InvalidBatch
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
 
 
 class _Draining:
@@ -45,7 +51,7 @@ class _Draining:
 
 
 _DRAINING = _Draining()
-_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Draining | None
+_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Failed | _Draining | None
 
 
 class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated, untyped
@@ -121,8 +127,12 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     )
                 if isinstance(item, _Rejected):
                     self.counters.rejected_batches += 1
+                    if item.seq is None:
+                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item.error))
                     context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(item.seq)),))
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {item.seq}: {item.error}")
+                if isinstance(item, _Failed):
+                    await context.abort(grpc.StatusCode.INTERNAL, f"the server failed to take a batch ({item.error})")
                 batch, commit = item
                 try:
                     duplicate = await commit
@@ -158,6 +168,14 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                 # through gRPC flow control.
                 commit = await self._writer.enqueue(batch)
                 await pending.put((batch, commit))
+        except DecodeError as exc:
+            error = InvalidBatch("batch", f"the message does not parse as runstream.v1.Batch ({exc})")
+            await pending.put(_Rejected(None, error))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.exception("reading a Write stream failed")
+            await pending.put(_Failed(exc))
         finally:
             await pending.put(None)
 

@@ -183,7 +183,7 @@ def _decode_histograms(message: pb.Histograms, tag_count: int, limits: Limits) -
         raise InvalidBatch("histograms.counts", "counts must be finite and >= 0")
     offsets_counts = np.concatenate(([0], np.cumsum(buckets)))
     offsets_edges = offsets_counts + np.arange(n + 1)
-    rising = np.diff(edges) > 0
+    rising = edges[1:] > edges[:-1]  # not np.diff, which overflows near the float64 limits
     # Differences across the boundary between two histograms do not count.
     boundaries = offsets_edges[1:-1] - 1
     rising[boundaries] = True

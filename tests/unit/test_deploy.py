@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml  # type: ignore[import-untyped]
+
 from runstream_service.cli import build_parser
 from runstream_service.settings import split_address
 
