@@ -15,6 +15,7 @@ from operator import itemgetter
 import numpy as np
 from PIL import Image
 
+from runstream._histograms import BinnedBlock, bin_equal_width, summarize_binned
 from runstream.v1 import ingest_pb2 as pb
 
 logger = logging.getLogger("runstream")
@@ -121,66 +122,81 @@ def _le(parts: list[np.ndarray], dtype: str) -> bytes:
     return np.concatenate(parts).astype(dtype, copy=False).tobytes()
 
 
-def bin_values(
-    values: np.ndarray, bins: int | str | np.ndarray
-) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float, float, int]] | None:
-    """Counts, edges and (min, max, sum, sum of squares, count) of the finite values; None if there are none."""
-    flat = values.reshape(-1)
-    if not np.issubdtype(flat.dtype, np.floating):
-        flat = flat.astype(np.float64)
+def bin_values(values: np.ndarray, bins: int | str | np.ndarray) -> BinnedBlock | None:
+    """One histogram of the finite values (as float64); None if there are none."""
+    flat = values.reshape(-1).astype(np.float64, copy=False)
     finite_mask = np.isfinite(flat)
     if not finite_mask.all():
         flat = flat[finite_mask]
     if flat.size == 0:
         return None
+    if isinstance(bins, int):
+        return bin_equal_width(flat[None, :], bins)
     counts, edges = np.histogram(flat, bins=bins)
-    as64 = flat.astype(np.float64, copy=False)
-    stats = (float(flat.min()), float(flat.max()), float(as64.sum()), float(np.dot(as64, as64)), int(flat.size))
-    return counts.astype(np.float64), edges.astype(np.float64), stats
+    return BinnedBlock(
+        counts=[counts.astype(np.float64)],
+        edges=[edges.astype(np.float64)],
+        min=flat.min(keepdims=True),
+        max=flat.max(keepdims=True),
+        sum=flat.sum(keepdims=True),
+        sum_squares=np.dot(flat, flat).reshape(1),
+    )
+
+
+def _bin_rows(rows: Sequence[HistogramRow]) -> list[tuple[list[HistogramRow], BinnedBlock]]:
+    """Bin raw rows, a block of same-sized, same-bins, all-finite histograms at a time."""
+    blocks: list[tuple[list[HistogramRow], BinnedBlock]] = []
+    prebinned = [r for r in rows if isinstance(r[3], BinnedHistogram)]
+    if prebinned:
+        counts = [r[3].counts for r in prebinned]  # type: ignore[union-attr]
+        edges = [r[3].edges for r in prebinned]  # type: ignore[union-attr]
+        blocks.append((prebinned, summarize_binned(counts, edges)))
+    groups: dict[tuple[int, int], list[HistogramRow]] = {}
+    one_by_one: list[HistogramRow] = []
+    for row in rows:
+        histogram = row[3]
+        if isinstance(histogram, RawHistogram):
+            if isinstance(histogram.bins, int):
+                groups.setdefault((histogram.values.size, histogram.bins), []).append(row)
+            else:
+                one_by_one.append(row)
+    for (_, bins), group in groups.items():
+        values = np.stack([r[3].values.reshape(-1) for r in group]).astype(np.float64, copy=False)  # type: ignore[union-attr]
+        finite = np.isfinite(values).all(axis=1)
+        if not finite.all():
+            one_by_one.extend(r for r, ok in zip(group, finite) if not ok)
+            group = [r for r, ok in zip(group, finite) if ok]
+            values = values[finite]
+        if group:
+            blocks.append((group, bin_equal_width(values, bins)))
+    for row in one_by_one:
+        raw = row[3]
+        assert isinstance(raw, RawHistogram)
+        block = bin_values(raw.values, raw.bins)
+        if block is None:
+            logger.warning("runstream: histogram %r at step %d has no finite values; not logged", row[0], row[1])
+        else:
+            blocks.append(([row], block))
+    return blocks
 
 
 def _encode_histograms(rows: Sequence[HistogramRow], tags: _TagDictionary) -> pb.Histograms | None:
-    kept_tags, steps, walls, bucket_count = [], [], [], []
-    edges_parts, counts_parts = [], []
-    mins, maxs, sums, squares = [], [], [], []
-    for tag, step, wall, histogram in rows:
-        if isinstance(histogram, RawHistogram):
-            binned = bin_values(histogram.values, histogram.bins)
-            if binned is None:
-                logger.warning("runstream: histogram %r at step %d has no finite values; not logged", tag, step)
-                continue
-            counts, edges, (lo, hi, total, total_sq, _) = binned
-        else:
-            counts, edges = histogram.counts, histogram.edges
-            centers = (edges[:-1] + edges[1:]) / 2
-            nonzero = np.flatnonzero(counts)
-            lo = float(edges[nonzero[0]]) if nonzero.size else float(edges[0])
-            hi = float(edges[nonzero[-1] + 1]) if nonzero.size else float(edges[-1])
-            total = float(np.dot(counts, centers))
-            total_sq = float(np.dot(counts, centers * centers))
-        kept_tags.append(tag)
-        steps.append(step)
-        walls.append(wall)
-        bucket_count.append(counts.size)
-        edges_parts.append(edges)
-        counts_parts.append(counts)
-        mins.append(lo)
-        maxs.append(hi)
-        sums.append(total)
-        squares.append(total_sq)
-    if not kept_tags:
+    blocks = _bin_rows(rows)
+    if not blocks:
         return None
+    kept = [row for block_rows, _ in blocks for row in block_rows]
+    counts = [c for _, block in blocks for c in block.counts]
     return pb.Histograms(
-        tag_index=tags.index(kept_tags).tobytes(),
-        step=np.array(steps, "<i8").tobytes(),
-        wall_time=np.array(walls, "<f8").tobytes(),
-        bucket_count=np.array(bucket_count, "<u4").tobytes(),
-        edges=_le(edges_parts, "<f8"),
-        counts=_le(counts_parts, "<f8"),
-        min=np.array(mins, "<f8").tobytes(),
-        max=np.array(maxs, "<f8").tobytes(),
-        sum=np.array(sums, "<f8").tobytes(),
-        sum_squares=np.array(squares, "<f8").tobytes(),
+        tag_index=tags.index([r[0] for r in kept]).tobytes(),
+        step=np.fromiter(map(itemgetter(1), kept), "<i8", len(kept)).tobytes(),
+        wall_time=np.fromiter(map(itemgetter(2), kept), "<f8", len(kept)).tobytes(),
+        bucket_count=np.fromiter(map(len, counts), "<u4", len(counts)).tobytes(),
+        edges=_le([e for _, block in blocks for e in block.edges], "<f8"),
+        counts=_le(counts, "<f8"),
+        min=_le([block.min for _, block in blocks], "<f8"),
+        max=_le([block.max for _, block in blocks], "<f8"),
+        sum=_le([block.sum for _, block in blocks], "<f8"),
+        sum_squares=_le([block.sum_squares for _, block in blocks], "<f8"),
     )
 
 

@@ -83,11 +83,13 @@ def _tensor_item(value: object) -> Any:
     return value.item()  # type: ignore[attr-defined]
 
 
-def to_numpy(values: object) -> np.ndarray:
+def to_numpy(values: object, dtype: type | None = None) -> np.ndarray:
     """A private copy of array-like or tensor data, without importing torch."""
+    if type(values) is np.ndarray and (dtype is None or values.dtype == dtype):
+        return values.copy()
     if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor
         values = values.detach().cpu().numpy()
-    return np.array(values, copy=True)
+    return np.array(values, dtype=dtype, copy=True)
 
 
 def check_bins(bins: object) -> int | str | np.ndarray:
@@ -109,22 +111,23 @@ def check_bins(bins: object) -> int | str | np.ndarray:
 def check_edges(edges: np.ndarray, what: str) -> None:
     if edges.ndim != 1 or edges.size < 2:
         raise ValueError(f"{what} must be a 1-D sequence of at least 2 edges, got shape {edges.shape}")
-    if not np.isfinite(edges).all():
-        raise ValueError(f"{what} must be finite")
+    # Ascending fails on NaN, so only the two ends can be infinite.
     if not (edges[1:] > edges[:-1]).all():
-        raise ValueError(f"{what} must be strictly ascending")
+        raise ValueError(f"{what} must be strictly ascending (and not NaN)")
+    if not (-math.inf < edges[0] and edges[-1] < math.inf):
+        raise ValueError(f"{what} must be finite")
 
 
 def check_counts_edges(counts: object, edges: object) -> tuple[np.ndarray, np.ndarray]:
     """A pre-binned histogram: counts[i] values fell in [edges[i], edges[i+1])."""
-    counts_array = np.array(to_numpy(counts), dtype=np.float64).ravel()
-    edges_array = np.array(to_numpy(edges), dtype=np.float64).ravel()
+    counts_array = to_numpy(counts, np.float64).reshape(-1)
+    edges_array = to_numpy(edges, np.float64).reshape(-1)
     check_edges(edges_array, "edges")
     if counts_array.size != edges_array.size - 1:
         raise ValueError(
             f"a histogram needs one more edge than counts: got {counts_array.size} counts and {edges_array.size} edges"
         )
-    if not np.isfinite(counts_array).all() or (counts_array < 0).any():
+    if not (counts_array.min() >= 0 and counts_array.max() < math.inf):  # min is NaN if any count is
         raise ValueError("histogram counts must be finite and >= 0")
     return counts_array, edges_array
 

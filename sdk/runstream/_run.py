@@ -162,7 +162,9 @@ class Run:
         elif type(step) is not int or step < 0:
             step = _inputs.check_step(step)
         keys = tuple(data)
-        if keys != self._keys:  # usually the same tags as last call: an identity check per tag
+        if keys == self._keys:  # usually the same tags as last call: an identity check per tag
+            keys = self._keys  # one shared tuple: less memory, and the sender groups calls by identity
+        else:
             keys = self._learn_tags(keys)
         values = tuple(data.values())
         for value in values:
@@ -189,10 +191,14 @@ class Run:
 
         Non-finite values are left out of the buckets. `step` defaults to the last step logged.
         """
-        _inputs.check_tag(tag)
-        step = self._last_step if step is None else _inputs.check_step(step)
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        if step is None:
+            step = self._last_step
+        elif type(step) is not int or step < 0:
+            step = _inputs.check_step(step)
         histogram: RawHistogram | BinnedHistogram
-        if isinstance(values, tuple) and len(values) == 2:
+        if type(values) is tuple and len(values) == 2:
             counts, edges = _inputs.check_counts_edges(*values)
             histogram = BinnedHistogram(counts, edges)
             size = counts.nbytes + edges.nbytes
@@ -202,13 +208,16 @@ class Run:
                 raise ValueError(f"histogram {tag!r} has no values")
             if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
                 raise TypeError(f"histogram {tag!r} needs numbers, got dtype {array.dtype}")
-            histogram = RawHistogram(array, _inputs.check_bins(bins))
+            if type(bins) is not int or not 1 <= bins <= 10_000:
+                bins = _inputs.check_bins(bins)
+            histogram = RawHistogram(array, bins)
             size = array.nbytes
         self._append_sized(self._buffers.histograms, ((tag, step, time.time(), histogram), size), size)
 
     def log_image(self, tag: str, image: Any, step: int | None = None) -> None:
         """Log an image: HW, HWC or CHW array or tensor (uint8, or float in [0, 1]) or a PIL image."""
-        _inputs.check_tag(tag)
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
         step = self._last_step if step is None else _inputs.check_step(step)
         array = _inputs.check_image(image)
         self._append_sized(self._buffers.images, ((tag, step, time.time(), array), array.nbytes), array.nbytes)
@@ -221,6 +230,11 @@ class Run:
         self._sender.wake()
         if self._buffers.pending_bytes() > self._max_bytes:
             self._wait_for_room(1)
+
+    def _learn_tag(self, tag: str) -> None:
+        if self._finished:
+            raise RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()")
+        self._known_tags.add(_inputs.check_tag(tag))
 
     def _learn_tags(self, keys: tuple[str, ...]) -> tuple[str, ...]:
         """Check tags not seen before; remember this tuple so the sender can group calls by identity."""

@@ -177,7 +177,8 @@ class Sender:
         return self._thread.is_alive()
 
     def wake(self) -> None:
-        self._wake.set()
+        if not self._wake.is_set():  # set() takes a lock; log() calls this often
+            self._wake.set()
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything logged so far is acknowledged; False on timeout."""
@@ -239,6 +240,7 @@ class Sender:
             with self._cond:
                 self._unacked[batch.seq] = batch
                 self._cond.notify_all()
+            self._pump()  # send each batch as soon as it is encoded
 
     def _take_batch(self) -> EncodedBatch:
         buffers, limits = self._buffers, self._limits

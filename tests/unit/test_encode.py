@@ -45,22 +45,28 @@ def test_histograms_round_trip() -> None:
     rows = [
         ("w", 3, 1.0, RawHistogram(values, 4)),
         ("g", 4, 2.0, BinnedHistogram(np.array([1.0, 0.0, 2.0]), np.array([0.0, 1.0, 2.0, 3.0]))),
+        ("odd", 5, 3.0, RawHistogram(np.array([1.0, np.nan, 3.0]), 2)),
     ]
-    batch = decode_batch(encode_batch("run", 0, "w1", 1, [], rows).message)
-    h = batch.histograms
+    h = decode_batch(encode_batch("run", 0, "w1", 1, [], rows).message).histograms
     assert h is not None
-    assert h.count.tolist() == [100.0, 3.0]
-    assert h.counts.tolist() == [25.0, 25.0, 25.0, 25.0, 1.0, 0.0, 2.0]
-    assert h.edges[:5].tolist() == [0.0, 24.75, 49.5, 74.25, 99.0]
-    assert h.min.tolist() == [0.0, 0.0] and h.max.tolist() == [99.0, 3.0]
-    assert h.sum[0] == float(values.sum())
+    batch_tags = decode_batch(encode_batch("run", 0, "w1", 1, [], rows).message).tags
+    by_tag = {}
+    for i, tag_index in enumerate(h.tag_index):
+        edges = h.edges[h.offsets_edges[i] : h.offsets_edges[i + 1]].tolist()
+        counts = h.counts[h.offsets_counts[i] : h.offsets_counts[i + 1]].tolist()
+        stats = (h.step[i], h.count[i], h.min[i], h.max[i], h.sum[i], h.sum_squares[i])
+        by_tag[batch_tags[tag_index]] = (edges, counts, stats)
+    assert by_tag["w"][:2] == ([0.0, 24.75, 49.5, 74.25, 99.0], [25.0, 25.0, 25.0, 25.0])
+    assert by_tag["w"][2] == (3, 100.0, 0.0, 99.0, 4950.0, float(np.dot(values.astype(float), values)))
+    assert by_tag["g"] == ([0.0, 1.0, 2.0, 3.0], [1.0, 0.0, 2.0], (4, 3.0, 0.0, 3.0, 5.5, 12.75))
+    assert by_tag["odd"] == ([1.0, 2.0, 3.0], [1.0, 1.0], (5, 2.0, 1.0, 3.0, 4.0, 10.0))
 
 
 def test_binning_leaves_out_non_finite_values() -> None:
-    binned = bin_values(np.array([1.0, math.nan, 2.0, math.inf]), 2)
-    assert binned is not None
-    counts, _, (lo, hi, total, _, count) = binned
-    assert counts.tolist() == [1.0, 1.0] and (lo, hi, total, count) == (1.0, 2.0, 3.0, 2)
+    block = bin_values(np.array([1.0, math.nan, 2.0, math.inf]), 2)
+    assert block is not None
+    assert block.counts[0].tolist() == [1.0, 1.0]
+    assert (block.min[0], block.max[0], block.sum[0]) == (1.0, 2.0, 3.0)
     assert bin_values(np.array([math.nan]), 2) is None
 
 
