@@ -162,7 +162,7 @@ def _bin_rows(rows: Sequence[HistogramRow]) -> list[tuple[list[HistogramRow], Bi
                 one_by_one.append(row)
     for (_, bins), group in groups.items():
         values = np.stack([r[3].values.reshape(-1) for r in group]).astype(np.float64, copy=False)  # type: ignore[union-attr]
-        finite: np.ndarray = np.isfinite(values).all(axis=1)
+        finite = np.asarray(np.isfinite(values).all(axis=1))
         if not finite.all():
             one_by_one.extend(r for r, ok in zip(group, finite) if not ok)
             group = [r for r, ok in zip(group, finite) if ok]

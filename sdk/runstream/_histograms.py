@@ -33,7 +33,7 @@ def bin_equal_width(values: np.ndarray, bins: int) -> BinnedBlock:
     first = np.where(flat, lo - 0.5, lo)
     last = np.where(flat, hi + 0.5, hi)
     edges = np.linspace(first, last, bins + 1, axis=1)
-    degenerate: np.ndarray = ~(edges[:, 1:] > edges[:, :-1]).all(axis=1)
+    degenerate = np.asarray(~(edges[:, 1:] > edges[:, :-1]).all(axis=1))
     if degenerate.any():
         return _with_degenerate_rows(values, bins, degenerate)
     with np.errstate(over="ignore", invalid="ignore"):  # as in np.histogram, for ranges near the float64 limits
