@@ -1,21 +1,69 @@
-"""The HTTP side. For now only `/healthz`; the dashboard API and UI come with their own issue."""
+"""The dashboard's HTTP app: the JSON API of README "HTTP API" and the web UI's static files.
+
+Handlers parse parameters, run a query from runstream_service.store.queries on a read
+cursor (never on the event loop), and shape JSON. Errors go through errors.json_errors.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from runstream_dashboards import params
+from runstream_dashboards.errors import HttpError, json_errors
+from runstream_dashboards.metrics import ServerCollector, render
+from runstream_service.store import queries, readonly_sql
+from runstream_service.store.downsample import X_AXES
 
 if TYPE_CHECKING:
     from runstream_service.server import Server
 
 SERVER_KEY: web.AppKey[Server] = web.AppKey("server")
+REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
+STATIC_DIR = Path(__file__).parent / "static"
+EVENT_INTERVAL_SECONDS = 1.0
+MAX_WIDTH = 10_000
+
+
+def _server(request: web.Request) -> Server:
+    return request.app[SERVER_KEY]
+
+
+def _json(payload: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        text=json.dumps(payload, default=_default, allow_nan=False), content_type="application/json", headers=headers
+    )
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return str(value)
+
+
+def _finite_list(values: np.ndarray) -> list[float | None]:
+    """JSON has no NaN or Inf: they become null, a gap in a chart."""
+    as_list: list[float | None] = values.tolist()
+    if not np.isfinite(values).all():
+        as_list = [v if v is not None and math.isfinite(v) else None for v in as_list]
+    return as_list
 
 
 async def healthz(request: web.Request) -> web.Response:
-    server = request.app[SERVER_KEY]
+    server = _server(request)
     stats = server.writer.stats
-    return web.json_response(
+    return _json(
         {
             "status": "ok",
             "points_committed": stats.points,
@@ -26,8 +74,160 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = render(request.app[REGISTRY_KEY])
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+
+async def projects(request: web.Request) -> web.Response:
+    return _json({"projects": await _server(request).reader.run(queries.list_projects)})
+
+
+async def runs(request: web.Request) -> web.Response:
+    project = request.query.get("project") or None
+    text = request.query.get("q") or None
+    config = {k[len("config.") :]: v for k, v in request.query.items() if k.startswith("config.") and len(k) > 7}
+    found = await _server(request).reader.run(lambda cur: queries.list_runs(cur, project, text, config))
+    keys = sorted({key for run in found for key in run["config"]})
+    return _json({"runs": found, "config_keys": keys})
+
+
+async def tags(request: web.Request) -> web.Response:
+    ids = params.run_ids(request)
+    return _json(await _server(request).reader.run(lambda cur: queries.list_tags(cur, ids)))
+
+
+async def scalars(request: web.Request) -> web.Response:
+    ids = params.run_ids(request)
+    tag = params.required(request, "tag")
+    x_axis = params.choice(request, "x", X_AXES)
+    x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
+    if x_min is not None and x_max is not None and x_min > x_max:
+        raise HttpError(400, f"x_min ({x_min}) must not be greater than x_max ({x_max})")
+    width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
+    found = await _server(request).reader.run(
+        lambda cur: queries.scalar_series(cur, ids, tag, x_axis, x_min, x_max, width)
+    )
+    series = [
+        {
+            "run_id": run_id,
+            "exact": d.exact,
+            "count": d.count,
+            "x": _finite_list(d.x),
+            "y": _finite_list(d.y),
+            "band_x": _finite_list(d.band_x),
+            "band_min": _finite_list(d.band_min),
+            "band_max": _finite_list(d.band_max),
+        }
+        for run_id, d in found
+    ]
+    return _json({"tag": tag, "x": x_axis, "width": width, "series": series})
+
+
+async def histograms(request: web.Request) -> web.Response:
+    run_id = params.required(request, "run")
+    tag = params.required(request, "tag")
+    limit = params.integer(request, "limit", 50, 1, 1000)
+    result = await _server(request).reader.run(lambda cur: queries.histograms(cur, run_id, tag, limit))
+    result["percentiles"]["values"] = [_finite_list(np.asarray(row)) for row in result["percentiles"]["values"]]
+    return _json(result)
+
+
+async def images(request: web.Request) -> web.Response:
+    run_id = params.required(request, "run")
+    tag = params.required(request, "tag")
+    found = await _server(request).reader.run(lambda cur: queries.list_images(cur, run_id, tag))
+    for image in found:
+        image["url"] = str(
+            request.app.router["image"]
+            .url_for()
+            .with_query({"run": run_id, "tag": tag, "step": str(image["step"]), "rank": str(image["rank"])})
+        )
+    return _json({"images": found})
+
+
+async def image(request: web.Request) -> web.Response:
+    run_id = params.required(request, "run")
+    tag = params.required(request, "tag")
+    step = params.integer(request, "step", -1, 0, 2**63 - 1)
+    if step < 0:
+        raise HttpError(400, "missing query parameter 'step'")
+    rank = params.integer(request, "rank", 0, 0, 2**31 - 1)
+    found = await _server(request).reader.run(lambda cur: queries.image_bytes(cur, run_id, tag, step, rank))
+    etag = '"' + hashlib.blake2b(found.data, digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"}
+    if request.headers.get("If-None-Match") == etag:
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=found.data, content_type=found.mime, headers=headers)
+
+
+async def sql(request: web.Request) -> web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise HttpError(400, 'the body must be JSON: {"sql": "SELECT ...", "limit": 1000}') from None
+    if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
+        raise HttpError(400, 'the body must be a JSON object with a string "sql"')
+    limit = body.get("limit", 1000)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
+        raise HttpError(400, '"limit" must be an integer between 1 and 100000')
+    query: str = body["sql"]
+    try:
+        result = await _server(request).reader.run(
+            lambda cur: readonly_sql.run_read_only(cur, query, limit, timeout=_server(request).settings.sql_timeout)
+        )
+    except readonly_sql.ReadOnlySqlError as exc:
+        raise HttpError(exc.status, str(exc)) from None
+    return _json(result)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `update` with the runs that received data, at most once a second."""
+    stats = _server(request).writer.stats
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    seen = stats.commit_number
+    await response.write(b"retry: 2000\n\n")
+    while True:
+        await asyncio.sleep(EVENT_INTERVAL_SECONDS)
+        if stats.commit_number == seen:
+            await response.write(b": keep-alive\n\n")
+            continue
+        changed = stats.runs_changed_since(seen)
+        seen = stats.commit_number
+        payload = json.dumps({"runs": changed, "time": time.time()})
+        await response.write(f"event: update\ndata: {payload}\n\n".encode())
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page = STATIC_DIR / "index.html"
+    if not page.exists():
+        raise HttpError(
+            404, "the web UI is not built: run `make demo` (or `npm ci && npm run build` in dashboards/web)"
+        )
+    return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+
+
 def make_app(server: Server) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[json_errors], client_max_size=1 << 20)
     app[SERVER_KEY] = server
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ServerCollector(server))
+    app[REGISTRY_KEY] = registry
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/projects", projects)
+    app.router.add_get("/api/runs", runs)
+    app.router.add_get("/api/tags", tags)
+    app.router.add_get("/api/scalars", scalars)
+    app.router.add_get("/api/histograms", histograms)
+    app.router.add_get("/api/images", images)
+    app.router.add_get("/api/image", image, name="image")
+    app.router.add_post("/api/sql", sql)
+    app.router.add_get("/api/events", events)
+    app.router.add_get("/", index)
+    if STATIC_DIR.exists():
+        app.router.add_static("/static", STATIC_DIR)
     return app

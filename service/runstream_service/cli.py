@@ -23,6 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     for setting in SERVE_SETTINGS:
         serve.add_argument(setting.flag, default=setting.default, help=f"{setting.help} (default: {setting.default})")
     serve.add_argument("--insecure", action="store_true", help="allow a non-loopback address without tokens")
+    serve.add_argument(
+        "--sql-timeout", type=float, default=10.0, help="seconds a user's SQL may run, at most 60 (default: 10)"
+    )
     serve.add_argument("--demo", action="store_true", help="also stream synthetic demo runs into this server")
 
     demo = commands.add_parser("demo", help="stream synthetic runs into a server")
@@ -74,7 +77,12 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     from runstream_service.server import run
 
-    settings = ServerSettings(data=Path(args.data), grpc=args.grpc, http=args.http, insecure=args.insecure)
+    if not 0 < args.sql_timeout <= 60:
+        print("runstream: --sql-timeout must be more than 0 and at most 60 seconds", file=sys.stderr)
+        return 2
+    settings = ServerSettings(
+        data=Path(args.data), grpc=args.grpc, http=args.http, insecure=args.insecure, sql_timeout=args.sql_timeout
+    )
     demo = None
     if args.demo:
         host, port = split_address(args.grpc)

@@ -20,6 +20,7 @@ from runstream_dashboards.app import make_app
 from runstream_service.ingest import IngestService
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.settings import ServerSettings, split_address
+from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import StoreWriter
 
 logger = logging.getLogger("runstream.server")
@@ -33,8 +34,10 @@ class Server:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         settings.data.mkdir(parents=True, exist_ok=True)
-        self.con = duckdb.connect(str(settings.database))
+        # No file readers, COPY, ATTACH or extension loading for anyone, user SQL included.
+        self.con = duckdb.connect(str(settings.database), config={"enable_external_access": False})
         self.writer = StoreWriter(self.con)
+        self.reader = StoreReader(self.con)
         self.ingest = IngestService(self.writer)
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
@@ -54,7 +57,8 @@ class Server:
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.settings.grpc} (in use, or not an address of this host)")
         await self._grpc.start()
-        self._http = web.AppRunner(make_app(self), access_log=None)
+        # Open event streams are cut after a second at shutdown; browsers reconnect by themselves.
+        self._http = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
         await self._http.setup()
         host, port = split_address(self.settings.http)
         site = web.TCPSite(self._http, host, port)
@@ -77,6 +81,7 @@ class Server:
         if self._http is not None:
             await self._http.cleanup()
         await asyncio.to_thread(self.writer.stop)
+        self.reader.close()
         self.con.close()
 
 

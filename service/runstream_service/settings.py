@@ -31,6 +31,7 @@ class ServerSettings:
     grpc: str
     http: str
     insecure: bool = False
+    sql_timeout: float = 10.0  # seconds a user's SQL may run
 
     @property
     def database(self) -> Path:

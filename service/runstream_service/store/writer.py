@@ -59,13 +59,38 @@ class _Job:
     points: int
 
 
+COMMIT_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 @dataclass
 class WriterStats:
+    """Counters for /metrics and /healthz; written by the writer thread only."""
+
     batches: int = 0
     points: int = 0
     duplicates: int = 0
     commits: int = 0
-    commit_seconds: list[float] = field(default_factory=list)  # drained by the metrics exporter
+    commit_seconds_sum: float = 0.0
+    commit_seconds_buckets: list[int] = field(default_factory=lambda: [0] * len(COMMIT_SECONDS_BUCKETS))
+    commit_number: int = 0  # increases with every commit that changed something
+    run_commits: dict[str, int] = field(default_factory=dict)  # run id -> commit_number of its last change
+
+    def record_commit(self, seconds: float, run_ids: set[str]) -> None:
+        self.commits += 1
+        self.commit_seconds_sum += seconds
+        for i, bound in enumerate(COMMIT_SECONDS_BUCKETS):
+            if seconds <= bound:
+                self.commit_seconds_buckets[i] += 1
+                break
+        self.mark_changed(run_ids)
+
+    def mark_changed(self, run_ids: set[str]) -> None:
+        self.commit_number += 1
+        for run_id in run_ids:
+            self.run_commits[run_id] = self.commit_number
+
+    def runs_changed_since(self, commit_number: int) -> list[str]:
+        return [run for run, number in list(self.run_commits.items()) if number > commit_number]
 
 
 class UnknownRun(LookupError):
@@ -181,6 +206,7 @@ class StoreWriter:
         if isinstance(job.payload, OpenRun):
             self.known_runs.add(job.payload.run_id)
             self._ranks.add((job.payload.run_id, job.payload.rank))
+        self.stats.mark_changed({job.payload.run_id})
         self._complete([job], results=[result])
 
     def _commit_batches(self, jobs: list[_Job]) -> None:
@@ -207,8 +233,8 @@ class StoreWriter:
         self._seqs.update(seqs)
         elapsed = time.perf_counter() - started
         stats = self.stats
-        stats.commits += 1
-        stats.commit_seconds.append(elapsed)
+        changed = {job.payload.run_id for job, dup in zip(jobs, results) if not dup}
+        stats.record_commit(elapsed, changed)
         for job, duplicate in zip(jobs, results):
             if duplicate:
                 stats.duplicates += 1

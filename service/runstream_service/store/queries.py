@@ -1,0 +1,225 @@
+"""The read side of the store: what the dashboard asks, answered on a cursor. No HTTP here.
+
+Functions take a DuckDB cursor and plain arguments, and return plain data; they raise
+NotFound for unknown runs or tags.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from runstream_service.store.downsample import Downsampled, SeriesQuery, assemble, counts_sql, exact, exact_sql, m4_sql
+
+PERCENTILES = (0.0, 6.68, 15.87, 30.85, 50.0, 69.15, 84.13, 93.32, 100.0)  # TensorBoard's distribution bands
+
+
+class NotFound(LookupError):
+    pass
+
+
+def list_projects(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    rows = cur.execute("SELECT project, count(*) FROM run_meta GROUP BY project ORDER BY project").fetchall()
+    return [{"project": p, "runs": n} for p, n in rows]
+
+
+def list_runs(
+    cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]
+) -> list[dict[str, Any]]:
+    where, params = ["TRUE"], []
+    if project:
+        where.append("r.project = ?")
+        params.append(project)
+    if text:
+        where.append("(r.name ILIKE ? OR r.run_id ILIKE ?)")
+        params += [f"%{text}%", f"%{text}%"]
+    for key, value in config.items():
+        where.append("json_extract_string(r.config, ?) = ?")
+        params += [f"$.{json.dumps(key)}", value]
+    rows = cur.execute(
+        f"""
+        SELECT r.run_id, r.project, r.name, r.status, r.created_at, r.finished_at, r.host, r.world_size,
+               r.config::VARCHAR, s.last_step, s.last_time
+        FROM run_meta r
+        LEFT JOIN (
+            SELECT se.run_id, max(p.step) AS last_step, max(p.wall_time) AS last_time
+            FROM scalar_points p JOIN series se USING (series_id) GROUP BY se.run_id
+        ) s USING (run_id)
+        WHERE {" AND ".join(where)}
+        ORDER BY r.created_at DESC
+        """,
+        params,
+    ).fetchall()
+    names = ("run_id", "project", "name", "status", "created_at", "finished_at", "host", "world_size")
+    runs = []
+    for row in rows:
+        run = dict(zip(names, row[:8]))
+        run["config"] = json.loads(row[8]) if row[8] else {}
+        run["last_step"], run["last_time"] = row[9], row[10]
+        runs.append(run)
+    return runs
+
+
+def known_runs(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
+    """Raise NotFound naming the run ids that do not exist."""
+    found = {
+        r for (r,) in cur.execute("SELECT run_id FROM run_meta WHERE list_contains(?, run_id)", [run_ids]).fetchall()
+    }
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise NotFound(f"unknown run id(s): {', '.join(missing)}")
+
+
+def list_tags(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, list[str]]:
+    known_runs(cur, run_ids)
+    rows = cur.execute(
+        "SELECT DISTINCT kind, tag FROM series WHERE list_contains(?, run_id) ORDER BY tag", [run_ids]
+    ).fetchall()
+    tags: dict[str, list[str]] = {"scalars": [], "histograms": [], "images": []}
+    for kind, tag in rows:
+        tags[{"scalar": "scalars", "histogram": "histograms", "image": "images"}[kind]].append(tag)
+    return tags
+
+
+def _series_ids(cur: duckdb.DuckDBPyConnection, run_ids: list[str], kind: str, tag: str) -> dict[int, str]:
+    known_runs(cur, run_ids)
+    rows = cur.execute(
+        "SELECT series_id, run_id FROM series WHERE kind = ? AND tag = ? AND list_contains(?, run_id)",
+        [kind, tag, run_ids],
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no {kind} tag {tag!r} in run(s) {', '.join(run_ids)}")
+    return dict(rows)
+
+
+def _as_float(values: Any) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray):
+        return np.ma.filled(values.astype(np.float64), np.nan)
+    return np.asarray(values, dtype=np.float64)
+
+
+def scalar_series(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    tag: str,
+    x_axis: str,
+    x_min: float | None,
+    x_max: float | None,
+    width: int,
+) -> list[tuple[str, Downsampled]]:
+    """M4-downsampled series of `tag` for each run that has it, in the order of `run_ids`.
+
+    Series with no more points in range than `width` come back exact, every point.
+    """
+    owners = _series_ids(cur, run_ids, "scalar", tag)
+    counted = cur.execute(counts_sql(SeriesQuery(tuple(owners), x_axis, x_min, x_max, width))).fetchall()
+    if not counted:
+        return []
+    lo = x_min if x_min is not None else min(row[2] for row in counted)
+    hi = x_max if x_max is not None else max(row[3] for row in counted)
+    small = tuple(s for s, n, _, _ in counted if n <= width)
+    large = tuple(s for s, n, _, _ in counted if n > width)
+    found: dict[int, Downsampled] = {}
+    if small:
+        rows = cur.execute(exact_sql(small, x_axis, lo, hi)).fetchnumpy()
+        for series_id in small:
+            mine = np.asarray(rows["s"]) == series_id
+            found[series_id] = exact(series_id, _as_float(rows["x"])[mine], _as_float(rows["y"])[mine])
+    if large:
+        rows = cur.execute(m4_sql(large, x_axis, lo, hi, width)).fetchnumpy()
+        owner_of_row = np.asarray(rows["s"])
+        for series_id in large:
+            mine = owner_of_row == series_id
+            picked = {name: _as_float(values)[mine] for name, values in rows.items() if name != "s"}
+            found[series_id] = assemble(series_id, picked)
+    order = {run: i for i, run in enumerate(run_ids)}
+    return [(owners[s], found[s]) for s in sorted(found, key=lambda s: order[owners[s]])]
+
+
+def histograms(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int) -> dict[str, Any]:
+    (series_id,) = _series_ids(cur, [run_id], "histogram", tag)
+    rows = cur.execute(
+        """
+        WITH numbered AS (
+            SELECT *, row_number() OVER (ORDER BY step, rank) - 1 AS i, count(*) OVER () AS n
+            FROM histogram_points WHERE series_id = ?
+        )
+        SELECT step, wall_time, count, min, max, bucket_limits, bucket_counts FROM numbered
+        WHERE n <= ? OR i % CAST(ceil(n / ?) AS BIGINT) = 0 OR i = n - 1
+        ORDER BY step, rank
+        """,
+        [series_id, limit, limit],
+    ).fetchall()
+    names = ("step", "wall_time", "count", "min", "max", "bucket_limits", "bucket_counts")
+    items = [dict(zip(names, row)) for row in rows]
+    values = percentiles([r[5] for r in rows], [r[6] for r in rows], PERCENTILES)
+    return {
+        "run_id": run_id,
+        "tag": tag,
+        "histograms": items,
+        "percentiles": {"q": list(PERCENTILES), "steps": [r[0] for r in rows], "values": values.tolist()},
+    }
+
+
+def percentiles(limits: list[list[float]], counts: list[list[float]], qs: tuple[float, ...]) -> np.ndarray:
+    """Percentiles of each histogram, interpolating linearly inside a bucket: shape (histograms, len(qs)).
+
+    Vectorised over all histograms at once: the running count over every bucket of every
+    histogram is monotone, so one searchsorted per percentile finds each histogram's bucket.
+    """
+    if not counts:
+        return np.zeros((0, len(qs)))
+    sizes = np.fromiter(map(len, counts), np.intp, len(counts))
+    flat_counts = np.concatenate([np.asarray(c, dtype=np.float64) for c in counts])
+    flat_edges = np.concatenate([np.asarray(e, dtype=np.float64) for e in limits])
+    owner = np.repeat(np.arange(len(counts)), sizes)
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    ends = starts + sizes - 1
+    running = np.cumsum(flat_counts)
+    before = running[starts] - flat_counts[starts]  # everything in earlier histograms
+    totals = running[ends] - before
+    left = flat_edges[np.arange(flat_counts.size) + owner]
+    right = flat_edges[np.arange(flat_counts.size) + owner + 1]
+    result = np.empty((len(counts), len(qs)))
+    for j, q in enumerate(qs):
+        target = before + totals * (q / 100.0)
+        # q = 0 wants the first non-empty bucket: the first whose running count passes `before`.
+        bucket = np.searchsorted(running, target, side="right" if q == 0 else "left")
+        bucket = np.clip(bucket, starts, ends)
+        inside = flat_counts[bucket]
+        share = np.divide(target - (running[bucket] - inside), inside, out=np.zeros_like(target), where=inside > 0)
+        result[:, j] = left[bucket] + np.clip(share, 0.0, 1.0) * (right[bucket] - left[bucket])
+    result[totals == 0] = math.nan
+    return result
+
+
+def list_images(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
+    (series_id,) = _series_ids(cur, [run_id], "image", tag)
+    rows = cur.execute(
+        "SELECT step, rank, width, height, mime FROM image_points WHERE series_id = ? ORDER BY step, rank",
+        [series_id],
+    ).fetchall()
+    return [dict(zip(("step", "rank", "width", "height", "mime"), row)) for row in rows]
+
+
+@dataclass(frozen=True)
+class ImageBytes:
+    mime: str
+    data: bytes
+
+
+def image_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> ImageBytes:
+    (series_id,) = _series_ids(cur, [run_id], "image", tag)
+    rows = cur.execute(
+        "SELECT mime, data FROM image_points WHERE series_id = ? AND step = ? AND rank = ? "
+        "ORDER BY wall_time DESC LIMIT 1",
+        [series_id, step, rank],
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no image {tag!r} at step {step}, rank {rank} in run {run_id}")
+    return ImageBytes(rows[0][0], bytes(rows[0][1]))
