@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -39,25 +38,9 @@ def _server(request: web.Request) -> Server:
 
 
 def _json(payload: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        text=json.dumps(payload, default=_default, allow_nan=False), content_type="application/json", headers=headers
-    )
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return str(value)
-
-
-def _finite_list(values: np.ndarray) -> list[float | None]:
-    """JSON has no NaN or Inf: they become null, a gap in a chart."""
-    as_list: list[float | None] = values.tolist()
-    if not np.isfinite(values).all():
-        as_list = [v if v is not None and math.isfinite(v) else None for v in as_list]
-    return as_list
+    """JSON via orjson: NumPy arrays as they are, and NaN or Inf as null (a gap in a chart)."""
+    body = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -113,11 +96,11 @@ async def scalars(request: web.Request) -> web.Response:
             "run_id": run_id,
             "exact": d.exact,
             "count": d.count,
-            "x": _finite_list(d.x),
-            "y": _finite_list(d.y),
-            "band_x": _finite_list(d.band_x),
-            "band_min": _finite_list(d.band_min),
-            "band_max": _finite_list(d.band_max),
+            "x": d.x,
+            "y": d.y,
+            "band_x": d.band_x,
+            "band_min": d.band_min,
+            "band_max": d.band_max,
         }
         for run_id, d in found
     ]
@@ -129,7 +112,6 @@ async def histograms(request: web.Request) -> web.Response:
     tag = params.required(request, "tag")
     limit = params.integer(request, "limit", 50, 1, 1000)
     result = await _server(request).reader.run(lambda cur: queries.histograms(cur, run_id, tag, limit))
-    result["percentiles"]["values"] = [_finite_list(np.asarray(row)) for row in result["percentiles"]["values"]]
     return _json(result)
 
 

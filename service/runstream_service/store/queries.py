@@ -162,7 +162,7 @@ def histograms(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int
         "run_id": run_id,
         "tag": tag,
         "histograms": items,
-        "percentiles": {"q": list(PERCENTILES), "steps": [r[0] for r in rows], "values": values.tolist()},
+        "percentiles": {"q": list(PERCENTILES), "steps": [r[0] for r in rows], "values": values},
     }
 
 
