@@ -1,12 +1,19 @@
-# runstream server: gRPC ingestion on 50051, HTTP (/healthz, later the dashboard) on 8080.
+# runstream server: gRPC ingestion on 50051, HTTP (dashboard, API, /healthz) on 8080.
 # Build:  docker build -t runstream .
 # Run:    docker run -p 50051:50051 -p 8080:8080 -v runstream-data:/data runstream
+
+# The web UI is built with npm (package-lock.json pins uPlot and esbuild) and shipped inside the package.
+FROM node:20-slim AS ui
+COPY dashboards/web /web
+RUN cd /web && npm ci --no-audit --no-fund && npm run build
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 
 COPY . /src
+COPY --from=ui /runstream_dashboards/static /src/dashboards/runstream_dashboards/static
 # The same install the README tells users to do: the package with its server extra.
 RUN pip install --no-cache-dir '/src[server]'
 

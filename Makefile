@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint ui bench clean
+UI = dashboards/runstream_dashboards/static/index.html
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +18,15 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# The web UI: npm fetches uPlot and esbuild by name and version (package-lock.json), then builds
+# into the Python package.
+$(UI): $(wildcard dashboards/web/src/*) dashboards/web/package.json dashboards/web/package-lock.json
+	cd dashboards/web && npm ci --no-audit --no-fund --loglevel=error && npm run build
+
+ui: $(UI)
+
 # Runs the service on 127.0.0.1 (gRPC 50051, HTTP 8080) and streams demo runs into it.
-demo: $(VENV)/.server-installed
+demo: $(VENV)/.server-installed $(UI)
 	$(BIN)/runstream serve --demo
 
 lint: $(VENV)/.dev-installed
@@ -26,7 +34,8 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(UI)
+	cd dashboards/web && npm test
 	$(BIN)/pytest
 
 bench: $(VENV)/.dev-installed

@@ -1,0 +1,45 @@
+// Live updates: EventSource on /api/events. `update` events carry {runs: [ids], time}.
+// The browser reconnects by itself after a dropped connection; when the server refuses the
+// stream (an HTTP error), we retry with a growing delay.
+
+export function startLive({ onUpdate, onStatus, url = '/api/events' }) {
+  let es = null;
+  let delay = 2000;
+  let timer = null;
+
+  function connect() {
+    es = new EventSource(url);
+    es.addEventListener('open', () => {
+      delay = 2000;
+      onStatus('live');
+    });
+    es.addEventListener('update', (e) => {
+      let data;
+      try {
+        data = JSON.parse(e.data);
+      } catch {
+        return;
+      }
+      onUpdate({ runs: Array.isArray(data.runs) ? data.runs : [], time: data.time });
+    });
+    es.addEventListener('error', () => {
+      if (es.readyState === EventSource.CLOSED) {
+        onStatus('offline');
+        es.close();
+        clearTimeout(timer);
+        timer = setTimeout(connect, delay);
+        delay = Math.min(delay * 2, 30000);
+      } else {
+        onStatus('reconnecting');
+      }
+    });
+  }
+
+  connect();
+  return {
+    stop() {
+      clearTimeout(timer);
+      if (es) es.close();
+    },
+  };
+}

@@ -1,0 +1,189 @@
+"""The dashboard in headless Chromium: runs, charts, zoom, smoothing, histograms, images, SQL, live updates.
+
+Screenshots of the main views go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import runstream
+from support import ServerProcess
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LOSS_LEGEND = "document.querySelector(\"[data-testid=chart][data-tag='train/loss'] [data-testid=chart-legend]\")"
+
+COLOURED_PIXELS = """(element) => {
+    const canvas = element.querySelector('canvas');
+    if (!canvas || !canvas.width) return 0;
+    const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    let coloured = 0;
+    for (let i = 0; i < data.length; i += 4) {
+        const [r, g, b, a] = [data[i], data[i + 1], data[i + 2], data[i + 3]];
+        if (a > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;  // a run's colour, not grey
+    }
+    return coloured;
+}"""
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def open_dashboard(page: Any, server: ServerProcess, query: str = "") -> None:
+    page.goto(f"http://127.0.0.1:{server.http_port}/{query}")
+    page.wait_for_selector("[data-testid=run-row]")
+    page.wait_for_function("window.__runstream && window.__runstream.chartsDrawn > 0", timeout=15_000)
+
+
+def chart(page: Any, tag: str) -> Any:
+    return page.locator(f"[data-testid=chart][data-tag='{tag}']")
+
+
+def test_charts_are_drawn_for_the_selected_runs(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    rows = page.locator("[data-testid=run-row]")
+    assert rows.count() == 4
+    names = [next(cell for cell in rows.nth(i).inner_text().split("\t") if cell.strip()).strip() for i in range(4)]
+    assert all(names), names
+    loss = chart(page, "train/loss")
+    loss.scroll_into_view_if_needed()
+    page.wait_for_function("(el) => el.querySelector('canvas')", arg=loss.element_handle(), timeout=10_000)
+    assert loss.evaluate(COLOURED_PIXELS) > 500, "the train/loss chart is blank"
+    legend = loss.locator("[data-testid=chart-legend]").inner_text()
+    assert all(name in legend for name in names), legend
+    screenshot(page, "scalars")
+
+    # Select two runs only: the legend follows.
+    page.get_by_text("none", exact=True).click()
+    rows.nth(0).locator("[data-testid=run-checkbox]").check()
+    rows.nth(2).locator("[data-testid=run-checkbox]").check()
+    page.wait_for_function(
+        f"(names) => {{ const l = {LOSS_LEGEND};"
+        " return l && names.slice(0, 2).every(n => l.innerText.includes(n)) && !l.innerText.includes(names[2]); }",
+        arg=[names[0], names[2], names[1]],
+        timeout=10_000,
+    )
+    assert "runs=" in page.url  # the view is in the URL
+
+
+def test_drag_to_zoom_asks_the_server_again(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    loss = chart(page, "train/loss")
+    loss.scroll_into_view_if_needed()
+    page.wait_for_function("(el) => el.querySelector('.u-over')", arg=loss.element_handle(), timeout=10_000)
+    before = page.evaluate("window.__runstream.fetches")
+    box = loss.locator(".u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=8)
+    page.mouse.up()
+    page.wait_for_function(f"window.__runstream.fetches > {before}", timeout=10_000)
+    query = page.evaluate("window.__runstream.lastScalarQuery")
+    assert query["tag"] == "train/loss" and query["x_min"] is not None and query["x_max"] > query["x_min"]
+    assert 300 < query["x_min"] < 600 and 600 < query["x_max"] < 900  # 30% .. 50% of 1,500 steps
+    screenshot(page, "scalars-zoomed")
+
+
+def test_smoothing_redraws_the_chart(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    loss = chart(page, "train/loss")
+    loss.scroll_into_view_if_needed()
+    page.wait_for_function("(el) => el.querySelector('canvas')", arg=loss.element_handle(), timeout=10_000)
+    picture = "(el) => el.querySelector('canvas').toDataURL()"
+    before = loss.evaluate(picture)
+    page.locator("[data-testid=smoothing]").fill("0.95")
+    page.wait_for_function(
+        "([el, before]) => el.querySelector('canvas').toDataURL() !== before",
+        arg=[loss.element_handle(), before],
+        timeout=10_000,
+    )
+    assert "smoothing=0.95" in page.url
+
+
+def test_histograms_view(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    page.locator("[data-testid=tab-histograms]").click()
+    offset = page.locator("[data-testid=histogram-offset]").first
+    distribution = page.locator("[data-testid=histogram-distribution]").first
+    offset.wait_for(timeout=15_000)
+    distribution.wait_for(timeout=15_000)
+    page.wait_for_function(
+        "(el) => { const c = el.querySelector('canvas') || el; return c.width > 0; }",
+        arg=offset.element_handle(),
+        timeout=10_000,
+    )
+    page.wait_for_timeout(500)
+    assert (
+        offset.evaluate(
+            COLOURED_PIXELS.replace(
+                "element.querySelector('canvas')",
+                "(element.tagName === 'CANVAS' ? element : element.querySelector('canvas'))",
+            )
+        )
+        > 200
+    )
+    assert distribution.evaluate(COLOURED_PIXELS) > 200
+    screenshot(page, "histograms")
+
+
+def test_images_with_a_step_slider(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    page.locator("[data-testid=tab-images]").click()
+    image = page.locator("[data-testid=image]").first
+    image.wait_for(timeout=15_000)
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth === 64", arg=image.element_handle(), timeout=10_000
+    )
+    newest = image.get_attribute("src")
+    assert "step=1250" in newest  # the slider starts at the newest image (every 250 steps of 1,500)
+    slider = page.locator("[data-testid=image-slider]").first
+    slider.evaluate("(s) => { s.value = s.min; s.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.wait_for_function("([img, src]) => img.getAttribute('src') !== src", arg=[image.element_handle(), newest])
+    assert "step=0&" in image.get_attribute("src")
+    screenshot(page, "images")
+
+
+def test_sql_console(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    page.locator("[data-testid=tab-sql]").click()
+    page.locator("[data-testid=sql-input]").fill(
+        "SELECT name, count(*) AS points FROM scalars JOIN runs USING (run_id) GROUP BY name ORDER BY name"
+    )
+    page.locator("[data-testid=sql-run]").click()
+    results = page.locator("[data-testid=sql-results]")
+    page.wait_for_function(
+        "(el) => el.querySelectorAll('tbody tr').length === 4", arg=results.element_handle(), timeout=10_000
+    )
+    assert "6000" in results.inner_text()  # 1,500 steps x 4 tags per run
+    with page.expect_download() as download:
+        page.locator("[data-testid=sql-csv]").click()
+    assert download.value.suggested_filename.endswith(".csv")
+    screenshot(page, "sql")
+    page.locator("[data-testid=sql-input]").fill("DELETE FROM runs")
+    page.locator("[data-testid=sql-run]").click()
+    error = page.locator("[data-testid=sql-error]")
+    error.wait_for(timeout=10_000)
+    assert "SELECT" in error.inner_text() or "read" in error.inner_text().lower()
+
+
+def test_a_running_run_updates_live(page: Any, demo_server: ServerProcess) -> None:
+    open_dashboard(page, demo_server, "?project=demo")
+    run = runstream.init(project="demo", name="live-run", server=demo_server.address)
+    try:
+        run.log({"train/loss": 1.0}, step=0)
+        run.flush()
+        row = page.locator("[data-testid=run-row][data-run-id='" + run.id + "']")
+        row.wait_for(timeout=15_000)  # the runs table refreshed by itself
+        assert "live-run" in row.inner_text()
+        before = page.evaluate("window.__runstream.fetches")
+        for step in range(1, 50):
+            run.log({"train/loss": 1.0 / step}, step=step)
+        run.flush()
+        page.wait_for_function(f"window.__runstream.fetches > {before}", timeout=15_000)
+        screenshot(page, "live")
+    finally:
+        run.finish()
