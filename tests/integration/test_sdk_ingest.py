@@ -61,6 +61,13 @@ def test_four_processes_two_ranks_exact_counts_and_values(server: ServerProcess)
         want = np.array([expected_value(proc, int(tag.split("/")[1]), step) for tag, step, _ in rows])
         assert np.array_equal(got, want, equal_nan=True), f"values of {job} rank {rank} differ"
         assert [r[1] for r in rows[:STEPS]] == list(range(STEPS))
+    # The writer's per-series summary agrees with the points themselves.
+    summary = "SELECT series_id, points, first_step, last_step, first_wall, last_wall FROM series_stats ORDER BY 1"
+    truth = (
+        "SELECT series_id, count(*), min(step), max(step), min(wall_time), max(wall_time) "
+        "FROM scalar_points GROUP BY 1 ORDER BY 1"
+    )
+    assert server.sql(summary) == server.sql(truth)
     duplicates = server.sql(
         "SELECT count(*) FROM (SELECT run_id, tag, step, rank FROM scalars GROUP BY ALL HAVING count(*) > 1)"
     )

@@ -29,6 +29,12 @@ def _store(series: dict[int, tuple[np.ndarray, np.ndarray]]) -> duckdb.DuckDBPyC
         con.register("rows", rows)
         con.execute("INSERT INTO scalar_points SELECT * FROM rows")
         con.unregister("rows")
+        # What the writer keeps for every series it writes.
+        con.execute(
+            "INSERT INTO series_stats SELECT series_id, count(*), min(step), max(step), min(wall_time), "
+            "max(wall_time) FROM scalar_points WHERE series_id = ? GROUP BY series_id",
+            [sid],
+        )
     return con
 
 

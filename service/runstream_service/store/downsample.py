@@ -15,64 +15,66 @@ import numpy as np
 X_AXES = ("step", "relative", "wall")
 
 
-@dataclass(frozen=True)
-class SeriesQuery:
-    series_ids: tuple[int, ...]
-    x_axis: str  # step | relative | wall
-    x_min: float | None  # None: from the first point
-    x_max: float | None  # None: to the last point
-    width: int
-
-
-def points_sql(series_ids: tuple[int, ...], x_axis: str) -> str:
+def points_sql(series_ids: tuple[int, ...], x_axis: str, starts: dict[int, float] | None = None) -> str:
     """The points of the series as (s, x, y), x per the chosen axis.
 
     One equality filter per series, not one IN list: DuckDB's zone maps can then skip the row
     groups that do not hold that series (the writer keeps each commit's rows grouped by series).
+    For the relative axis, `starts` gives each series' first wall time (else it is computed).
     """
-    if x_axis == "step":
-        x = "CAST(step AS DOUBLE)"
-    elif x_axis == "wall":
-        x = "wall_time"
-    else:
-        x = "wall_time - min(wall_time) OVER ()"
+
+    def x_of(series_id: int) -> str:
+        if x_axis == "step":
+            return "CAST(step AS DOUBLE)"
+        if x_axis == "wall":
+            return "wall_time"
+        if starts is not None and series_id in starts:
+            return f"wall_time - {float(starts[series_id])!r}"
+        return "wall_time - min(wall_time) OVER ()"
+
     return " UNION ALL ".join(
-        f"(SELECT series_id AS s, {x} AS x, value AS y FROM scalar_points WHERE series_id = {int(i)})"
+        f"(SELECT series_id AS s, {x_of(i)} AS x, value AS y FROM scalar_points WHERE series_id = {int(i)})"
         for i in series_ids
     )
 
 
-def counts_sql(query: SeriesQuery) -> str:
-    """Per series: (s, points in range, min x, max x), over the requested x range or all of it."""
-    where = ""
-    if query.x_min is not None:
-        where += f" AND x >= {float(query.x_min)!r}"
-    if query.x_max is not None:
-        where += f" AND x <= {float(query.x_max)!r}"
-    points = points_sql(query.series_ids, query.x_axis)
-    return f"SELECT s, count(*), min(x), max(x) FROM ({points}) WHERE TRUE{where} GROUP BY s"
-
-
-def exact_sql(series_ids: tuple[int, ...], x_axis: str, x_min: float, x_max: float) -> str:
+def exact_sql(
+    series_ids: tuple[int, ...], x_axis: str, x_min: float, x_max: float, starts: dict[int, float] | None = None
+) -> str:
     """Every point of these series in [x_min, x_max], as rows (s, x, y)."""
-    return f"SELECT s, x, y FROM ({points_sql(series_ids, x_axis)}) WHERE x >= {x_min!r} AND x <= {x_max!r}"
+    points = points_sql(series_ids, x_axis, starts)
+    return f"SELECT s, x, y FROM ({points}) WHERE x >= {x_min!r} AND x <= {x_max!r}"
 
 
-def m4_sql(series_ids: tuple[int, ...], x_axis: str, x_min: float, x_max: float, width: int) -> str:
+def m4_sql(
+    series_ids: tuple[int, ...],
+    x_axis: str,
+    x_min: float,
+    x_max: float,
+    width: int,
+    starts: dict[int, float] | None = None,
+) -> str:
     """One row per series and pixel column: (s, px, n, x_first, y_first, x_last, y_last, x_low, y_low,
-    x_high, y_high). The smallest and largest value skip NaN (NULL when a column holds only NaN)."""
+    x_high, y_high). The smallest and largest value skip NaN (NULL when a column holds only NaN).
+
+    Each series is aggregated on its own (a small group-by over pixel columns that DuckDB runs as
+    a perfect hash), then the results are stacked.
+    """
     span = x_max - x_min
     scale = width / span if span > 0 else 0.0
-    return f"""
-SELECT s, least(CAST(floor((x - {x_min!r}) * {scale!r}) AS BIGINT), {width - 1}) AS px, count(*) AS n,
+    px = f"least(CAST(floor((x - {x_min!r}) * {scale!r}) AS BIGINT), {width - 1})"
+    per_series = [
+        f"""(SELECT s, {px} AS px, count(*) AS n,
        min(x) AS x_first, arg_min(y, x) AS y_first, max(x) AS x_last, arg_max(y, x) AS y_last,
        arg_min(x, y_number) AS x_low, min(y_number) AS y_low, arg_max(x, y_number) AS x_high, max(y_number) AS y_high
 FROM (
     SELECT s, x, y, CASE WHEN isnan(y) THEN NULL ELSE y END AS y_number
-    FROM ({exact_sql(series_ids, x_axis, x_min, x_max)})
+    FROM ({exact_sql((series_id,), x_axis, x_min, x_max, starts)})
 )
-GROUP BY ALL
-"""
+GROUP BY ALL)"""
+        for series_id in series_ids
+    ]
+    return "\nUNION ALL\n".join(per_series)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from runstream_service.store.downsample import Downsampled, SeriesQuery, assemble, counts_sql, exact, exact_sql, m4_sql
+from runstream_service.store.downsample import Downsampled, assemble, exact, exact_sql, m4_sql
 
 PERCENTILES = (0.0, 6.68, 15.87, 30.85, 50.0, 69.15, 84.13, 93.32, 100.0)  # TensorBoard's distribution bands
 
@@ -47,8 +47,8 @@ def list_runs(
                r.config::VARCHAR, s.last_step, s.last_time
         FROM run_meta r
         LEFT JOIN (
-            SELECT se.run_id, max(p.step) AS last_step, max(p.wall_time) AS last_time
-            FROM scalar_points p JOIN series se USING (series_id) GROUP BY se.run_id
+            SELECT se.run_id, max(st.last_step) AS last_step, max(st.last_wall) AS last_time
+            FROM series_stats st JOIN series se USING (series_id) GROUP BY se.run_id
         ) s USING (run_id)
         WHERE {" AND ".join(where)}
         ORDER BY r.created_at DESC
@@ -114,29 +114,49 @@ def scalar_series(
 ) -> list[tuple[str, Downsampled]]:
     """M4-downsampled series of `tag` for each run that has it, in the order of `run_ids`.
 
-    Series with no more points in range than `width` come back exact, every point.
+    One scan: the x range and point counts come from series_stats, the writer's summary; a
+    series with no more points in range than `width` is then read again, exactly (cheap: few points).
     """
     owners = _series_ids(cur, run_ids, "scalar", tag)
-    counted = cur.execute(counts_sql(SeriesQuery(tuple(owners), x_axis, x_min, x_max, width))).fetchall()
-    if not counted:
+    stats = {
+        row[0]: row[1:]
+        for row in cur.execute(
+            "SELECT series_id, points, first_step, last_step, first_wall, last_wall FROM series_stats "
+            "WHERE list_contains(?, series_id)",
+            [list(owners)],
+        ).fetchall()
+    }
+    ids = tuple(s for s in owners if s in stats)
+    if not ids:
         return []
-    lo = x_min if x_min is not None else min(row[2] for row in counted)
-    hi = x_max if x_max is not None else max(row[3] for row in counted)
-    small = tuple(s for s, n, _, _ in counted if n <= width)
-    large = tuple(s for s, n, _, _ in counted if n > width)
+    starts = {s: stats[s][3] for s in ids}
+    bounds = {
+        "step": [(stats[s][1], stats[s][2]) for s in ids],
+        "wall": [(stats[s][3], stats[s][4]) for s in ids],
+        "relative": [(0.0, stats[s][4] - stats[s][3]) for s in ids],
+    }[x_axis]
+    lo = float(x_min if x_min is not None else min(b[0] for b in bounds))
+    hi = float(x_max if x_max is not None else max(b[1] for b in bounds))
+    if lo > hi:
+        return []
+    rows = cur.execute(m4_sql(ids, x_axis, lo, hi, width, starts)).fetchnumpy()
+    owner_of_row = np.asarray(rows["s"])
+    n = _as_float(rows["n"])
     found: dict[int, Downsampled] = {}
-    if small:
-        rows = cur.execute(exact_sql(small, x_axis, lo, hi)).fetchnumpy()
-        for series_id in small:
-            mine = np.asarray(rows["s"]) == series_id
-            found[series_id] = exact(series_id, _as_float(rows["x"])[mine], _as_float(rows["y"])[mine])
-    if large:
-        rows = cur.execute(m4_sql(large, x_axis, lo, hi, width)).fetchnumpy()
-        owner_of_row = np.asarray(rows["s"])
-        for series_id in large:
-            mine = owner_of_row == series_id
-            picked = {name: _as_float(values)[mine] for name, values in rows.items() if name != "s"}
-            found[series_id] = assemble(series_id, picked)
+    few: list[int] = []
+    for series_id in ids:
+        mine = owner_of_row == series_id
+        if not mine.any():
+            continue
+        if n[mine].sum() <= width:
+            few.append(series_id)
+            continue
+        found[series_id] = assemble(series_id, {name: _as_float(v)[mine] for name, v in rows.items() if name != "s"})
+    if few:
+        exact_rows = cur.execute(exact_sql(tuple(few), x_axis, lo, hi, starts)).fetchnumpy()
+        for series_id in few:
+            mine = np.asarray(exact_rows["s"]) == series_id
+            found[series_id] = exact(series_id, _as_float(exact_rows["x"])[mine], _as_float(exact_rows["y"])[mine])
     order = {run: i for i, run in enumerate(run_ids)}
     return [(owners[s], found[s]) for s in sorted(found, key=lambda s: order[owners[s]])]
 

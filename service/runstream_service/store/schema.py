@@ -75,6 +75,15 @@ CREATE TABLE IF NOT EXISTS image_points (
     data      BLOB NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS series_stats (  -- kept by the writer in each commit: reads need no scan for these
+    series_id  INTEGER NOT NULL,
+    points     BIGINT NOT NULL,
+    first_step BIGINT NOT NULL,
+    last_step  BIGINT NOT NULL,
+    first_wall DOUBLE NOT NULL,
+    last_wall  DOUBLE NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS writer_progress (
     writer_id VARCHAR NOT NULL,       -- one per SDK sender
     seq       UBIGINT NOT NULL        -- highest committed batch; replays at or below it are skipped

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runstream_service.store.schema import create_schema
 from runstream_service.validate import DecodedBatch
@@ -114,6 +115,8 @@ class StoreWriter:
         }
         self._next_series_id = max(self._series.values(), default=-1) + 1
         self._seqs: dict[str, int] = dict(con.execute("SELECT writer_id, seq FROM writer_progress").fetchall())
+        self._stats_known: set[int] = {s for (s,) in con.execute("SELECT series_id FROM series_stats").fetchall()}
+        self._stats_pending: set[int] = set()  # series given a stats row in the open transaction
         self.known_runs: set[str] = {r for (r,) in con.execute("SELECT run_id FROM run_meta").fetchall()}
         self._ranks: set[tuple[str, int]] = {
             (r, k) for r, k in con.execute("SELECT run_id, rank FROM run_ranks").fetchall()
@@ -217,6 +220,7 @@ class StoreWriter:
             results, new_series, seqs = self._write_batches(jobs)
         except Exception as exc:
             self._rollback()
+            self._stats_pending.clear()
             if len(jobs) == 1:
                 logger.exception(
                     "committing batch %d of writer %s failed",
@@ -231,6 +235,8 @@ class StoreWriter:
         self._series.update(new_series)
         self._next_series_id += len(new_series)
         self._seqs.update(seqs)
+        self._stats_known |= self._stats_pending
+        self._stats_pending.clear()
         elapsed = time.perf_counter() - started
         stats = self.stats
         changed = {job.payload.run_id for job, dup in zip(jobs, results) if not dup}
@@ -311,7 +317,9 @@ class StoreWriter:
                 ),
             )
         if scalar_parts:
-            self._insert("scalar_points", _clustered(pa.concat_tables(scalar_parts)))
+            scalar_rows = _clustered(pa.concat_tables(scalar_parts))
+            self._insert("scalar_points", scalar_rows)
+            self._update_series_stats(scalar_rows)
         if histogram_parts:
             self._insert("histogram_points", _histogram_table(histogram_parts))
         if image_parts:
@@ -327,6 +335,30 @@ class StoreWriter:
             self._con.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
         finally:
             self._con.unregister("incoming_rows")
+
+    def _update_series_stats(self, rows: pa.Table) -> None:
+        """Fold this commit's points (grouped by series) into series_stats."""
+        stats = _series_stats(rows)
+        ids = stats.column("series_id").to_pylist()
+        known = pa.array([i in self._stats_known for i in ids])
+        if (new := stats.filter(pc.invert(known))).num_rows:
+            self._insert("series_stats", new)
+        if (old := stats.filter(known)).num_rows:
+            self._con.register("stats_updates", old)
+            try:
+                self._con.execute(
+                    """
+                    UPDATE series_stats SET points = series_stats.points + u.points,
+                        first_step = least(series_stats.first_step, u.first_step),
+                        last_step = greatest(series_stats.last_step, u.last_step),
+                        first_wall = least(series_stats.first_wall, u.first_wall),
+                        last_wall = greatest(series_stats.last_wall, u.last_wall)
+                    FROM stats_updates u WHERE series_stats.series_id = u.series_id
+                    """
+                )
+            finally:
+                self._con.unregister("stats_updates")
+        self._stats_pending.update(ids)
 
     def _save_seqs(self, seqs: dict[str, int]) -> None:
         known = [w for w in seqs if w in self._seqs]
@@ -436,6 +468,24 @@ def _clustered(rows: pa.Table) -> pa.Table:
     if series_ids.size < 2 or bool((series_ids[1:] >= series_ids[:-1]).all()):
         return rows
     return rows.take(pa.array(np.argsort(series_ids, kind="stable")))
+
+
+def _series_stats(rows: pa.Table) -> pa.Table:
+    """Per series in `rows` (grouped by series): points, first and last step, first and last wall time."""
+    series_ids = rows.column("series_id").to_numpy()
+    steps = rows.column("step").to_numpy()
+    walls = rows.column("wall_time").to_numpy()
+    starts = np.flatnonzero(np.concatenate(([True], series_ids[1:] != series_ids[:-1])))
+    return pa.table(
+        {
+            "series_id": series_ids[starts],
+            "points": np.diff(np.concatenate((starts, [series_ids.size]))).astype(np.int64),
+            "first_step": np.minimum.reduceat(steps, starts),
+            "last_step": np.maximum.reduceat(steps, starts),
+            "first_wall": np.minimum.reduceat(walls, starts),
+            "last_wall": np.maximum.reduceat(walls, starts),
+        }
+    )
 
 
 def _histogram_table(parts: list[dict[str, Any]]) -> pa.Table:
