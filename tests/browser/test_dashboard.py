@@ -150,6 +150,9 @@ def test_images_with_a_step_slider(page: Any, demo_server: ServerProcess) -> Non
 def test_sql_console(page: Any, demo_server: ServerProcess) -> None:
     open_dashboard(page, demo_server, "?project=demo")
     page.locator("[data-testid=tab-sql]").click()
+    active_tabs = page.locator(".tabs button.active")
+    assert active_tabs.count() == 1 and active_tabs.inner_text() == "SQL"
+    assert "4 scalar, 1 histogram, 1 image tags" in page.locator("#status-counts").inner_text()
     page.locator("[data-testid=sql-input]").fill(
         "SELECT name, count(*) AS points FROM scalars JOIN runs USING (run_id) GROUP BY name ORDER BY name"
     )

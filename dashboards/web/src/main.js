@@ -31,18 +31,18 @@ const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => rec
 
 // ---- tabs
 for (const tab of TABS) {
-  $(`[data-tab="${tab}"]`).addEventListener('click', () => store.set({ tab }, { push: true }));
+  $(`.tabs [data-tab="${tab}"]`).addEventListener('click', () => store.set({ tab }, { push: true }));
 }
 function showTab(tab) {
   for (const t of TABS) {
     const on = t === tab;
-    $(`[data-tab="${t}"]`).classList.toggle('active', on);
-    $(`[data-tab="${t}"]`).setAttribute('aria-selected', String(on));
+    $(`.tabs [data-tab="${t}"]`).classList.toggle('active', on);
+    $(`.tabs [data-tab="${t}"]`).setAttribute('aria-selected', String(on));
     $(`#view-${t}`).hidden = !on;
     if (on) views[t].show();
     else views[t].hide();
   }
-  document.body.dataset.tab = tab;
+  document.body.dataset.view = tab;
 }
 
 // ---- projects
@@ -120,6 +120,7 @@ async function loadTags(key, { force = false } = {}) {
 
 function pushContext() {
   for (const v of Object.values(views)) v.setContext(ctx);
+  setStatus();
 }
 
 // ---- live updates
@@ -130,7 +131,7 @@ const counts = $('#status-counts');
 
 function setStatus() {
   const label = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline (retrying)' }[liveState];
-  statusLine.textContent = `${label}${lastUpdate ? ` · last update ${fmtClock(lastUpdate)}` : liveState === 'live' ? ' · waiting for data' : ''}`;
+  statusLine.textContent = `${label}${lastUpdate ? ` · last update ${fmtClock(lastUpdate)}` : liveState === 'live' ? ' · connected, no new data yet' : ''}`;
   statusLine.className = `status-line s-${liveState}`;
   const t = ctx.tags;
   counts.textContent = `${ctx.runIds.length} run${ctx.runIds.length === 1 ? '' : 's'} shown · ${t.scalars.length} scalar, ${t.histograms.length} histogram, ${t.images.length} image tags`;
