@@ -38,8 +38,9 @@ test: lint $(UI)
 	cd dashboards/web && npm test
 	$(BIN)/pytest
 
-bench: $(VENV)/.dev-installed
-	for script in bench/sdk_overhead.py bench/ingest.py bench/histograms.py bench/images.py; do \
+bench: $(VENV)/.dev-installed $(UI)
+	for script in bench/sdk_overhead.py bench/ingest.py bench/histograms.py bench/images.py bench/query.py \
+		bench/first_chart.py; do \
 		$(BIN)/python $$script || exit 1; done
 
 clean:

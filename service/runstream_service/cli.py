@@ -37,7 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = commands.add_parser("sql", help="query a runstream database with SQL")
     sql.add_argument("query", help='for example "SELECT tag, count(*) FROM scalars GROUP BY tag"')
-    sql.add_argument("--data", default="runstream-data", help="data directory of the server (default: runstream-data)")
+    source = sql.add_mutually_exclusive_group()
+    source.add_argument(
+        "--data", default="runstream-data", help="data directory, read directly (default: runstream-data)"
+    )
+    source.add_argument("--url", help="a running server's HTTP address, e.g. http://127.0.0.1:8080 (read-only SQL)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     return parser
 
@@ -108,10 +112,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from runstream_service.sql import SqlError, format_rows, query_file
+    from runstream_service.sql import SqlError, format_rows, query_file, query_url
 
     try:
-        columns, rows = query_file(Path(args.data), args.query)
+        if args.url:
+            columns, rows = query_url(args.url, args.query)
+        else:
+            columns, rows = query_file(Path(args.data), args.query)
     except SqlError as exc:
         print(f"runstream sql: {exc}", file=sys.stderr)
         return 1

@@ -6,6 +6,9 @@ import csv
 import io
 import json
 import math
+import sys
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,28 @@ def query_file(data_dir: Path, query: str) -> tuple[list[str], list[tuple[Any, .
         raise SqlError(str(exc)) from None
     finally:
         con.close()
+
+
+def query_url(url: str, query: str, limit: int = 100_000) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run `query` through a running server's read-only SQL endpoint (POST /api/sql)."""
+    body = json.dumps({"sql": query, "limit": limit}).encode()
+    request = urllib.request.Request(
+        url.rstrip("/") + "/api/sql", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as reply:
+            answer = json.load(reply)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]
+        except (ValueError, KeyError):
+            message = f"HTTP {exc.code}"
+        raise SqlError(message) from None
+    except urllib.error.URLError as exc:
+        raise SqlError(f"cannot reach {url}: {exc.reason}; is `runstream serve` running there?") from None
+    if answer.get("truncated"):
+        print(f"runstream sql: only the first {limit} rows", file=sys.stderr)
+    return list(answer["columns"]), [tuple(row) for row in answer["rows"]]
 
 
 def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -182,3 +184,18 @@ def test_live_updates_arrive_as_server_sent_events(served: tuple[ServerProcess, 
         listener.join(15)
     assert received, "no update event arrived"
     assert live_id in json.loads(received[0])["runs"]
+
+
+def test_the_sql_command_asks_a_running_server(served: tuple[ServerProcess, dict[str, str]]) -> None:
+    server, _ = served
+    url = f"http://127.0.0.1:{server.http_port}"
+    command = [sys.executable, "-m", "runstream_service", "sql", "--url", url, "--format", "csv"]
+    done = subprocess.run(
+        [*command, "SELECT name FROM runs WHERE name <> 'live' ORDER BY name"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.split() == ["name", "alpha", "beta", "gamma"]
+    refused = subprocess.run([*command, "DELETE FROM runs"], capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "runstream sql:" in refused.stderr
