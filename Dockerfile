@@ -26,6 +26,6 @@ EXPOSE 50051 8080
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4)"]
 
-# Listening on 0.0.0.0 without tokens needs --insecure; tokens are not implemented yet,
-# so publish these ports only on a trusted network.
+# Listening on 0.0.0.0 without tokens needs --insecure: publish these ports only on a trusted network,
+# or replace --insecure with --tokens FILE (and --tls-cert/--tls-key) from a mounted file (README: Security).
 CMD ["runstream", "serve", "--data", "/data", "--grpc", "0.0.0.0:50051", "--http", "0.0.0.0:8080", "--insecure"]

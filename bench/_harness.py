@@ -119,6 +119,17 @@ class Server:
             self.process.send_signal(signal.SIGTERM)
         return self.process.wait(timeout)
 
+    def kill(self) -> None:
+        """SIGKILL: no drain, no checkpoint; the next start() replays DuckDB's WAL."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def restart(self, timeout: float = 60.0) -> Server:
+        """Start a new server process on the same ports and data directory."""
+        self.kill()
+        return self.start(timeout)
+
     def sql(self, query: str) -> list[tuple[Any, ...]]:
         """Query the database file; the server must be stopped first."""
         import duckdb

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -69,8 +70,15 @@ class ServerProcess:
                 time.sleep(0.05)
         raise TimeoutError(f"server did not become healthy in {timeout}s:\n{self.log()}")
 
+    @property
+    def http_url(self) -> str:
+        scheme = "https" if "--tls-cert" in self.extra_args else "http"
+        return f"{scheme}://127.0.0.1:{self.http_port}"
+
     def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as reply:
+        # Over TLS (a test's self-signed certificate) this readiness probe does not verify it.
+        context = ssl._create_unverified_context() if self.http_url.startswith("https") else None
+        with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=2, context=context) as reply:
             return dict(json.load(reply))
 
     def log(self) -> str:

@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runstream_dashboards import params
+from runstream_dashboards import auth, params
 from runstream_dashboards.errors import HttpError, json_errors
 from runstream_dashboards.metrics import ServerCollector, render
 from runstream_service.store import queries, readonly_sql
@@ -128,6 +128,14 @@ async def images(request: web.Request) -> web.Response:
     return _json({"images": found})
 
 
+async def texts(request: web.Request) -> web.Response:
+    run_id = params.required(request, "run")
+    tag = params.required(request, "tag")
+    limit = params.integer(request, "limit", 1000, 1, 100_000)
+    found = await _server(request).reader.run(lambda cur: queries.list_texts(cur, run_id, tag, limit))
+    return _json({"run_id": run_id, "tag": tag, "texts": found})
+
+
 async def image(request: web.Request) -> web.Response:
     run_id = params.required(request, "run")
     tag = params.required(request, "tag")
@@ -137,7 +145,9 @@ async def image(request: web.Request) -> web.Response:
     rank = params.integer(request, "rank", 0, 0, 2**31 - 1)
     found = await _server(request).reader.run(lambda cur: queries.image_bytes(cur, run_id, tag, step, rank))
     etag = '"' + hashlib.blake2b(found.data, digest_size=12).hexdigest() + '"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=31536000, immutable"}
+    # Behind tokens, shared caches must not keep an image for people without one.
+    audience = "public" if request.app[auth.TOKENS_KEY] is None else "private"
+    headers = {"ETag": etag, "Cache-Control": f"{audience}, max-age=31536000, immutable"}
     if request.headers.get("If-None-Match") == etag:
         return web.Response(status=304, headers=headers)
     return web.Response(body=found.data, content_type=found.mime, headers=headers)
@@ -193,8 +203,9 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 
 def make_app(server: Server) -> web.Application:
-    app = web.Application(middlewares=[json_errors], client_max_size=1 << 20)
+    app = web.Application(middlewares=[json_errors, auth.require_token], client_max_size=1 << 20)
     app[SERVER_KEY] = server
+    auth.setup(app, server.settings.tokens)
     registry = CollectorRegistry(auto_describe=True)
     registry.register(ServerCollector(server))
     app[REGISTRY_KEY] = registry
@@ -206,6 +217,7 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get("/api/scalars", scalars)
     app.router.add_get("/api/histograms", histograms)
     app.router.add_get("/api/images", images)
+    app.router.add_get("/api/texts", texts)
     app.router.add_get("/api/image", image, name="image")
     app.router.add_post("/api/sql", sql)
     app.router.add_get("/api/events", events)

@@ -6,11 +6,12 @@ run.log({"train/loss": 0.31}, step=120)
 run.finish()
 """
 
-from runstream._errors import ForkedProcessError, RunFinishedError, RunstreamError, ServerUnavailableError
+from runstream._errors import AuthError, ForkedProcessError, RunFinishedError, RunstreamError, ServerUnavailableError
 from runstream._run import Run, init
 from runstream._sender import SendReport
 
 __all__ = [
+    "AuthError",
     "ForkedProcessError",
     "Run",
     "RunFinishedError",

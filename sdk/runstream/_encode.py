@@ -37,6 +37,7 @@ class BinnedHistogram:
 
 HistogramRow = tuple[str, int, float, RawHistogram | BinnedHistogram]
 ImageRow = tuple[str, int, float, np.ndarray]  # tag, step, wall time, HWC uint8 or float
+TextRow = tuple[str, int, float, str]  # tag, step, wall time, text
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ def encode_batch(
     scalars: Sequence[ScalarRow],
     histograms: Sequence[HistogramRow] = (),
     images: Sequence[ImageRow] = (),
+    texts: Sequence[TextRow] = (),
 ) -> EncodedBatch:
     tags = _TagDictionary()
     message = pb.Batch(run_id=run_id, rank=rank, writer_id=writer_id, seq=seq)
@@ -79,6 +81,16 @@ def encode_batch(
     if images:
         message.images.CopyFrom(_encode_images(images, tags))
         points += len(images)
+    if texts:
+        message.texts.CopyFrom(
+            pb.Texts(
+                tag_index=tags.index([r[0] for r in texts]).tobytes(),
+                step=np.array([r[1] for r in texts], "<i8").tobytes(),
+                wall_time=np.array([r[2] for r in texts], "<f8").tobytes(),
+                text=[r[3] for r in texts],
+            )
+        )
+        points += len(texts)
     message.tags.extend(tags.ids)
     size = sum(len(c) for c in (message.scalars.value, message.histograms.counts) if c) + 4096
     size += sum(len(d) for d in message.images.data)

@@ -11,6 +11,10 @@ class ServerUnavailableError(RunstreamError):
     """The runstream server could not be reached (at `init`, or when finishing a run)."""
 
 
+class AuthError(RunstreamError):
+    """The server refused the token (unknown, or without the scope `write:PROJECT` for this run)."""
+
+
 class RunFinishedError(RunstreamError):
     """Logging to a run after `finish()`; start a new run with `runstream.init()`."""
 

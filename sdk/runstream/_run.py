@@ -25,9 +25,10 @@ import numpy as np
 
 from runstream import _inputs
 from runstream._encode import BinnedHistogram, RawHistogram
-from runstream._errors import ForkedProcessError, RunFinishedError, ServerUnavailableError
+from runstream._errors import AuthError, ForkedProcessError, RunFinishedError, ServerUnavailableError
 from runstream._sender import Buffers, Sender, SenderLimits, SendReport
 from runstream._settings import SdkConfig, resolve
+from runstream._spool import Spool, spool_path
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
 
@@ -46,27 +47,48 @@ def init(
     run_id: str | None = None,
     server: str | None = None,
     token: str | None = None,
+    tls_ca: str | None = None,
     rank: int | None = None,
     world_size: int | None = None,
     connect_timeout: float = 10.0,
     max_buffered_points: int = 2_000_000,
     max_buffered_bytes: int = 256 << 20,
+    mode: str | None = None,
+    dir: str | None = None,
+    spool_max_bytes: int | None = None,
+    spool_policy: str | None = None,
+    require_server: bool = False,
 ) -> Run:
     """Start a run, or join it as one rank of a distributed job, and return it.
 
-    Arguments win over the environment (RUNSTREAM_SERVER, RUNSTREAM_TOKEN,
+    Arguments win over the environment (RUNSTREAM_SERVER, RUNSTREAM_TOKEN, RUNSTREAM_TLS_CA,
     RUNSTREAM_PROJECT, RUNSTREAM_RUN_ID or TORCHELASTIC_RUN_ID, RANK, WORLD_SIZE).
-    Raises ServerUnavailableError if the server does not answer within `connect_timeout` s.
+    Raises AuthError if the server refuses the token. If the server does not answer within
+    `connect_timeout` s, the run goes on with a warning: batches go to the spool under `dir`
+    (RUNSTREAM_DIR) and the run is opened on the server once it answers; with
+    `require_server=True`, ServerUnavailableError is raised instead. `mode="offline"`
+    (RUNSTREAM_MODE=offline) never contacts a server: everything goes to the spool, for
+    `runstream sync DIR` to upload later.
     """
     settings = resolve(
-        {"project": project, "server": server, "token": token, "run_id": run_id, "rank": rank, "world_size": world_size}
+        {
+            "project": project,
+            "server": server,
+            "token": token,
+            "tls_ca": tls_ca,
+            "run_id": run_id,
+            "rank": rank,
+            "world_size": world_size,
+            "mode": mode,
+            "dir": dir,
+            "spool_max_bytes": spool_max_bytes,
+            "spool_policy": spool_policy,
+        }
     )
-    if settings.mode == "offline":
-        raise NotImplementedError(
-            "RUNSTREAM_MODE=offline is not available yet; unset it and run `runstream serve` to stream online"
-        )
     config_json = json.dumps(dict(config or {}), default=str, allow_nan=True)
-    return Run._open(settings, name, config_json, connect_timeout, max_buffered_points, max_buffered_bytes)
+    return Run._open(
+        settings, name, config_json, connect_timeout, max_buffered_points, max_buffered_bytes, require_server
+    )
 
 
 class Run:
@@ -84,35 +106,46 @@ class Run:
         connect_timeout: float,
         max_buffered_points: int,
         max_buffered_bytes: int,
+        require_server: bool = False,
     ) -> Run:
         run = cls.__new__(cls)
         run._settings = settings
         run._metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
-        run._channel = grpc.insecure_channel(
-            settings.server,
-            options=[
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ],
-        )
+        run._channel = _channel(settings)
         request = pb.OpenRunRequest(
             project=settings.project,
             name=name or "",
             config_json=config_json,
-            run_id=settings.run_id,
+            run_id=settings.run_id or uuid.uuid4().hex[:16],  # made here, so a spool can name it before OpenRun
             rank=settings.rank,
             world_size=settings.world_size,
             host=socket.gethostname(),
             start_time=time.time(),
         )
-        try:
-            reply = pb_grpc.IngestStub(run._channel).OpenRun(
-                request, timeout=connect_timeout, wait_for_ready=True, metadata=run._metadata
-            )
-        except grpc.RpcError as exc:
-            run._channel.close()
-            raise _open_error(settings.server, exc, connect_timeout) from None
-        run.id = reply.run_id
+        offline = settings.mode == "offline"
+        open_later: pb.OpenRunRequest | None = None  # the server was unreachable: the sender opens the run
+        if not offline:
+            try:
+                reply = pb_grpc.IngestStub(run._channel).OpenRun(
+                    request, timeout=connect_timeout, wait_for_ready=True, metadata=run._metadata
+                )
+            except grpc.RpcError as exc:
+                unreachable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+                if require_server or not unreachable:
+                    run._channel.close()
+                    raise _open_error(settings.server, exc, connect_timeout, settings.project) from None
+                open_later = request
+                logger.warning(
+                    "runstream: cannot reach the server at %s within %.0fs; run %s goes on, spooled to %s, and is "
+                    "sent when the server answers (init(require_server=True) raises instead)",
+                    settings.server,
+                    connect_timeout,
+                    request.run_id,
+                    spool_path(settings.dir, request.run_id, "<writer>"),
+                )
+            else:
+                request.run_id = reply.run_id
+        run.id = request.run_id
         run.rank = settings.rank
         run._buffers = Buffers()
         run._scalars = run._buffers.scalars
@@ -126,10 +159,43 @@ class Run:
         run._forked = False
         run._waiting_warned = False
         run._lock = threading.Lock()
-        run._sender = Sender(
-            run._channel, run._metadata, run.id, settings.rank, uuid.uuid4().hex, run._buffers, SenderLimits()
+        writer_id = uuid.uuid4().hex
+        header = {
+            "version": 1,
+            "project": request.project,
+            "name": request.name,
+            "config_json": request.config_json,
+            "run_id": request.run_id,
+            "rank": request.rank,
+            "world_size": request.world_size,
+            "host": request.host,
+            "start_time": request.start_time,
+            "writer_id": writer_id,
+            "server": settings.server,
+        }
+        budget, policy = int(settings.spool_max_bytes), settings.spool_policy
+
+        def make_spool() -> Spool:
+            return Spool.create(spool_path(settings.dir, run.id, writer_id), header, budget, policy)
+
+        limits = SenderLimits(
+            spill_points=max(max_buffered_points // 4, 1), spill_bytes=max(max_buffered_bytes // 4, 1)
         )
+        if offline:  # made now, so a directory that cannot be written fails init() and not later
+            run._sender = Sender(
+                run._channel, run._metadata, run.id, settings.rank, writer_id, run._buffers, limits,
+                spool=make_spool(), offline=True,
+            )  # fmt: skip
+        else:
+            run._sender = Sender(
+                run._channel, run._metadata, run.id, settings.rank, writer_id, run._buffers, limits,
+                spool_factory=make_spool, open_request=open_later,
+            )  # fmt: skip
         run._sender.start()
+        if not offline and open_later is None:  # the server answers: send what earlier (killed) runs left
+            from runstream._sync import sync_in_background
+
+            sync_in_background(settings.dir, settings.server, settings.token)
         _live_runs.add(run)
         return run
 
@@ -186,6 +252,8 @@ class Run:
         values: Any,
         step: int | None = None,
         bins: int | str | Any = 64,
+        *,
+        wall_time: float | None = None,
     ) -> None:
         """Log a histogram of raw `values` (binned on the sender thread) or of `(counts, edges)`.
 
@@ -212,15 +280,48 @@ class Run:
                 bins = _inputs.check_bins(bins)
             histogram = RawHistogram(array, bins)
             size = array.nbytes
-        self._append_sized(self._buffers.histograms, ((tag, step, time.time(), histogram), size), size)
+        wall = time.time() if wall_time is None else float(wall_time)
+        self._append_sized(self._buffers.histograms, ((tag, step, wall, histogram), size), size)
 
-    def log_image(self, tag: str, image: Any, step: int | None = None) -> None:
+    def log_image(self, tag: str, image: Any, step: int | None = None, *, wall_time: float | None = None) -> None:
         """Log an image: HW, HWC or CHW array or tensor (uint8, or float in [0, 1]) or a PIL image."""
         if tag not in self._known_tags:
             self._learn_tag(tag)
         step = self._last_step if step is None else _inputs.check_step(step)
         array = _inputs.check_image(image)
-        self._append_sized(self._buffers.images, ((tag, step, time.time(), array), array.nbytes), array.nbytes)
+        wall = time.time() if wall_time is None else float(wall_time)
+        self._append_sized(self._buffers.images, ((tag, step, wall, array), array.nbytes), array.nbytes)
+
+    def log_text(self, tag: str, text: str, step: int | None = None, *, wall_time: float | None = None) -> None:
+        """Log a text (shown as Markdown, as TensorBoard shows it); at most 1 MiB of UTF-8, no NUL."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        if not isinstance(text, str):
+            raise TypeError(f"text of {tag!r} must be a str, not {type(text).__name__}")
+        size = len(text.encode("utf-8"))
+        if size > 1 << 20:
+            raise ValueError(f"text of {tag!r} is {size} bytes of UTF-8; the limit is 1 MiB")
+        if "\x00" in text:
+            raise ValueError(f"text of {tag!r} contains a NUL character")
+        wall = time.time() if wall_time is None else float(wall_time)
+        self._append_sized(self._buffers.texts, ((tag, step, wall, text), size), size)
+
+    def _log_scalar(self, keys: tuple[str, ...], step: int, wall_time: float, value: float) -> None:
+        """The lean path of SummaryWriter.add_scalar: one checked tag (a 1-tuple from
+        `_scalar_keys`), a checked step and a float; no checks here."""
+        scalars = self._scalars
+        scalars.append((step, wall_time, keys, (value,)))
+        self._last_step = step
+        if len(scalars) >= 2048:
+            self._sender.wake()
+            if len(scalars) >= self._max_points:
+                self._wait_for_room(1)
+
+    def _scalar_keys(self, tag: str) -> tuple[str, ...]:
+        """Check `tag` once; the 1-tuple that `_log_scalar` takes for it."""
+        self._learn_tag(tag)
+        return (tag,)
 
     def _append_sized(self, target: Any, item: Any, size: int) -> None:
         if self._finished:
@@ -280,27 +381,46 @@ class Run:
             self._finished = True
         if self._forked:
             return SendReport(0, 0, 0, "")
-        report = self._sender.close(timeout)
+        report = self._sender.close(timeout, status=status)
         self._buffers.refuse(RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()"))
         self._scalars = self._buffers.scalars
-        if not report.complete:
+        if report.spool_dir:
+            logger.warning(
+                "runstream: run %s: %d points in %d batches %s kept in the spool %s; upload them with "
+                "`runstream sync %s`",
+                self.id,
+                report.spooled_points,
+                report.spooled_batches,
+                "are" if self._settings.mode == "offline" else f"not acknowledged within {timeout:.0f}s are",
+                report.spool_dir,
+                self._settings.dir,
+            )
+        if report.dropped_points:
+            logger.error(
+                "runstream: run %s dropped %d points because its spool was full (policy drop)",
+                self.id,
+                report.dropped_points,
+            )
+        if report.lost_points - report.dropped_points > 0:
             logger.error(
                 "runstream: run %s could not send %d points in %d batches to %s within %.0fs (%s); they are lost",
                 self.id,
-                report.unsent_points,
-                report.unsent_batches,
+                report.lost_points - report.dropped_points,
+                report.unsent_batches - report.spooled_batches,
                 self._settings.server,
                 timeout,
                 report.last_error or "no acknowledgement",
             )
-        try:
-            pb_grpc.IngestStub(self._channel).FinishRun(
-                pb.FinishRunRequest(run_id=self.id, rank=self.rank, status=status, end_time=time.time()),
-                timeout=10.0,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as exc:
-            logger.error("runstream: could not mark run %s as %s: %s", self.id, status, exc.details())
+        # With batches left in the spool, `runstream sync` marks the rank finished after uploading them.
+        if not report.spool_dir:
+            try:
+                pb_grpc.IngestStub(self._channel).FinishRun(
+                    pb.FinishRunRequest(run_id=self.id, rank=self.rank, status=status, end_time=time.time()),
+                    timeout=10.0,
+                    metadata=self._metadata,
+                )
+            except grpc.RpcError as exc:
+                logger.error("runstream: could not mark run %s as %s: %s", self.id, status, exc.details())
         self._channel.close()
         _live_runs.discard(self)
         return report
@@ -317,8 +437,44 @@ class Run:
         return f"<runstream.Run id={self.id!r} rank={self.rank} server={self._settings.server!r}>"
 
 
-def _open_error(server: str, exc: grpc.RpcError, timeout: float) -> Exception:
+def _channel(settings: SdkConfig) -> grpc.Channel:
+    """A channel to `server`: TLS when RUNSTREAM_TLS_CA (init(tls_ca=...)) names a CA file, or when
+    `server` starts with https:// (then the system's trusted CAs); otherwise plain text."""
+    options = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        # gRPC's own reconnect backoff grows to 120 s; after a long outage the channel would not even
+        # try to reconnect for that long. The sender has its own backoff (at most 5 s).
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
+    target = settings.server
+    https = target.startswith("https://")
+    target = target.removeprefix("https://").removeprefix("http://").rstrip("/")
+    if not (settings.tls_ca or https):
+        return grpc.insecure_channel(target, options=options)
+    root = None
+    if settings.tls_ca:
+        try:
+            with open(settings.tls_ca, "rb") as file:
+                root = file.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read the TLS CA file {settings.tls_ca!r} (RUNSTREAM_TLS_CA): {exc}") from None
+    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
+
+
+def _open_error(server: str, exc: grpc.RpcError, timeout: float, project: str = "") -> Exception:
     code = exc.code() if hasattr(exc, "code") else None
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return AuthError(
+            f"the runstream server at {server} refused the token: {exc.details()}. "
+            "Set RUNSTREAM_TOKEN (or init(token=...)) to a token from the server's token file."
+        )
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return AuthError(
+            f"the runstream server at {server} does not let this token write to project {project!r}: "
+            f"{exc.details()}. Use a token with the scope 'write:{project}' or 'write:*'."
+        )
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ServerUnavailableError(
             f"cannot reach the runstream server at {server} within {timeout:.0f}s. Start one with "
@@ -334,6 +490,9 @@ def _after_fork_in_child() -> None:
     # to log instead of filling buffers that nobody sends.
     for run in list(_live_runs):
         run._forked = True
+        spool = run._sender.spool
+        if spool is not None:  # drop the child's share of the spool's files and lock: the parent owns them
+            spool.close()
         run._buffers.refuse(
             ForkedProcessError(
                 f"run {run.id} belongs to the parent process; a forked child (a DataLoader worker, say) "

@@ -5,6 +5,13 @@ sends, and keeps every batch until the server acknowledges it, which happens
 only after the batch is committed. On a broken stream it reconnects with
 backoff and resends, in order, whatever is unacknowledged; the server's
 (writer_id, seq) check makes the resend idempotent.
+
+The disk spool (_spool.py) takes over when memory should not hold more: while the server is
+unreachable (or the run is offline) every new batch, and the unacknowledged ones in memory, are
+written to the spool; while the server is reachable but slow, batches spill to the spool once the
+window of `max_unacked` batches is full and the buffers hold `spill_points` points or `spill_bytes`.
+Seqs in memory are always below the seqs only on disk, so replaying (memory first, then the spool in
+seq order) keeps the order; the server's (writer_id, seq) check makes replays idempotent.
 """
 
 from __future__ import annotations
@@ -21,13 +28,27 @@ from typing import Any
 
 import grpc
 
-from runstream._encode import EncodedBatch, HistogramRow, ImageRow, ScalarRow, encode_batch
+from runstream._encode import EncodedBatch, HistogramRow, ImageRow, ScalarRow, TextRow, encode_batch
+from runstream._spool import Spool
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
 
 logger = logging.getLogger("runstream")
 
 REJECTED_SEQ_KEY = "runstream-rejected-seq"
+RETRY_AFTER_KEY = "runstream-retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: seconds to wait
+MAX_RETRY_AFTER = 60.0
+
+
+def _retry_hint(error: grpc.RpcError) -> float | None:
+    metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
+    for item in metadata or ():
+        if item.key == RETRY_AFTER_KEY:
+            try:
+                return min(max(float(item.value), 0.0), MAX_RETRY_AFTER)
+            except (TypeError, ValueError):
+                return None
+    return None
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,9 @@ class SenderLimits:
     max_unacked: int = 8  # batches in flight or waiting for an ack
     backoff_initial: float = 0.1
     backoff_max: float = 5.0
+    spill_points: int = 500_000  # connected but slow: spool once the buffers hold this many points...
+    spill_bytes: int = 64 << 20  # ...or this many bytes of histograms and images (and the window is full)
+    spool_interval: float = 0.5  # to the spool: a batch per this many seconds at most (fewer, bigger batches)
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,14 @@ class SendReport:
     unsent_batches: int
     rejected_batches: int
     last_error: str
+    spooled_points: int = 0  # of the unsent points, those kept in the spool for `runstream sync`
+    spooled_batches: int = 0
+    spool_dir: str = ""
+    dropped_points: int = 0  # dropped because the spool's budget was exhausted (policy "drop")
+
+    @property
+    def lost_points(self) -> int:
+        return max(self.unsent_points - self.spooled_points, 0) + self.dropped_points
 
     @property
     def complete(self) -> bool:
@@ -75,19 +107,20 @@ class Buffers:
         self.scalars: deque[ScalarRow] = deque()
         self.histograms: deque[tuple[HistogramRow, int]] = deque()  # row, payload bytes
         self.images: deque[tuple[ImageRow, int]] = deque()
+        self.texts: deque[tuple[TextRow, int]] = deque()
         self.bytes_in = 0  # payload bytes appended (written by the training thread only)
         self.bytes_out = 0  # payload bytes taken (written by the sender only)
 
     def refuse(self, error: Exception) -> None:
         """From now on every append raises `error` (after finish(), or in a forked child)."""
         refusing = _Refusing(error)
-        self.scalars = self.histograms = self.images = refusing  # type: ignore[assignment]
+        self.scalars = self.histograms = self.images = self.texts = refusing  # type: ignore[assignment]
 
     def pending_bytes(self) -> int:
         return self.bytes_in - self.bytes_out
 
     def empty(self) -> bool:
-        return not (self.scalars or self.histograms or self.images)
+        return not (self.scalars or self.histograms or self.images or self.texts)
 
 
 class _Stream:
@@ -147,15 +180,35 @@ class Sender:
         writer_id: str,
         buffers: Buffers,
         limits: SenderLimits = SenderLimits(),
+        *,
+        spool: Spool | None = None,
+        spool_factory: Callable[[], Spool] | None = None,
+        open_request: pb.OpenRunRequest | None = None,
+        offline: bool = False,
     ) -> None:
         self._stub = pb_grpc.IngestStub(channel)
+        self._spool = spool  # recovered (runstream sync) or created on first need by spool_factory
+        self._spool_factory = spool_factory
+        self._spool_failed = False
+        self._spool_only: deque[int] = deque(spool.pending() if spool is not None else ())  # ascending
+        self._held: EncodedBatch | None = None  # encoded, waiting for room in a full spool (policy block)
+        self._open_request = open_request  # not None until the run is opened on the server
+        self._offline = offline
+        self._connected = open_request is None and not offline
+        self._acked_upto = 0
+        self._dropped_points = 0
+        self._dropped_batches = 0
+        self._budget_warned = False
+        self._spooled_at = 0.0
+        self.acked_batches = 0  # acknowledged by the server (committed, or duplicates of committed ones)
+        self.acked_points = 0
         self._metadata = metadata
         self._run_id = run_id
         self._rank = rank
         self._writer_id = writer_id
         self._buffers = buffers
         self._limits = limits
-        self._next_seq = 1
+        self._next_seq = (self._spool_only[-1] + 1) if self._spool_only else 1
         self._unacked: OrderedDict[int, EncodedBatch] = OrderedDict()
         self._cond = threading.Condition()
         self._wake = threading.Event()
@@ -167,6 +220,7 @@ class Sender:
         self._deadline = float("inf")
         self._rejected = 0
         self._last_error = ""
+        self._spool_points: dict[int, int] = {}  # seq -> points of batches written to the spool
         self._thread = threading.Thread(target=self._loop, name="runstream-sender", daemon=True)
 
     def start(self) -> None:
@@ -185,7 +239,7 @@ class Sender:
         deadline = time.monotonic() + timeout
         self._wake.set()
         with self._cond:
-            while not (self._buffers.empty() and not self._unacked):
+            while not self._drained():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._thread.is_alive():
                     return False
@@ -193,21 +247,54 @@ class Sender:
                 self._wake.set()
         return True
 
-    def close(self, timeout: float) -> SendReport:
-        """Send what is buffered, wait up to `timeout` s for acks, then stop; report what is left."""
+    def _drained(self) -> bool:
+        """Everything logged so far is acknowledged (offline: written to the spool)."""
+        if not self._buffers.empty() or self._held is not None:
+            return False
+        return self._offline or not (self._unacked or self._spool_only)
+
+    @property
+    def spool(self) -> Spool | None:
+        return self._spool
+
+    def close(self, timeout: float, status: str | None = None, keep_spool: bool = False) -> SendReport:
+        """Send what is buffered, wait up to `timeout` s for acks, then stop; report what is left.
+
+        What is still unacknowledged then is written to the spool (if one can be made), with
+        `status` as the run's end for `runstream sync`; an empty spool is removed unless `keep_spool`.
+        """
         self._deadline = time.monotonic() + timeout
         self._closing = True
         self._wake.set()
-        self._thread.join(timeout + 1.0)
+        self._thread.join(timeout + 5.0)
+        unopened = self._offline or self._open_request is not None  # the server has not heard of the run
+        spool = self._get_spool() if unopened else self._spool
         with self._cond:
-            unsent = sum(b.points for b in self._unacked.values())
+            spooled = set(spool.pending()) if spool is not None else set()
+            spooled_points = sum(self._spool_points.get(seq, 0) for seq in spooled)
+            in_memory = [b for b in self._unacked.values() if b.seq not in spooled]
+            if self._held is not None and self._held.seq not in spooled:
+                in_memory.append(self._held)
+            unsent = sum(b.points for b in in_memory) + spooled_points
             unsent += sum(len(r[2]) for r in self._buffers.scalars)
-            unsent += len(self._buffers.histograms) + len(self._buffers.images)
+            unsent += len(self._buffers.histograms) + len(self._buffers.images) + len(self._buffers.texts)
+            if spool is not None:
+                if not spooled and not keep_spool and not unopened:
+                    spool.remove()
+                    spool = None
+                else:
+                    if status is not None:
+                        spool.mark_finished(status, time.time())
+                    spool.close()
             return SendReport(
                 unsent_points=unsent,
-                unsent_batches=len(self._unacked),
+                unsent_batches=len(in_memory) + len(spooled),
                 rejected_batches=self._rejected,
                 last_error=self._last_error,
+                spooled_points=spooled_points,
+                spooled_batches=len(spooled),
+                spool_dir=str(spool.path) if spool is not None else "",
+                dropped_points=self._dropped_points,
             )
 
     # -- the sender thread -------------------------------------------------
@@ -217,11 +304,15 @@ class Sender:
             while True:
                 self._wake.wait(self._limits.flush_interval)
                 self._wake.clear()
+                self._forget_acked()
+                if not self._connected:
+                    self._persist_window()
+                self._load_from_spool()
                 self._encode_pending()
                 self._pump()
                 if self._closing:
                     with self._cond:
-                        done = self._buffers.empty() and not self._unacked
+                        done = self._drained()
                     if done or time.monotonic() >= self._deadline:
                         break
         except Exception:  # pragma: no cover - a bug; say so rather than die silently
@@ -229,18 +320,191 @@ class Sender:
         finally:
             if self._stream is not None:
                 self._stream.close() if not self._unacked else self._stream.cancel()
+            try:
+                self._forget_acked()
+                self._spool_the_rest()
+            except Exception:  # pragma: no cover
+                logger.exception("runstream: writing the unsent batches to the spool failed")
 
-    def _encode_pending(self) -> None:
-        buffers = self._buffers
-        while not buffers.empty():
+    # -- the spool (sender thread only) -------------------------------------
+
+    def _get_spool(self) -> Spool | None:
+        if self._spool is None and self._spool_factory is not None and not self._spool_failed:
+            try:
+                self._spool = self._spool_factory()
+            except Exception as exc:
+                self._spool_failed = True
+                logger.error(
+                    "runstream: cannot create the spool (%s); batches wait in memory instead, and log() waits "
+                    "when memory is full",
+                    exc,
+                )
+        return self._spool
+
+    def _forget_acked(self) -> None:
+        spool = self._spool
+        if spool is not None and self._acked_upto > spool.acked:
+            for seq in spool.ack(self._acked_upto):
+                self._spool_points.pop(seq, None)
+        while self._spool_only and self._spool_only[0] <= self._acked_upto:
+            self._spool_only.popleft()
+
+    def _persist_window(self) -> None:
+        """The server is away: put the unacknowledged batches held in memory on disk too."""
+        with self._cond:
+            batches = [b for b in self._unacked.values()]
+        if not batches:
+            return
+        spool = self._get_spool()
+        if spool is None:
+            return
+        for batch in batches:
+            if batch.seq not in spool and batch.seq > self._acked_upto:
+                data = batch.message.SerializeToString()
+                if not spool.has_room(len(data)):
+                    return
+                spool.append(batch.seq, data)
+                self._spool_points[batch.seq] = batch.points
+
+    def _load_from_spool(self) -> None:
+        """Move the oldest spooled batches into the in-memory window (to be sent), while it has room."""
+        if self._offline or self._spool is None:
+            return
+        while self._spool_only:
             with self._cond:
                 if len(self._unacked) >= self._limits.max_unacked:
                     return
-            batch = self._take_batch()
+            seq = self._spool_only[0]
+            try:
+                data = self._spool.read(seq)
+            except KeyError:  # acknowledged meanwhile
+                self._spool_only.popleft()
+                continue
+            message = pb.Batch.FromString(data)
+            points = len(message.scalars.value) // 8 + len(message.histograms.step) // 8 + len(message.images.data)
+            points += len(message.texts.text) if message.HasField("texts") else 0
+            self._spool_points.setdefault(seq, points)
             with self._cond:
-                self._unacked[batch.seq] = batch
+                self._unacked[seq] = EncodedBatch(seq, message, points, len(data))
+                self._spool_only.popleft()
                 self._cond.notify_all()
-            self._pump()  # send each batch as soon as it is encoded
+
+    def _must_spool(self, window_has_room: bool) -> bool:
+        if self._offline or not self._connected or self._spool_only or self._open_request is not None:
+            return True
+        if window_has_room:
+            return False
+        scalars = self._buffers.scalars
+        rows = len(scalars)
+        points = rows * len(scalars[-1][2]) if rows else 0
+        return points >= self._limits.spill_points or self._buffers.pending_bytes() >= self._limits.spill_bytes
+
+    def _to_spool(self, batch: EncodedBatch, spool: Spool, force: bool = False) -> bool:
+        """Write `batch` to the spool; False (batch held) when the budget is exhausted under "block"."""
+        data = batch.message.SerializeToString()
+        if self._offline and spool.policy == "block":
+            force = True  # offline, nothing would ever free room: blocking would hang the job for good
+            if not self._budget_warned and not spool.has_room(len(data)):
+                self._budget_warned = True
+                logger.warning(
+                    "runstream: the offline spool %s is past its budget (%d bytes); it keeps growing (policy block "
+                    "cannot wait for a server in offline mode; RUNSTREAM_SPOOL_POLICY=drop drops instead)",
+                    spool.path,
+                    spool.budget_bytes,
+                )
+        if not force and not spool.has_room(len(data)):
+            if spool.policy == "drop":
+                self._dropped_batches += 1
+                self._dropped_points += batch.points
+                if self._dropped_batches == 1 or self._dropped_batches % 100 == 0:
+                    logger.warning(
+                        "runstream: the spool %s is full (%d bytes, policy drop): dropped %d points in %d batches "
+                        "so far",
+                        spool.path,
+                        spool.budget_bytes,
+                        self._dropped_points,
+                        self._dropped_batches,
+                    )
+                return True
+            if not self._budget_warned:
+                self._budget_warned = True
+                logger.warning(
+                    "runstream: the spool %s is full (%d bytes, policy block); log() waits once memory is full "
+                    "too, until the server takes batches again",
+                    spool.path,
+                    spool.budget_bytes,
+                )
+            self._held = batch
+            return False
+        spool.append(batch.seq, data)
+        self._spool_points[batch.seq] = batch.points
+        self._spool_only.append(batch.seq)
+        return True
+
+    def _spool_the_rest(self) -> None:
+        """Closing: whatever is not acknowledged goes to the spool, so `runstream sync` can send it."""
+        with self._cond:
+            if self._drained() and not self._offline:
+                return
+            memory = [b for b in self._unacked.values() if b.seq > self._acked_upto]
+        if not memory and self._held is None and self._buffers.empty():
+            return
+        spool = self._get_spool()
+        if spool is None:
+            return
+        for batch in memory:
+            if batch.seq not in spool:
+                spool.append(batch.seq, batch.message.SerializeToString())
+                self._spool_points[batch.seq] = batch.points
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._to_spool(held, spool, force=True)
+        while not self._buffers.empty():
+            self._to_spool(self._take_batch(), spool, force=True)
+        spool.sync()
+
+    def _encode_pending(self) -> None:
+        buffers = self._buffers
+        while self._held is not None or not buffers.empty():
+            with self._cond:
+                room = len(self._unacked) < self._limits.max_unacked
+            # A batch held back by a full spool takes a free place in the window when nothing is spooled
+            # before it: the order holds, and a batch larger than the whole budget cannot stall the run.
+            held_fits = self._held is not None and room and not self._spool_only
+            spool = self._get_spool() if self._must_spool(room) and not held_fits else None
+            if spool is None:  # memory: the window, as long as it has room (else log() waits)
+                if not room:
+                    return
+                if self._held is not None:
+                    batch, self._held = self._held, None
+                else:
+                    batch = self._take_batch()
+                with self._cond:
+                    self._unacked[batch.seq] = batch
+                    self._cond.notify_all()
+                self._pump()  # send each batch as soon as it is encoded
+                continue
+            if self._held is not None:
+                batch, self._held = self._held, None
+            else:
+                if not self._closing and self._spool_soon():
+                    return
+                batch = self._take_batch()
+            self._spooled_at = time.monotonic()
+            if not self._to_spool(batch, spool):
+                return
+
+    def _spool_soon(self) -> bool:
+        """Wait a little for a bigger batch: spooled batches are replayed one by one, small ones slowly."""
+        if time.monotonic() - self._spooled_at >= self._limits.spool_interval:
+            return False
+        scalars = self._buffers.scalars
+        rows = len(scalars)
+        points = rows * len(scalars[-1][2]) if rows else 0
+        limits = self._limits
+        return points < min(limits.batch_points // 2, limits.spill_points) and self._buffers.pending_bytes() < min(
+            limits.batch_bytes // 2, limits.spill_bytes
+        )
 
     def _take_batch(self) -> EncodedBatch:
         buffers, limits = self._buffers, self._limits
@@ -261,15 +525,24 @@ class Sender:
             image_row, size = buffers.images.popleft()
             images.append(image_row)
             taken += size
+        texts: list[TextRow] = []
+        while buffers.texts and taken < limits.batch_bytes and len(texts) < 10_000:
+            text_row, size = buffers.texts.popleft()
+            texts.append(text_row)
+            taken += size
         buffers.bytes_out += taken
         seq = self._next_seq
         self._next_seq += 1
-        return encode_batch(self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images)
+        return encode_batch(self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts)
 
     def _pump(self) -> None:
         """Make sure a stream is open and every unacknowledged batch has been put on it."""
+        if self._offline:
+            return
         if self._stream is None or not self._stream.alive:
             if time.monotonic() < self._retry_at:
+                return
+            if self._open_request is not None and not self._open_run(self._open_request):
                 return
             with self._cond:
                 if not self._unacked:
@@ -282,9 +555,33 @@ class Sender:
             stream.send(batch.message)
             stream.sent_upto = batch.seq
 
+    def _open_run(self, request: pb.OpenRunRequest) -> bool:
+        """The server was not reachable at init(): open the run now, before sending its batches."""
+        try:
+            self._stub.OpenRun(request, timeout=10.0, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            self._last_error = f"{code.name if code else 'ERROR'}: {exc.details() if hasattr(exc, 'details') else exc}"
+            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                logger.error("runstream: the server refused to open run %s: %s", request.run_id, self._last_error)
+                self._backoff = self._limits.backoff_max
+            delay = self._backoff * (0.5 + random.random())
+            self._backoff = min(self._backoff * 2, self._limits.backoff_max)
+            self._retry_at = time.monotonic() + delay
+            return False
+        self._open_request = None
+        logger.warning("runstream: the server is reachable; run %s is open there now", request.run_id)
+        return True
+
     def _on_ack(self, ack: pb.WriteAck) -> None:
         with self._cond:
-            self._unacked.pop(ack.seq, None)
+            batch = self._unacked.pop(ack.seq, None)
+            if batch is not None:
+                self.acked_batches += 1
+                self.acked_points += batch.points
+            self._connected = True
+            if ack.seq > self._acked_upto:
+                self._acked_upto = ack.seq
             self._backoff = self._limits.backoff_initial
             self._cond.notify_all()
         self._wake.set()
@@ -301,8 +598,12 @@ class Sender:
         elif code == grpc.StatusCode.CANCELLED and self._closing:
             return
         else:
+            self._connected = False  # new batches go to the spool until the server acknowledges again
             delay = self._backoff * (0.5 + random.random())
             self._backoff = min(self._backoff * 2, self._limits.backoff_max)
+            hint = _retry_hint(error) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+            if hint is not None:  # an overloaded server said when to come back: that, not our backoff
+                delay = hint
             self._retry_at = time.monotonic() + delay
             logger.debug("runstream: stream ended (%s); retrying in %.2fs", self._last_error, delay)
         self._wake.set()
@@ -314,6 +615,7 @@ class Sender:
         with self._cond:
             seq = int(raw_seq) if raw_seq else next(iter(self._unacked), 0)
             batch = self._unacked.pop(seq, None)
+            self._acked_upto = max(self._acked_upto, seq)  # rejected for good: no replay from the spool
             self._rejected += 1
             self._cond.notify_all()
         lost = batch.points if batch else 0

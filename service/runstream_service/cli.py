@@ -35,6 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=200.0, help="steps per second, 0 for as fast as possible")
     demo.add_argument("--project", default="demo", help="project of the runs (default: demo)")
 
+    sync = commands.add_parser("sync", help="upload spooled and offline runs to a server")
+    sync.add_argument(
+        "dir",
+        nargs="?",
+        default=os.environ.get("RUNSTREAM_DIR", "./runstream-spool"),
+        help="spool directory (default: RUNSTREAM_DIR, else ./runstream-spool)",
+    )
+    sync.add_argument(
+        "--server", default=None, help="HOST:PORT (default: RUNSTREAM_SERVER, else the server the run was logged to)"
+    )
+    sync.add_argument("--timeout", type=float, default=600.0, help="seconds to wait per spool (default: 600)")
+
     sql = commands.add_parser("sql", help="query a runstream database with SQL")
     sql.add_argument("query", help='for example "SELECT tag, count(*) FROM scalars GROUP BY tag"')
     source = sql.add_mutually_exclusive_group()
@@ -43,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--url", help="a running server's HTTP address, e.g. http://127.0.0.1:8080 (read-only SQL)")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    tbi = commands.add_parser("import-tensorboard", help="import TensorBoard event files (a run per directory)")
+    tbi.add_argument("logdir", help="a TensorBoard log directory; each directory under it with event files is a run")
+    tbi.add_argument(
+        "--project", default=os.environ.get("RUNSTREAM_PROJECT", "tensorboard"), help="project of the runs"
+    )
+    target = tbi.add_mutually_exclusive_group()
+    target.add_argument("--server", help="HOST:PORT of a running server (default: RUNSTREAM_SERVER or 127.0.0.1:50051)")
+    target.add_argument("--data", help="a data directory no server holds: imported through a temporary local server")
     return parser
 
 
@@ -54,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "sync":
+            return _sync(args)
+        if args.command == "import-tensorboard":
+            return _import_tensorboard(args)
         return _sql(args)
     except ModuleNotFoundError as exc:
         if exc.name in ("duckdb", "aiohttp", "uvloop", "pyarrow"):
@@ -63,19 +88,33 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from runstream_service.auth import TokenFileError, TokenTable, load_tokens
+
+    tokens: TokenTable | None = None
     if args.tokens:
-        print("runstream: --tokens is not supported yet; see the README's security section", file=sys.stderr)
+        try:
+            tokens = load_tokens(Path(args.tokens))
+        except TokenFileError as exc:
+            print(f"runstream: {exc}", file=sys.stderr)
+            return 2
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("runstream: --tls-cert and --tls-key go together; give both, or neither", file=sys.stderr)
         return 2
+    for flag, path in (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key)):
+        if path and not Path(path).is_file():
+            print(f"runstream: {flag} {path}: no such file", file=sys.stderr)
+            return 2
     for address in (args.grpc, args.http):
         try:
             host, _ = split_address(address)
         except ValueError as exc:
             print(f"runstream: {exc}", file=sys.stderr)
             return 2
-        if not is_loopback(host) and not args.insecure:
+        if not is_loopback(host) and tokens is None and not args.insecure:
             print(
                 f"runstream: refusing to listen on {address} without tokens; anyone who reaches it could write "
-                "and read. Bind 127.0.0.1, or pass --insecure on a trusted network.",
+                "and read. Pass --tokens FILE (README: Security), bind 127.0.0.1, or pass --insecure on a "
+                "trusted network.",
                 file=sys.stderr,
             )
             return 2
@@ -85,16 +124,23 @@ def _serve(args: argparse.Namespace) -> int:
         print("runstream: --sql-timeout must be more than 0 and at most 60 seconds", file=sys.stderr)
         return 2
     settings = ServerSettings(
-        data=Path(args.data), grpc=args.grpc, http=args.http, insecure=args.insecure, sql_timeout=args.sql_timeout
+        data=Path(args.data),
+        grpc=args.grpc,
+        http=args.http,
+        insecure=args.insecure,
+        sql_timeout=args.sql_timeout,
+        tokens=tokens,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
     )
     demo = None
     if args.demo:
         host, port = split_address(args.grpc)
         target = f"{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{port}"
-        # Its own session, so Ctrl-C reaches the server (which drains) and not the demo.
-        demo = subprocess.Popen(
-            [sys.executable, "-m", "runstream_service", "demo", "--server", target], start_new_session=True
-        )
+        # Its own session, so Ctrl-C reaches the server (which drains) and not the demo. About three
+        # minutes of runs streaming in, so the dashboard shows live updates.
+        demo_command = ["demo", "--server", target, "--steps", "20000", "--rate", "100"]
+        demo = subprocess.Popen([sys.executable, "-m", "runstream_service", *demo_command], start_new_session=True)
     try:
         run(settings)
     finally:
@@ -109,6 +155,38 @@ def _demo(args: argparse.Namespace) -> int:
     run_ids = stream_demo(args.server, runs=args.runs, steps=args.steps, rate=args.rate, project=args.project)
     print(f"runstream demo: streamed {len(run_ids)} runs of {args.steps} steps into {args.server}")
     return 0
+
+
+def _import_tensorboard(args: argparse.Namespace) -> int:
+    from runstream_service.tbimport import import_tensorboard, local_server
+
+    logdir = Path(args.logdir)
+    try:
+        if args.data:
+            with local_server(Path(args.data)) as address:
+                import_tensorboard(logdir, args.project, address, token="")
+        else:
+            server = args.server or os.environ.get("RUNSTREAM_SERVER", "127.0.0.1:50051")
+            import_tensorboard(logdir, args.project, server)
+    except (FileNotFoundError, RuntimeError) as exc:
+        print(f"runstream import-tensorboard: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from runstream._sync import format_result, sync
+
+    results = sync(args.dir, server=args.server, timeout=args.timeout)
+    for result in results:
+        print(format_result(result))
+    uploaded = [r for r in results if r.outcome == "uploaded"]
+    print(
+        f"runstream sync: {len(results)} spools in {args.dir}: {len(uploaded)} uploaded "
+        f"({sum(r.points for r in results)} points in {sum(r.batches for r in results)} batches), "
+        f"{sum(r.outcome == 'skipped' for r in results)} in use, {sum(not r.ok for r in results)} failed or incomplete"
+    )
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _sql(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
+from runstream_service.auth import AuthError, PermissionDenied, Token, TokenTable, bearer, require_write
 from runstream_service.limits import DEFAULT_LIMITS, Limits
 from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, UnknownRun
 from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
@@ -46,18 +47,28 @@ class _Failed:
     error: Exception
 
 
+@dataclass(frozen=True)
+class _Denied:
+    error: AuthError
+
+
+# Authentication errors become status codes here and nowhere else.
+_AUTH_CODES = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}
+
+
 class _Draining:
     """Put into every open stream's queue at shutdown: ack what came before, then end the stream."""
 
 
 _DRAINING = _Draining()
-_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Failed | _Draining | None
+_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Failed | _Denied | _Draining | None
 
 
 class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated, untyped
-    def __init__(self, writer: StoreWriter, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, writer: StoreWriter, limits: Limits = DEFAULT_LIMITS, tokens: TokenTable | None = None) -> None:
         self._writer = writer
         self._limits = limits
+        self._tokens = tokens  # None: no authentication
         self.counters = IngestCounters()
         self._draining = False
         self._streams: set[asyncio.Queue[_Pending]] = set()
@@ -68,7 +79,36 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         for pending in self._streams:
             pending.put_nowait(_DRAINING)
 
+    async def _authorize(self, context: Context, *projects: str | None) -> Token | None:
+        """The caller's token (None without authentication); aborts UNAUTHENTICATED or PERMISSION_DENIED.
+
+        `projects`: each must be writable with the token; None stands for "some project".
+        """
+        if self._tokens is None:
+            return None
+        try:
+            presented = None
+            for key, value in context.invocation_metadata() or ():
+                if key == "authorization":
+                    presented = bearer(value if isinstance(value, str) else value.decode("latin-1"))
+            token = self._tokens.authenticate(presented)
+            for project in projects:
+                if project is None:
+                    if not any(scope.startswith("write:") for scope in token.scopes):
+                        raise PermissionDenied(
+                            f"this token (fingerprint {token.fingerprint}) has no write scope; "
+                            "ingestion needs 'write:PROJECT' or 'write:*'"
+                        )
+                else:
+                    require_write(token, project)
+        except AuthError as exc:
+            await context.abort(_AUTH_CODES[exc.status], str(exc))
+        return token
+
     async def OpenRun(self, request: pb.OpenRunRequest, context: Context) -> pb.OpenRunResponse:
+        # An existing run keeps its data where it is: joining it needs write access to its project too.
+        existing = self._writer.run_projects.get(request.run_id) if request.run_id else None
+        await self._authorize(context, request.project or "default", existing)
         run_id = request.run_id or uuid.uuid4().hex[:16]
         if len(run_id) > self._limits.max_id_chars:
             await context.abort(
@@ -98,6 +138,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         return pb.OpenRunResponse(run_id=run_id, created=created)
 
     async def FinishRun(self, request: pb.FinishRunRequest, context: Context) -> pb.FinishRunResponse:
+        await self._authorize(context, self._writer.run_projects.get(request.run_id))
         if request.status not in RUN_STATUSES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: must be one of {', '.join(RUN_STATUSES)}")
         try:
@@ -111,10 +152,11 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         # acks keep the order of the batches.
         # Unbounded, yet bounded in practice: the reader waits for room in the writer's queue.
         pending: asyncio.Queue[_Pending] = asyncio.Queue()
+        token = await self._authorize(context, None)
         if self._draining:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; send again later")
         self._streams.add(pending)
-        reader = asyncio.ensure_future(self._read_batches(request_iterator, pending))
+        reader = asyncio.ensure_future(self._read_batches(request_iterator, pending, token))
         try:
             while True:
                 item = await pending.get()
@@ -131,6 +173,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item.error))
                     context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(item.seq)),))
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {item.seq}: {item.error}")
+                if isinstance(item, _Denied):
+                    await context.abort(_AUTH_CODES[item.error.status], str(item.error))
                 if isinstance(item, _Failed):
                     await context.abort(grpc.StatusCode.INTERNAL, f"the server failed to take a batch ({item.error})")
                 batch, commit = item
@@ -154,6 +198,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         self,
         request_iterator: AsyncIterator[pb.Batch],
         pending: asyncio.Queue[_Pending],
+        token: Token | None = None,
     ) -> None:
         try:
             async for message in request_iterator:
@@ -164,6 +209,12 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                 except InvalidBatch as exc:
                     await pending.put(_Rejected(message.seq, exc))
                     return
+                if token is not None:
+                    try:
+                        require_write(token, self._writer.run_projects.get(batch.run_id, ""))
+                    except AuthError as exc:
+                        await pending.put(_Denied(exc))
+                        return
                 # Waits here while the writer's queue is full: backpressure reaches the client
                 # through gRPC flow control.
                 commit = await self._writer.enqueue(batch)

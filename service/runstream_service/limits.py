@@ -15,6 +15,8 @@ class Limits:
     max_image_bytes: int = 16 << 20  # encoded, per image
     max_image_pixels: int = 8192 * 8192
     max_images_per_batch: int = 1_000
+    max_text_bytes: int = 1 << 20  # UTF-8, per text
+    max_texts_per_batch: int = 10_000
 
 
 DEFAULT_LIMITS = Limits()

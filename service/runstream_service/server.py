@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 
 import duckdb
 import grpc
@@ -38,7 +39,7 @@ class Server:
         self.con = duckdb.connect(str(settings.database), config={"enable_external_access": False})
         self.writer = StoreWriter(self.con)
         self.reader = StoreReader(self.con)
-        self.ingest = IngestService(self.writer)
+        self.ingest = IngestService(self.writer, tokens=settings.tokens)
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self.grpc_port = 0
@@ -53,7 +54,13 @@ class Server:
         ]
         self._grpc = grpc.aio.server(options=options)
         pb_grpc.add_IngestServicer_to_server(self.ingest, self._grpc)
-        self.grpc_port = self._grpc.add_insecure_port(self.settings.grpc)
+        if self.settings.tls_cert and self.settings.tls_key:
+            credentials = grpc.ssl_server_credentials(
+                [(self.settings.tls_key.read_bytes(), self.settings.tls_cert.read_bytes())]
+            )
+            self.grpc_port = self._grpc.add_secure_port(self.settings.grpc, credentials)
+        else:
+            self.grpc_port = self._grpc.add_insecure_port(self.settings.grpc)
         if self.grpc_port == 0:
             raise OSError(f"cannot listen for gRPC on {self.settings.grpc} (in use, or not an address of this host)")
         await self._grpc.start()
@@ -61,17 +68,30 @@ class Server:
         self._http = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
         await self._http.setup()
         host, port = split_address(self.settings.http)
-        site = web.TCPSite(self._http, host, port)
+        site = web.TCPSite(self._http, host, port, ssl_context=self._http_ssl())
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.http_port = sockets[0].getsockname()[1] if sockets else port
+        tls = self.settings.tls_cert is not None
         logger.info(
-            "runstream serving: gRPC on %s, HTTP on %s:%d, data in %s",
+            "runstream serving: gRPC%s on %s, HTTP%s on %s:%d, data in %s; %s",
+            " (TLS)" if tls else "",
             self.settings.grpc.rsplit(":", 1)[0] + f":{self.grpc_port}",
+            "S" if tls else "",
             host,
             self.http_port,
             self.settings.database,
+            f"{len(self.settings.tokens)} tokens" if self.settings.tokens else "no authentication",
         )
+        if self.settings.tokens and not tls:
+            logger.warning("runstream: tokens without TLS travel in clear text; see --tls-cert and --tls-key")
+
+    def _http_ssl(self) -> ssl.SSLContext | None:
+        if not (self.settings.tls_cert and self.settings.tls_key):
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
+        return context
 
     async def stop(self) -> None:
         """Refuse new calls, let open streams finish (at most DRAIN_SECONDS), commit, close."""

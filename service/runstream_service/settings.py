@@ -5,6 +5,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from runstream_service.auth import TokenTable
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,9 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting("data", "--data", "runstream-data", "directory of the DuckDB file (runstream.duckdb)"),
     Setting("grpc", "--grpc", "127.0.0.1:50051", "HOST:PORT of the gRPC ingestion service"),
     Setting("http", "--http", "127.0.0.1:8080", "HOST:PORT of the HTTP dashboard (/healthz for now)"),
-    Setting("tokens", "--tokens", None, "file of tokens and scopes (not supported yet)"),
+    Setting("tokens", "--tokens", None, "file of tokens and scopes, one `TOKEN SCOPE[,SCOPE...]` a line"),
+    Setting("tls_cert", "--tls-cert", None, "PEM certificate (chain) file: serve gRPC and HTTP over TLS"),
+    Setting("tls_key", "--tls-key", None, "PEM private key file of --tls-cert"),
 )
 
 DATABASE_FILE = "runstream.duckdb"
@@ -32,6 +38,9 @@ class ServerSettings:
     http: str
     insecure: bool = False
     sql_timeout: float = 10.0  # seconds a user's SQL may run
+    tokens: TokenTable | None = None  # None: no authentication (loopback, or --insecure)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def database(self) -> Path:

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import math
+import os
+import ssl
 import sys
 import urllib.error
 import urllib.request
@@ -47,13 +49,20 @@ def query_file(data_dir: Path, query: str) -> tuple[list[str], list[tuple[Any, .
 
 
 def query_url(url: str, query: str, limit: int = 100_000) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Run `query` through a running server's read-only SQL endpoint (POST /api/sql)."""
+    """Run `query` through a running server's read-only SQL endpoint (POST /api/sql).
+
+    Sends RUNSTREAM_TOKEN as a bearer token when set; trusts RUNSTREAM_TLS_CA for https:// when set.
+    """
     body = json.dumps({"sql": query, "limit": limit}).encode()
-    request = urllib.request.Request(
-        url.rstrip("/") + "/api/sql", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
+    headers = {"Content-Type": "application/json"}
+    if os.environ.get("RUNSTREAM_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['RUNSTREAM_TOKEN']}"
+    context = None
+    if os.environ.get("RUNSTREAM_TLS_CA") and url.startswith("https://"):
+        context = ssl.create_default_context(cafile=os.environ["RUNSTREAM_TLS_CA"])
+    request = urllib.request.Request(url.rstrip("/") + "/api/sql", data=body, headers=headers, method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=120) as reply:
+        with urllib.request.urlopen(request, timeout=120, context=context) as reply:
             answer = json.load(reply)
     except urllib.error.HTTPError as exc:
         try:

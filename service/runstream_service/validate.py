@@ -63,6 +63,14 @@ class ImageColumns:
 
 
 @dataclass(frozen=True)
+class TextColumns:
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    text: list[str]
+
+
+@dataclass(frozen=True)
 class DecodedBatch:
     run_id: str
     rank: int
@@ -72,10 +80,12 @@ class DecodedBatch:
     scalars: ScalarColumns | None
     histograms: HistogramColumns | None
     images: ImageColumns | None
+    texts: TextColumns | None = None
 
     @property
     def points(self) -> int:
-        return sum(len(c.step) for c in (self.scalars, self.histograms, self.images) if c is not None)
+        columns = (self.scalars, self.histograms, self.images, self.texts)
+        return sum(len(c.step) for c in columns if c is not None)
 
 
 def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBatch:
@@ -89,7 +99,8 @@ def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBat
     scalars = _decode_scalars(batch.scalars, len(tags)) if batch.HasField("scalars") else None
     histograms = _decode_histograms(batch.histograms, len(tags), limits) if batch.HasField("histograms") else None
     images = _decode_images(batch.images, len(tags), limits) if batch.HasField("images") else None
-    return DecodedBatch(batch.run_id, batch.rank, batch.writer_id, batch.seq, tags, scalars, histograms, images)
+    texts = _decode_texts(batch.texts, len(tags), limits) if batch.HasField("texts") else None
+    return DecodedBatch(batch.run_id, batch.rank, batch.writer_id, batch.seq, tags, scalars, histograms, images, texts)
 
 
 def _check_id(value: str, field: str, limits: Limits) -> None:
@@ -229,6 +240,26 @@ def _decode_images(message: pb.Images, tag_count: int, limits: Limits) -> ImageC
     return ImageColumns(
         tag_index, step, wall_time, np.array(widths, np.int32), np.array(heights, np.int32), mimes, data
     )
+
+
+def _decode_texts(message: pb.Texts, tag_count: int, limits: Limits) -> TextColumns:
+    tag_index = _column(message.tag_index, "<u4", "texts.tag_index")
+    step = _column(message.step, "<i8", "texts.step")
+    wall_time = _column(message.wall_time, "<f8", "texts.wall_time")
+    text = list(message.text)
+    _same_length(
+        {"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time), "text": len(text)}, "texts"
+    )
+    _check_common("texts", tag_index, step, tag_count)
+    if len(text) > limits.max_texts_per_batch:
+        raise InvalidBatch("texts.text", f"{len(text)} texts in one batch; the limit is {limits.max_texts_per_batch}")
+    for i, item in enumerate(text):
+        # A str of n characters holds at least n bytes of UTF-8; encode only when it may be too long.
+        if len(item) * 4 > limits.max_text_bytes and len(item.encode("utf-8")) > limits.max_text_bytes:
+            raise InvalidBatch(f"texts.text[{i}]", f"longer than {limits.max_text_bytes} bytes of UTF-8")
+        if "\x00" in item:
+            raise InvalidBatch(f"texts.text[{i}]", "contains a NUL character")
+    return TextColumns(tag_index, step, wall_time, text)
 
 
 def _check_image(blob: bytes, field: str, limits: Limits) -> tuple[int, int, str]:

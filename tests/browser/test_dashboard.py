@@ -190,3 +190,19 @@ def test_a_running_run_updates_live(page: Any, demo_server: ServerProcess) -> No
         screenshot(page, "live")
     finally:
         run.finish()
+
+
+def test_texts_tab(page: Any, demo_server: ServerProcess) -> None:
+    import runstream
+
+    with runstream.init(project="texts", name="notes", server=demo_server.address) as run:
+        run.log({"x": 1.0}, step=0)
+        run.log_text("notes/summary", "first note", step=0)
+        run.log_text("notes/summary", "second **note**\nwith two lines", step=1)
+    open_dashboard(page, demo_server, "?project=texts")
+    page.locator("[data-testid=tab-texts]").click()
+    items = page.locator("[data-testid=text-item]")
+    items.first.wait_for(timeout=15_000)
+    assert items.count() == 2
+    assert "second **note**" in items.first.inner_text()  # newest first
+    screenshot(page, "texts")

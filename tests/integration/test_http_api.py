@@ -80,6 +80,7 @@ def test_tags(served: tuple[ServerProcess, dict[str, str]]) -> None:
         "scalars": ["lr", "train/loss"],
         "histograms": ["weights"],
         "images": ["sample"],
+        "texts": [],
     }
     status, body, _ = get(server, "/api/tags?runs=nope")
     assert status == 404 and body == {"error": "unknown run id(s): nope", "status": 404}

@@ -133,7 +133,7 @@ def test_init_says_plainly_when_the_server_is_unreachable(tmp_path: Path) -> Non
     with pytest.raises(
         runstream.ServerUnavailableError, match="cannot reach the runstream server at 127.0.0.1:.*runstream serve"
     ):
-        runstream.init(project="p", server=f"127.0.0.1:{free_port()}", connect_timeout=1.0)
+        runstream.init(project="p", server=f"127.0.0.1:{free_port()}", connect_timeout=1.0, require_server=True)
     assert time.monotonic() - started < 10
 
 

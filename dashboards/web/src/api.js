@@ -111,6 +111,8 @@ export const getHistograms = (run, tag, limit = 50, opts = {}) =>
   request('/api/histograms', { ...opts, params: { run, tag, limit }, missingOk: true });
 
 export const getImages = (run, tag, opts = {}) => request('/api/images', { ...opts, params: { run, tag }, missingOk: true });
+export const getTexts = (run, tag, limit = 50, opts = {}) =>
+  request('/api/texts', { ...opts, params: { run, tag, limit }, missingOk: true });
 
 /** Read-only SQL; errors are not sent to the banner (the console shows them itself). */
 export const postSQL = (sql, limit = 1000, opts = {}) =>

@@ -8,6 +8,7 @@ import { $, h, throttle } from './dom.js';
 import { fmtClock } from './format.js';
 import { createHistogramsView } from './histograms.js';
 import { createImagesView } from './images.js';
+import { createTextsView } from './texts.js';
 import { startLive } from './live.js';
 import { createRunsPanel } from './runs.js';
 import { createScalarsView } from './scalars.js';
@@ -18,13 +19,14 @@ const store = createStore();
 mountBanner($('#banner'));
 onApiError(showError);
 
-const EMPTY_TAGS = { scalars: [], histograms: [], images: [] };
+const EMPTY_TAGS = { scalars: [], histograms: [], images: [], texts: [] };
 let ctx = { runs: [], runIds: [], colors: new Map(), configKeys: [], tags: EMPTY_TAGS };
 
 const views = {
   scalars: createScalarsView($('#view-scalars'), store),
   histograms: createHistogramsView($('#view-histograms'), store),
   images: createImagesView($('#view-images'), store),
+  texts: createTextsView($('#view-texts'), store),
   sql: createSqlView($('#view-sql'), store),
 };
 const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => recompute() });

@@ -15,11 +15,11 @@
 //   logy=1  envelope=1
 //   group=KEY          group runs by this config key
 //   band=minmax|std    the band drawn around a group's mean
-//   tab=scalars|histograms|images|sql
+//   tab=scalars|histograms|images|texts|sql
 
 export const MAX_AUTO_RUNS = 20;
 export const X_AXES = ['step', 'relative', 'wall'];
-export const TABS = ['scalars', 'histograms', 'images', 'sql'];
+export const TABS = ['scalars', 'histograms', 'images', 'texts', 'sql'];
 export const BANDS = ['minmax', 'std'];
 
 export const DEFAULTS = Object.freeze({

@@ -82,8 +82,20 @@ class Images(_message.Message):
     data: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., data: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
+class Texts(_message.Message):
+    __slots__ = ("tag_index", "step", "wall_time", "text")
+    TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    tag_index: bytes
+    step: bytes
+    wall_time: bytes
+    text: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., text: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Batch(_message.Message):
-    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images")
+    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images", "texts")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     WRITER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -92,6 +104,7 @@ class Batch(_message.Message):
     SCALARS_FIELD_NUMBER: _ClassVar[int]
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     writer_id: str
@@ -100,7 +113,8 @@ class Batch(_message.Message):
     scalars: Scalars
     histograms: Histograms
     images: Images
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ...) -> None: ...
+    texts: Texts
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ..., texts: _Optional[_Union[Texts, _Mapping]] = ...) -> None: ...
 
 class WriteAck(_message.Message):
     __slots__ = ("writer_id", "seq", "duplicate")

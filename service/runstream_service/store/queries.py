@@ -80,9 +80,9 @@ def list_tags(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, l
     rows = cur.execute(
         "SELECT DISTINCT kind, tag FROM series WHERE list_contains(?, run_id) ORDER BY tag", [run_ids]
     ).fetchall()
-    tags: dict[str, list[str]] = {"scalars": [], "histograms": [], "images": []}
+    tags: dict[str, list[str]] = {"scalars": [], "histograms": [], "images": [], "texts": []}
     for kind, tag in rows:
-        tags[{"scalar": "scalars", "histogram": "histograms", "image": "images"}[kind]].append(tag)
+        tags[kind + "s"].append(tag)  # scalar, histogram, image, text
     return tags
 
 
@@ -216,6 +216,17 @@ def percentiles(limits: list[list[float]], counts: list[list[float]], qs: tuple[
         result[:, j] = left[bucket] + np.clip(share, 0.0, 1.0) * (right[bucket] - left[bucket])
     result[totals == 0] = math.nan
     return result
+
+
+def list_texts(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int) -> list[dict[str, Any]]:
+    """The last `limit` texts of a tag, in step order."""
+    (series_id,) = _series_ids(cur, [run_id], "text", tag)
+    rows = cur.execute(
+        "SELECT step, rank, wall_time, text FROM (SELECT * FROM text_points WHERE series_id = ? "
+        "ORDER BY step DESC, rank LIMIT ?) ORDER BY step, rank",
+        [series_id, limit],
+    ).fetchall()
+    return [{"step": s, "rank": r, "wall_time": w, "text": t} for s, r, w, t in rows]
 
 
 def list_images(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS run_ranks (
 CREATE TABLE IF NOT EXISTS series (
     series_id INTEGER NOT NULL,
     run_id    VARCHAR NOT NULL,
-    kind      VARCHAR NOT NULL,       -- scalar | histogram | image
+    kind      VARCHAR NOT NULL,       -- scalar | histogram | image | text
     tag       VARCHAR NOT NULL
 );
 
@@ -73,6 +73,14 @@ CREATE TABLE IF NOT EXISTS image_points (
     height    INTEGER NOT NULL,
     mime      VARCHAR NOT NULL,
     data      BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS text_points (
+    series_id INTEGER NOT NULL,
+    step      BIGINT NOT NULL,
+    rank      INTEGER NOT NULL,
+    wall_time DOUBLE NOT NULL,
+    text      VARCHAR NOT NULL        -- as logged (TensorBoard shows it as Markdown)
 );
 
 CREATE TABLE IF NOT EXISTS series_stats (  -- kept by the writer in each commit: reads need no scan for these
@@ -110,6 +118,10 @@ FROM histogram_points p JOIN series s USING (series_id);
 CREATE OR REPLACE VIEW images AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.width, p.height, p.mime, p.data
 FROM image_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW texts AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.text
+FROM text_points p JOIN series s USING (series_id);
 """
 
 

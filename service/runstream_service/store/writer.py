@@ -118,6 +118,8 @@ class StoreWriter:
         self._stats_known: set[int] = {s for (s,) in con.execute("SELECT series_id FROM series_stats").fetchall()}
         self._stats_pending: set[int] = set()  # series given a stats row in the open transaction
         self.known_runs: set[str] = {r for (r,) in con.execute("SELECT run_id FROM run_meta").fetchall()}
+        # run id -> project, for the ingest side's `write:PROJECT` check (README "Security").
+        self.run_projects: dict[str, str] = dict(con.execute("SELECT run_id, project FROM run_meta").fetchall())
         self._ranks: set[tuple[str, int]] = {
             (r, k) for r, k in con.execute("SELECT run_id, rank FROM run_ranks").fetchall()
         }
@@ -208,6 +210,8 @@ class StoreWriter:
             return
         if isinstance(job.payload, OpenRun):
             self.known_runs.add(job.payload.run_id)
+            if result or job.payload.rank == 0:  # created, or rank 0 rejoined (its project wins)
+                self.run_projects[job.payload.run_id] = job.payload.project
             self._ranks.add((job.payload.run_id, job.payload.rank))
         self.stats.mark_changed({job.payload.run_id})
         self._complete([job], results=[result])
@@ -257,6 +261,7 @@ class StoreWriter:
         scalar_parts: list[pa.Table] = []
         histogram_parts: list[dict[str, Any]] = []
         image_parts: list[dict[str, Any]] = []
+        text_parts: list[pa.Table] = []
 
         def series_ids(batch: DecodedBatch, kind: str, tag_index: np.ndarray) -> np.ndarray:
             used = np.flatnonzero(np.bincount(tag_index, minlength=len(batch.tags)))  # no sort, unlike np.unique
@@ -301,6 +306,18 @@ class StoreWriter:
                 histogram_parts.append({"series_id": series_ids(batch, "histogram", h.tag_index), "rank": rank, "h": h})
             if (im := batch.images) is not None and len(im.step):
                 image_parts.append({"series_id": series_ids(batch, "image", im.tag_index), "rank": rank, "i": im})
+            if (tx := batch.texts) is not None and len(tx.step):
+                text_parts.append(
+                    pa.table(
+                        {
+                            "series_id": series_ids(batch, "text", tx.tag_index),
+                            "step": tx.step,
+                            "rank": np.full(len(tx.step), rank),
+                            "wall_time": tx.wall_time,
+                            "text": pa.array(tx.text, pa.string()),
+                        }
+                    )
+                )
 
         con.execute("BEGIN")
         if new_series:
@@ -324,6 +341,8 @@ class StoreWriter:
             self._insert("histogram_points", _histogram_table(histogram_parts))
         if image_parts:
             self._insert("image_points", _image_table(image_parts))
+        if text_parts:
+            self._insert("text_points", pa.concat_tables(text_parts))
         if seqs:
             self._save_seqs(seqs)
         con.execute("COMMIT")
