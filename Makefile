@@ -40,7 +40,7 @@ test: lint $(UI)
 
 bench: $(VENV)/.dev-installed $(UI)
 	for script in bench/sdk_overhead.py bench/ingest.py bench/histograms.py bench/images.py bench/query.py \
-		bench/first_chart.py bench/tensorboard_compat.py; do \
+		bench/first_chart.py bench/tensorboard_compat.py bench/outage.py bench/chaos.py bench/overload.py; do \
 		$(BIN)/python $$script || exit 1; done
 
 clean:

@@ -38,7 +38,11 @@ class Server:
     """
 
     def __init__(
-        self, data_dir: Path | None = None, profile_to: Path | None = None, launcher: list[str] | None = None
+        self,
+        data_dir: Path | None = None,
+        profile_to: Path | None = None,
+        launcher: list[str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
@@ -51,6 +55,7 @@ class Server:
         self.profile_to = profile_to
         self.launcher = launcher or ["-m", "runstream_service"]  # or a script that wraps the CLI
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args = extra_args
 
     @property
     def address(self) -> str:
@@ -73,6 +78,7 @@ class Server:
             self.address,
             "--http",
             f"127.0.0.1:{self.http_port}",
+            *self.extra_args,
         ]
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

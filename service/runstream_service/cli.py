@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--sql-timeout", type=float, default=10.0, help="seconds a user's SQL may run, at most 60 (default: 10)"
     )
     serve.add_argument("--demo", action="store_true", help="also stream synthetic demo runs into this server")
+    # Testing only (bench/overload.py): slows the writer down by this many microseconds per point.
+    serve.add_argument("--test-slow-writer-us", type=float, default=0.0, help=argparse.SUPPRESS)
 
     demo = commands.add_parser("demo", help="stream synthetic runs into a server")
     demo.add_argument("--server", default=os.environ.get("RUNSTREAM_SERVER", "127.0.0.1:50051"), help="HOST:PORT")
@@ -129,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         http=args.http,
         insecure=args.insecure,
         sql_timeout=args.sql_timeout,
+        slow_writer_us=args.test_slow_writer_us,
         tokens=tokens,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,

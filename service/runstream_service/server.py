@@ -37,7 +37,7 @@ class Server:
         settings.data.mkdir(parents=True, exist_ok=True)
         # No file readers, COPY, ATTACH or extension loading for anyone, user SQL included.
         self.con = duckdb.connect(str(settings.database), config={"enable_external_access": False})
-        self.writer = StoreWriter(self.con)
+        self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us)
         self.reader = StoreReader(self.con)
         self.ingest = IngestService(self.writer, tokens=settings.tokens)
         self._grpc: grpc.aio.Server | None = None

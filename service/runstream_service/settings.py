@@ -38,6 +38,7 @@ class ServerSettings:
     http: str
     insecure: bool = False
     sql_timeout: float = 10.0  # seconds a user's SQL may run
+    slow_writer_us: float = 0.0  # testing only: extra writer time per point, to show backpressure
     tokens: TokenTable | None = None  # None: no authentication (loopback, or --insecure)
     tls_cert: Path | None = None
     tls_key: Path | None = None

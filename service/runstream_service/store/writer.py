@@ -99,10 +99,14 @@ class UnknownRun(LookupError):
 
 
 class StoreWriter:
-    def __init__(self, con: duckdb.DuckDBPyConnection, max_queued_points: int = 8_000_000) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, max_queued_points: int = 8_000_000, slow_down_us_per_point: float = 0.0
+    ) -> None:
         create_schema(con)
         self._con = con
         self._max_queued_points = max_queued_points
+        # A testing knob (serve --test-slow-writer-us): an artificially slow disk, to show backpressure.
+        self._slow_down = slow_down_us_per_point * 1e-6
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._queued_points = 0
         self._room: asyncio.Event | None = None  # set whenever queued points are released
@@ -220,6 +224,8 @@ class StoreWriter:
         if not jobs:
             return
         started = time.perf_counter()
+        if self._slow_down:
+            time.sleep(self._slow_down * sum(job.points for job in jobs))
         try:
             results, new_series, seqs = self._write_batches(jobs)
         except Exception as exc:
