@@ -105,7 +105,10 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             await context.abort(_AUTH_CODES[exc.status], str(exc))
         return token
 
-    async def OpenRun(self, request: pb.OpenRunRequest, context: Context) -> pb.OpenRunResponse:
+    async def OpenRun(self, request: pb.OpenRunRequest | Unparseable, context: Context) -> pb.OpenRunResponse:
+        if isinstance(request, Unparseable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        assert isinstance(request, pb.OpenRunRequest)
         # An existing run keeps its data where it is: joining it needs write access to its project too.
         existing = self._writer.run_projects.get(request.run_id) if request.run_id else None
         await self._authorize(context, request.project or "default", existing)
@@ -137,7 +140,10 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         created = await self._writer.submit(job)
         return pb.OpenRunResponse(run_id=run_id, created=created)
 
-    async def FinishRun(self, request: pb.FinishRunRequest, context: Context) -> pb.FinishRunResponse:
+    async def FinishRun(self, request: pb.FinishRunRequest | Unparseable, context: Context) -> pb.FinishRunResponse:
+        if isinstance(request, Unparseable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        assert isinstance(request, pb.FinishRunRequest)
         await self._authorize(context, self._writer.run_projects.get(request.run_id))
         if request.status not in RUN_STATUSES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: must be one of {', '.join(RUN_STATUSES)}")
@@ -238,3 +244,48 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         if batch.run_id not in self._writer.known_runs:
             raise InvalidBatch("run_id", f"run {batch.run_id!r} is not open; call OpenRun first")
         return batch
+
+
+class Unparseable:
+    """What a unary request becomes when its bytes do not parse: the handler answers INVALID_ARGUMENT."""
+
+    def __init__(self, message_type: str, error: DecodeError) -> None:
+        self.message_type = message_type
+        self.error = error
+
+    def __str__(self) -> str:
+        return f"the message does not parse as {self.message_type} ({self.error})"
+
+
+def _tolerant(message_class: Any) -> Any:
+    def parse(raw: bytes) -> Any:
+        try:
+            return message_class.FromString(raw)
+        except DecodeError as exc:
+            return Unparseable(message_class.DESCRIPTOR.full_name, exc)
+
+    return parse
+
+
+def add_to_server(service: IngestService, server: grpc.aio.Server) -> None:
+    """Register the Ingest service. Unlike the generated helper, bytes that do not parse as a unary
+    request reach the handler (as Unparseable) and get INVALID_ARGUMENT, not UNKNOWN."""
+    handlers = {
+        "OpenRun": grpc.unary_unary_rpc_method_handler(
+            service.OpenRun,
+            request_deserializer=_tolerant(pb.OpenRunRequest),
+            response_serializer=pb.OpenRunResponse.SerializeToString,
+        ),
+        # Write parses inside its handler (see _read_batches), so a bad message becomes INVALID_ARGUMENT there.
+        "Write": grpc.stream_stream_rpc_method_handler(
+            service.Write,
+            request_deserializer=pb.Batch.FromString,
+            response_serializer=pb.WriteAck.SerializeToString,
+        ),
+        "FinishRun": grpc.unary_unary_rpc_method_handler(
+            service.FinishRun,
+            request_deserializer=_tolerant(pb.FinishRunRequest),
+            response_serializer=pb.FinishRunResponse.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("runstream.v1.Ingest", handlers),))

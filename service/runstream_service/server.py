@@ -16,9 +16,8 @@ import grpc
 import uvloop
 from aiohttp import web
 
-from runstream.v1 import ingest_pb2_grpc as pb_grpc
 from runstream_dashboards.app import make_app
-from runstream_service.ingest import IngestService
+from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store.reader import StoreReader
@@ -53,7 +52,7 @@ class Server:
             ("grpc.max_send_message_length", DEFAULT_LIMITS.max_message_bytes),
         ]
         self._grpc = grpc.aio.server(options=options)
-        pb_grpc.add_IngestServicer_to_server(self.ingest, self._grpc)
+        add_to_server(self.ingest, self._grpc)
         if self.settings.tls_cert and self.settings.tls_key:
             credentials = grpc.ssl_server_credentials(
                 [(self.settings.tls_key.read_bytes(), self.settings.tls_cert.read_bytes())]
