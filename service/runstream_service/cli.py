@@ -10,7 +10,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runstream_service.settings import SERVE_SETTINGS, ServerSettings, is_loopback, split_address
+from runstream_service.settings import (
+    SERVE_SETTINGS,
+    CompactionPolicy,
+    ServerSettings,
+    is_loopback,
+    split_address,
+)
 
 SERVER_EXTRA_HINT = "the server needs its extra: pip install 'runstream[server]'"
 
@@ -27,6 +33,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--sql-timeout", type=float, default=10.0, help="seconds a user's SQL may run, at most 60 (default: 10)"
     )
     serve.add_argument("--demo", action="store_true", help="also stream synthetic demo runs into this server")
+    serve.add_argument(
+        "--compact-points",
+        type=int,
+        default=CompactionPolicy.hot_points,
+        help="sort and roll up arriving scalar points once this many wait (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--compact-seconds",
+        type=float,
+        default=CompactionPolicy.hot_seconds,
+        help="... or once they have waited this many seconds (default: %(default)s)",
+    )
     # Testing only (bench/overload.py): slows the writer down by this many microseconds per point.
     serve.add_argument("--test-slow-writer-us", type=float, default=0.0, help=argparse.SUPPRESS)
 
@@ -122,6 +140,9 @@ def _serve(args: argparse.Namespace) -> int:
             return 2
     from runstream_service.server import run
 
+    if args.compact_points < 1 or args.compact_seconds <= 0:
+        print("runstream: --compact-points and --compact-seconds must be positive", file=sys.stderr)
+        return 2
     if not 0 < args.sql_timeout <= 60:
         print("runstream: --sql-timeout must be more than 0 and at most 60 seconds", file=sys.stderr)
         return 2
@@ -135,6 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
         tokens=tokens,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
+        compaction=CompactionPolicy(hot_points=args.compact_points, hot_seconds=args.compact_seconds),
     )
     demo = None
     if args.demo:

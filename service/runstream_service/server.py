@@ -20,6 +20,7 @@ from runstream_dashboards.app import make_app
 from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.settings import ServerSettings, split_address
+from runstream_service.store.compactor import Compactor
 from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import StoreWriter
 
@@ -38,6 +39,8 @@ class Server:
         self.con = duckdb.connect(str(settings.database), config={"enable_external_access": False})
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us)
         self.reader = StoreReader(self.con)
+        self.compactor = Compactor(self.con, settings.compaction)
+        self.writer.on_scalars_committed = self.compactor.notify
         self.ingest = IngestService(self.writer, tokens=settings.tokens)
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
@@ -47,6 +50,7 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.writer.start(loop)
+        self.compactor.start()
         options = [
             ("grpc.max_receive_message_length", DEFAULT_LIMITS.max_message_bytes),
             ("grpc.max_send_message_length", DEFAULT_LIMITS.max_message_bytes),
@@ -99,6 +103,7 @@ class Server:
             await self._grpc.stop(DRAIN_SECONDS)
         if self._http is not None:
             await self._http.cleanup()
+        await asyncio.to_thread(self.compactor.stop)
         await asyncio.to_thread(self.writer.stop)
         self.reader.close()
         self.con.close()

@@ -32,6 +32,15 @@ DATABASE_FILE = "runstream.duckdb"
 
 
 @dataclass(frozen=True)
+class CompactionPolicy:
+    """When the compactor (store/compactor.py) sorts and rolls up arriving scalar points."""
+
+    hot_points: int = 2_000_000  # as soon as this many wait
+    hot_seconds: float = 5.0  # ... or once they have waited this long
+    poll_seconds: float = 0.5
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     data: Path
     grpc: str
@@ -42,6 +51,7 @@ class ServerSettings:
     tokens: TokenTable | None = None  # None: no authentication (loopback, or --insecure)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    compaction: CompactionPolicy = CompactionPolicy()
 
     @property
     def database(self) -> Path:

@@ -1,4 +1,9 @@
-"""M4 in DuckDB against a NumPy reference, on random and adversarial series."""
+"""M4 in DuckDB against a NumPy reference, on random and adversarial series.
+
+Every series is checked in three layouts: all points hot (aggregated from the points), all
+compacted (read from the rollup tiers), and split over two compacted generations plus hot
+points (partials combined). The three must give identical results.
+"""
 
 from __future__ import annotations
 
@@ -7,56 +12,103 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from runstream_service.settings import CompactionPolicy
+from runstream_service.store.compactor import Compactor
 from runstream_service.store.queries import scalar_series
+from runstream_service.store.rollups import level_for
 from runstream_service.store.schema import create_schema
 
+LAYOUTS = ("hot", "compacted", "split")
 
-def _store(series: dict[int, tuple[np.ndarray, np.ndarray]]) -> duckdb.DuckDBPyConnection:
+
+def _insert_hot(con: duckdb.DuckDBPyConnection, sid: int, steps: np.ndarray, values: np.ndarray) -> None:
+    rows = pa.table(
+        {
+            "series_id": np.full(len(steps), sid, np.int32),
+            "step": steps.astype(np.int64),
+            "rank": np.zeros(len(steps), np.int32),
+            "wall_time": 1.7e9 + steps.astype(np.float64),
+            "value": values.astype(np.float64),
+        }
+    )
+    con.register("rows", rows)
+    con.execute("INSERT INTO scalar_points_hot SELECT * FROM rows")
+    con.unregister("rows")
+
+
+def _compact(con: duckdb.DuckDBPyConnection) -> None:
+    compactor = Compactor(con, CompactionPolicy(hot_points=1))
+    compactor._step()  # what its thread does when points are due
+
+
+def _store(series: dict[int, tuple[np.ndarray, np.ndarray]], layout: str = "hot") -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     create_schema(con)
     con.execute("INSERT INTO run_meta VALUES ('r', 'p', 'r', '{}', 'running', 0, NULL, 'h', 1)")
     for sid, (steps, values) in series.items():
         con.execute("INSERT INTO series VALUES (?, 'r', 'scalar', ?)", [sid, f"t{sid}"])
-        rows = pa.table(
-            {
-                "series_id": np.full(len(steps), sid, np.int32),
-                "step": steps.astype(np.int64),
-                "rank": np.zeros(len(steps), np.int32),
-                "wall_time": 1.7e9 + steps.astype(np.float64),
-                "value": values.astype(np.float64),
-            }
-        )
-        con.register("rows", rows)
-        con.execute("INSERT INTO scalar_points SELECT * FROM rows")
-        con.unregister("rows")
         # What the writer keeps for every series it writes.
         con.execute(
-            "INSERT INTO series_stats SELECT series_id, count(*), min(step), max(step), min(wall_time), "
-            "max(wall_time) FROM scalar_points WHERE series_id = ? GROUP BY series_id",
-            [sid],
+            "INSERT INTO series_stats VALUES (?, ?, ?, ?, ?, ?)",
+            [sid, len(steps), int(steps.min()), int(steps.max()), 1.7e9 + steps.min(), 1.7e9 + steps.max()],
         )
+    if layout == "hot":
+        for sid, (steps, values) in series.items():
+            _insert_hot(con, sid, steps, values)
+    elif layout == "compacted":
+        for sid, (steps, values) in series.items():
+            _insert_hot(con, sid, steps, values)
+        _compact(con)
+    else:  # thirds in arrival order: two compacted generations, then hot points
+        for part in range(3):
+            for sid, (steps, values) in series.items():
+                third = slice(part * len(steps) // 3, (part + 1) * len(steps) // 3)
+                _insert_hot(con, sid, steps[third], values[third])
+            if part < 2:
+                _compact(con)
     return con
 
 
-def _downsample(con: duckdb.DuckDBPyConnection, sid: int, lo: float, hi: float, width: int) -> tuple[np.ndarray, ...]:
-    ((_, result),) = scalar_series(con.cursor(), ["r"], f"t{sid}", "step", lo, hi, width)
-    return result.x, result.y, result.band_min, result.band_max, np.array([result.exact])
+def _downsample(
+    con: duckdb.DuckDBPyConnection, sid: int, lo: float, hi: float, width: int, axis: str = "step"
+) -> tuple[np.ndarray, ...]:
+    ((_, result),) = scalar_series(con.cursor(), ["r"], f"t{sid}", axis, lo, hi, width)
+    return result.x, result.y, result.band_x, result.band_min, result.band_max, np.array([result.exact])
 
 
 def _reference_columns(
     steps: np.ndarray, values: np.ndarray, lo: float, hi: float, width: int
-) -> dict[int, np.ndarray]:
-    inside = (steps >= lo) & (steps <= hi)
-    x, y = steps[inside].astype(np.float64), values[inside]
-    scale = width / (hi - lo) if hi > lo else 0.0
-    px = np.minimum(np.floor((x - lo) * scale).astype(np.int64), width - 1)
-    return {int(p): np.flatnonzero(px == p) for p in np.unique(px)} | {-1: np.array([x.size])}, x, y  # type: ignore[return-value]
+) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
+    """The step axis' columns: buckets of 2**level steps, the range widened to whole buckets."""
+    first, last = int(np.ceil(lo)), int(np.floor(hi))
+    level = level_for(last - first + 1, width)
+    bucket = steps.astype(np.int64) >> level
+    inside = (bucket >= first >> level) & (bucket <= last >> level)
+    x, y, px = steps[inside].astype(np.float64), values[inside], bucket[inside]
+    buckets = (last >> level) - (first >> level) + 1
+    if last - first + 1 > width:  # at least one column per pixel, at most about two
+        assert width <= buckets <= 2 * width + 1
+    if x.size <= width:  # few points: exactly those in [lo, hi]
+        inside = (steps >= lo) & (steps <= hi)
+        x, y, px = steps[inside].astype(np.float64), values[inside], bucket[inside]
+    return {int(p): np.flatnonzero(px == p) for p in np.unique(px)}, x, y
 
 
 def _check(steps: np.ndarray, values: np.ndarray, lo: float, hi: float, width: int) -> None:
-    con = _store({7: (steps, values)})
-    got_x, got_y, band_min, band_max, (exact,) = _downsample(con, 7, lo, hi, width)
-    columns, x, y = _reference_columns(steps, values, lo, hi, width)  # type: ignore[misc]
+    results = {layout: _downsample(_store({7: (steps, values)}, layout), 7, lo, hi, width) for layout in LAYOUTS}
+    if np.unique(steps).size == steps.size:  # with several points at one step, "first" may be any of them
+        for layout in LAYOUTS[1:]:
+            for got, want in zip(results[layout], results["hot"]):
+                assert np.array_equal(got, want, equal_nan=True), layout
+    for result in results.values():
+        _check_against_reference(steps, values, lo, hi, width, result)
+
+
+def _check_against_reference(
+    steps: np.ndarray, values: np.ndarray, lo: float, hi: float, width: int, result: tuple[np.ndarray, ...]
+) -> None:
+    got_x, got_y, _, band_min, band_max, (exact,) = result
+    columns, x, y = _reference_columns(steps, values, lo, hi, width)
     # NaN stands for itself here: compare through a stand-in that is equal to itself.
     got_y_key = np.where(np.isnan(got_y), -7.7e307, got_y)
     got: dict[float, set[float]] = {}
@@ -69,10 +121,8 @@ def _check(steps: np.ndarray, values: np.ndarray, lo: float, hi: float, width: i
         )
         return
     assert not exact
-    assert len(got_x) <= 4 * width
+    assert len(got_x) <= 4 * len(columns)
     for p, idx in columns.items():
-        if p == -1:
-            continue
         cx, cy = x[idx], y[idx]
         # The first and last point of the column are returned.
         assert cx.min() in got and cx.max() in got

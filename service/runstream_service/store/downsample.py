@@ -1,9 +1,15 @@
 """M4 downsampling in DuckDB SQL. Pure: builds SQL text and turns its rows into chart arrays.
 
-Per pixel column M4 keeps the first and last point and the points with the smallest and
-largest value, so a line drawn through them looks exactly like a line through every point,
-and no spike is hidden (TensorBoard instead keeps 1,000 random points per tag). When the
-visible range holds no more points than pixels, every point is returned as it is.
+Per column M4 keeps the first and last point and the points with the smallest and largest
+value, so a line drawn through them looks exactly like a line through every point, and no
+spike is hidden (TensorBoard instead keeps 1,000 random points per tag). When the visible
+range holds no more points than pixels, every point is returned as it is.
+
+On the step axis the columns are the step buckets of a rollup level (store/rollups.py): the
+coarsest level that still gives at least one column per pixel. The compacted points' partials
+come from scalar_rollups, so the read costs O(columns) whatever the series' length; only the
+hot (not yet compacted) points are aggregated here. On the wall-time axes the columns are
+`width` equal slices of the range, aggregated from the points.
 """
 
 from __future__ import annotations
@@ -12,14 +18,61 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runstream_service.store.rollups import LEVEL_MIN
+
 X_AXES = ("step", "relative", "wall")
+PARTIAL_COLUMNS = (
+    "series_id, bucket, points, numbers, sum, first_step, first_value, last_step, last_value, "
+    "min_step, min_value, max_step, max_value"
+)
+
+
+def raw_points(where: str, columns: str = "series_id, step, rank, wall_time, value") -> str:
+    """Scalar points matching `where`, compacted and hot: each point exactly once in one snapshot."""
+    return (
+        f"(SELECT {columns} FROM scalar_points WHERE {where} "
+        f"UNION ALL SELECT {columns} FROM scalar_points_hot WHERE {where})"
+    )
+
+
+def id_list(series_ids: tuple[int, ...]) -> str:
+    return ", ".join(str(int(i)) for i in series_ids)
+
+
+def bucket_partials_sql(series_ids: tuple[int, ...], level: int, first_bucket: int, last_bucket: int) -> str:
+    """Partials (store/rollups.py) of these series per bucket of 2**level steps, buckets in range.
+
+    From scalar_rollups for compacted points when the level is stored, plus the hot points
+    aggregated here; several rows of one bucket are combined by the caller.
+    """
+    ids = id_list(series_ids)
+    lo, hi = first_bucket << level, min(((last_bucket + 1) << level) - 1, 2**63 - 1)
+    in_range = f"series_id IN ({ids}) AND step BETWEEN {lo} AND {hi}"
+    source = "scalar_points_hot" if level >= LEVEL_MIN else raw_points(in_range, "series_id, step, value")
+    from_points = f"""SELECT series_id, step >> {level} AS bucket, count(*) AS points, count(number) AS numbers,
+       coalesce(sum(number), 0) AS sum, min(step) AS first_step, arg_min(value, step) AS first_value,
+       max(step) AS last_step, arg_max(value, step) AS last_value, arg_min(step, low) AS min_step,
+       min(number) AS min_value, arg_max(step, high) AS max_step, max(number) AS max_value
+FROM (SELECT series_id, step, value, number,
+             -- ties of the smallest or largest number go to the earliest step (as in rollups.combine)
+             CASE WHEN number IS NULL THEN NULL ELSE {{'v': number, 's': step}} END AS low,
+             CASE WHEN number IS NULL THEN NULL ELSE {{'v': number, 's': -step}} END AS high
+      FROM (SELECT series_id, step, value, CASE WHEN isnan(value) THEN NULL ELSE value END AS number
+            FROM {source} WHERE {in_range}))
+GROUP BY series_id, bucket"""
+    if level < LEVEL_MIN:
+        return from_points
+    return f"""SELECT {PARTIAL_COLUMNS} FROM scalar_rollups
+WHERE level = {level} AND series_id IN ({ids}) AND bucket BETWEEN {first_bucket} AND {last_bucket}
+UNION ALL
+{from_points}"""
 
 
 def points_sql(series_ids: tuple[int, ...], x_axis: str, starts: dict[int, float] | None = None) -> str:
     """The points of the series as (s, x, y), x per the chosen axis.
 
     One equality filter per series, not one IN list: DuckDB's zone maps can then skip the row
-    groups that do not hold that series (the writer keeps each commit's rows grouped by series).
+    groups that do not hold that series (the compactor keeps each series' points together).
     For the relative axis, `starts` gives each series' first wall time (else it is computed).
     """
 
@@ -33,7 +86,7 @@ def points_sql(series_ids: tuple[int, ...], x_axis: str, starts: dict[int, float
         return "wall_time - min(wall_time) OVER ()"
 
     return " UNION ALL ".join(
-        f"(SELECT series_id AS s, {x_of(i)} AS x, value AS y FROM scalar_points WHERE series_id = {int(i)})"
+        f"(SELECT series_id AS s, {x_of(i)} AS x, value AS y FROM {raw_points(f'series_id = {int(i)}')})"
         for i in series_ids
     )
 

@@ -13,8 +13,17 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow.compute as pc
 
-from runstream_service.store.downsample import Downsampled, assemble, exact, exact_sql, m4_sql
+from runstream_service.store.downsample import (
+    Downsampled,
+    assemble,
+    bucket_partials_sql,
+    exact,
+    exact_sql,
+    m4_sql,
+)
+from runstream_service.store.rollups import NO_STEP, Partials, combine, level_for
 
 PERCENTILES = (0.0, 6.68, 15.87, 30.85, 50.0, 69.15, 84.13, 93.32, 100.0)  # TensorBoard's distribution bands
 
@@ -103,6 +112,18 @@ def _as_float(values: Any) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _scalar_stats(cur: duckdb.DuckDBPyConnection, owners: dict[int, str]) -> dict[int, tuple[Any, ...]]:
+    """series id -> (points, first_step, last_step, first_wall, last_wall), from the writer's summary."""
+    return {
+        row[0]: row[1:]
+        for row in cur.execute(
+            "SELECT series_id, points, first_step, last_step, first_wall, last_wall FROM series_stats "
+            "WHERE list_contains(?, series_id)",
+            [list(owners)],
+        ).fetchall()
+    }
+
+
 def scalar_series(
     cur: duckdb.DuckDBPyConnection,
     run_ids: list[str],
@@ -114,18 +135,12 @@ def scalar_series(
 ) -> list[tuple[str, Downsampled]]:
     """M4-downsampled series of `tag` for each run that has it, in the order of `run_ids`.
 
-    One scan: the x range and point counts come from series_stats, the writer's summary; a
-    series with no more points in range than `width` is then read again, exactly (cheap: few points).
+    The x range and point counts come from series_stats, the writer's summary. On the step
+    axis the columns are rollup buckets (see downsample.py); a series with no more points in
+    range than `width` is then read again, exactly (cheap: few points).
     """
     owners = _series_ids(cur, run_ids, "scalar", tag)
-    stats = {
-        row[0]: row[1:]
-        for row in cur.execute(
-            "SELECT series_id, points, first_step, last_step, first_wall, last_wall FROM series_stats "
-            "WHERE list_contains(?, series_id)",
-            [list(owners)],
-        ).fetchall()
-    }
+    stats = _scalar_stats(cur, owners)
     ids = tuple(s for s in owners if s in stats)
     if not ids:
         return []
@@ -139,6 +154,102 @@ def scalar_series(
     hi = float(x_max if x_max is not None else max(b[1] for b in bounds))
     if lo > hi:
         return []
+    if x_axis == "step":
+        found, few = _step_columns(cur, ids, math.ceil(lo), math.floor(hi), width)
+    else:
+        found, few = _wall_columns(cur, ids, x_axis, lo, hi, width, starts)
+    if few:
+        exact_rows = cur.execute(exact_sql(tuple(few), x_axis, lo, hi, starts)).fetchnumpy()
+        for series_id in few:
+            mine = np.asarray(exact_rows["s"]) == series_id
+            found[series_id] = exact(series_id, _as_float(exact_rows["x"])[mine], _as_float(exact_rows["y"])[mine])
+    order = {run: i for i, run in enumerate(run_ids)}
+    return [(owners[s], found[s]) for s in sorted(found, key=lambda s: order[owners[s]])]
+
+
+def _step_columns(
+    cur: duckdb.DuckDBPyConnection, ids: tuple[int, ...], lo: int, hi: int, width: int
+) -> tuple[dict[int, Downsampled], list[int]]:
+    """M4 per rollup bucket of the coarsest level with at least `width` buckets in [lo, hi].
+
+    Returns the downsampled series, and the series with at most `width` points (to read exactly).
+    """
+    found: dict[int, Downsampled] = {}
+    few: list[int] = []
+    if lo > hi:
+        return found, few
+    level = level_for(hi - lo + 1, width)
+    partials = step_partials(cur, ids, level, lo >> level, hi >> level)
+    bounds = np.searchsorted(partials.series_id, np.asarray(ids, dtype=np.int32), side="left")
+    ends = np.searchsorted(partials.series_id, np.asarray(ids, dtype=np.int32), side="right")
+    for series_id, start, end in zip(ids, bounds.tolist(), ends.tolist()):
+        if start == end:
+            continue
+        mine = slice(start, end)
+        if int(partials.points[mine].sum()) <= width:
+            few.append(series_id)
+            continue
+        no_low, no_high = partials.min_step[mine] == NO_STEP, partials.max_step[mine] == NO_STEP
+        found[series_id] = assemble(
+            series_id,
+            {
+                "px": partials.bucket[mine].astype(np.float64),
+                "n": partials.points[mine].astype(np.float64),
+                "x_first": partials.first_step[mine].astype(np.float64),
+                "y_first": partials.first_value[mine],
+                "x_last": partials.last_step[mine].astype(np.float64),
+                "y_last": partials.last_value[mine],
+                "x_low": np.where(no_low, np.nan, partials.min_step[mine]),
+                "y_low": partials.min_value[mine],
+                "x_high": np.where(no_high, np.nan, partials.max_step[mine]),
+                "y_high": partials.max_value[mine],
+            },
+        )
+    return found, few
+
+
+def step_partials(
+    cur: duckdb.DuckDBPyConnection, ids: tuple[int, ...], level: int, first_bucket: int, last_bucket: int
+) -> Partials:
+    """One combined partial per series and bucket of 2**level steps, sorted by series and bucket."""
+    table = cur.sql(bucket_partials_sql(ids, level, first_bucket, last_bucket)).to_arrow_table()
+
+    def column(name: str, fill: Any = None) -> np.ndarray:
+        values = table.column(name)
+        if fill is not None and values.null_count:
+            values = pc.fill_null(values, fill)
+        array: np.ndarray = values.to_numpy()
+        return array
+
+    return combine(
+        Partials(
+            series_id=column("series_id").astype(np.int32),
+            bucket=column("bucket"),
+            points=column("points"),
+            numbers=column("numbers"),
+            sum=column("sum").astype(np.float64),
+            first_step=column("first_step"),
+            first_value=column("first_value", math.nan),
+            last_step=column("last_step"),
+            last_value=column("last_value", math.nan),
+            min_step=column("min_step", NO_STEP),
+            min_value=column("min_value", math.nan),
+            max_step=column("max_step", NO_STEP),
+            max_value=column("max_value", math.nan),
+        )
+    )
+
+
+def _wall_columns(
+    cur: duckdb.DuckDBPyConnection,
+    ids: tuple[int, ...],
+    x_axis: str,
+    lo: float,
+    hi: float,
+    width: int,
+    starts: dict[int, float],
+) -> tuple[dict[int, Downsampled], list[int]]:
+    """M4 per pixel column over [lo, hi] of wall time (or time since the series' start), from the points."""
     rows = cur.execute(m4_sql(ids, x_axis, lo, hi, width, starts)).fetchnumpy()
     owner_of_row = np.asarray(rows["s"])
     n = _as_float(rows["n"])
@@ -152,13 +263,7 @@ def scalar_series(
             few.append(series_id)
             continue
         found[series_id] = assemble(series_id, {name: _as_float(v)[mine] for name, v in rows.items() if name != "s"})
-    if few:
-        exact_rows = cur.execute(exact_sql(tuple(few), x_axis, lo, hi, starts)).fetchnumpy()
-        for series_id in few:
-            mine = np.asarray(exact_rows["s"]) == series_id
-            found[series_id] = exact(series_id, _as_float(exact_rows["x"])[mine], _as_float(exact_rows["y"])[mine])
-    order = {run: i for i, run in enumerate(run_ids)}
-    return [(owners[s], found[s]) for s in sorted(found, key=lambda s: order[owners[s]])]
+    return found, few
 
 
 def histograms(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int) -> dict[str, Any]:

@@ -2,14 +2,20 @@
 documented surface for ad-hoc SQL (README, "Query with SQL").
 
 Points refer to a series (run, kind, tag) by a small integer id, so a point row
-is five numbers wide and a series' rows can later be clustered by that id.
+is five numbers wide and a series' rows can be clustered by that id.
+
+Scalar points live in two tables: the writer appends to scalar_points_hot; the compactor
+(store/compactor.py) moves settled points into scalar_points, sorted by series and step, one
+"generation" per compaction, and writes their rollup tiers (store/rollups.py) into
+scalar_rollups in the same transaction. Every point is in exactly one of the two tables; the
+`scalars` view reads both.
 """
 
 from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -42,12 +48,45 @@ CREATE TABLE IF NOT EXISTS series (
     tag       VARCHAR NOT NULL
 );
 
-CREATE TABLE IF NOT EXISTS scalar_points (
+CREATE TABLE IF NOT EXISTS scalar_points_hot (  -- as they arrive; the compactor empties it
     series_id INTEGER NOT NULL,
     step      BIGINT NOT NULL,
     rank      INTEGER NOT NULL,
     wall_time DOUBLE NOT NULL,
     value     DOUBLE                  -- NaN and +-Inf are kept
+);
+
+CREATE TABLE IF NOT EXISTS scalar_points (  -- compacted: each generation sorted by series_id, step, rank
+    series_id  INTEGER NOT NULL,
+    step       BIGINT NOT NULL,
+    rank       INTEGER NOT NULL,
+    wall_time  DOUBLE NOT NULL,
+    value      DOUBLE,
+    generation INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS scalar_rollups (  -- per compacted generation, series, level and bucket of 2^level steps
+    generation  INTEGER NOT NULL,
+    series_id   INTEGER NOT NULL,
+    level       TINYINT NOT NULL,     -- bucket = step >> level
+    bucket      BIGINT NOT NULL,
+    points      BIGINT NOT NULL,
+    numbers     BIGINT NOT NULL,      -- points whose value is not NaN
+    sum         DOUBLE NOT NULL,      -- of those values
+    first_step  BIGINT NOT NULL,
+    first_value DOUBLE,
+    last_step   BIGINT NOT NULL,
+    last_value  DOUBLE,
+    min_step    BIGINT,               -- min and max: NULL when numbers = 0
+    min_value   DOUBLE,
+    max_step    BIGINT,
+    max_value   DOUBLE
+);
+
+CREATE TABLE IF NOT EXISTS scalar_generations (
+    generation INTEGER NOT NULL,
+    points     BIGINT NOT NULL,
+    created_at DOUBLE NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS histogram_points (
@@ -108,7 +147,11 @@ FROM run_meta;
 
 CREATE OR REPLACE VIEW scalars AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.value
-FROM scalar_points p JOIN series s USING (series_id);
+FROM (
+    SELECT series_id, step, rank, wall_time, value FROM scalar_points
+    UNION ALL
+    SELECT series_id, step, rank, wall_time, value FROM scalar_points_hot
+) p JOIN series s USING (series_id);
 
 CREATE OR REPLACE VIEW histograms AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.count, p.min, p.max, p.sum, p.sum_squares,
@@ -132,15 +175,22 @@ class SchemaError(RuntimeError):
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create tables and views if missing, and check the schema version."""
     con.execute("BEGIN")
-    con.execute(TABLES)
+    con.execute("CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL)")
     rows = con.execute("SELECT version FROM schema_info").fetchall()
-    if not rows:
-        con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
-    elif rows[0][0] > SCHEMA_VERSION:
+    if rows and rows[0][0] > SCHEMA_VERSION:
         con.execute("ROLLBACK")
         raise SchemaError(
             f"this database has schema version {rows[0][0]}, newer than this runstream "
             f"({SCHEMA_VERSION}); upgrade runstream"
         )
+    if rows and rows[0][0] == 1:
+        # Version 1 kept scalar points unclustered in scalar_points: they become hot points,
+        # which the compactor sorts and rolls up like any others.
+        con.execute("DROP VIEW IF EXISTS scalars")
+        con.execute("ALTER TABLE scalar_points RENAME TO scalar_points_hot")
+        con.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
+    con.execute(TABLES)
+    if not rows:
+        con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
     con.execute(VIEWS)
     con.execute("COMMIT")

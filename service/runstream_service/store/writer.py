@@ -113,6 +113,8 @@ class StoreWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="runstream-writer", daemon=True)
         self.stats = WriterStats()
+        # Told how many scalar points each commit added to scalar_points_hot (the compactor listens).
+        self.on_scalars_committed: Callable[[int], None] | None = None
         # Caches of small tables; the writer thread is their only writer.
         self._series: dict[tuple[str, str, str], int] = {
             (r, k, t): s for s, r, k, t in con.execute("SELECT series_id, run_id, kind, tag FROM series").fetchall()
@@ -341,7 +343,7 @@ class StoreWriter:
             )
         if scalar_parts:
             scalar_rows = _clustered(pa.concat_tables(scalar_parts))
-            self._insert("scalar_points", scalar_rows)
+            self._insert("scalar_points_hot", scalar_rows)
             self._update_series_stats(scalar_rows)
         if histogram_parts:
             self._insert("histogram_points", _histogram_table(histogram_parts))
@@ -352,6 +354,8 @@ class StoreWriter:
         if seqs:
             self._save_seqs(seqs)
         con.execute("COMMIT")
+        if scalar_parts and self.on_scalars_committed is not None:
+            self.on_scalars_committed(scalar_rows.num_rows)
         return duplicates, new_series, seqs
 
     def _insert(self, table: str, rows: pa.Table) -> None:

@@ -1,0 +1,258 @@
+"""The compactor: a background thread that keeps scalar points clustered by series and step.
+
+The writer appends to scalar_points_hot in arrival order (interleaved across runs, tags and
+ranks). The compactor moves those points into scalar_points as a new *generation*, sorted by
+(series_id, step, rank), and writes the generation's rollup tiers (store/rollups.py) into
+scalar_rollups, all in one transaction: a reader's snapshot sees every point exactly once,
+either hot or compacted with its rollups. Generations are merged size-tiered (FAN_IN of a
+similar size into one), so a series lies in few sorted stretches and DuckDB's zone maps skip the
+rest of the table.
+
+The compactor has its own cursor and never blocks the writer: DuckDB lets the writer append to
+the hot table while the compactor deletes the rows its snapshot saw. Work is done in chunks of
+series of at most CHUNK_POINTS points, so memory stays bounded however large a merge is.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from runstream_service.settings import CompactionPolicy
+from runstream_service.store.rollups import all_levels
+
+logger = logging.getLogger("runstream.compactor")
+
+FAN_IN = 4  # generations of one size class merged at once
+CHUNK_POINTS = 2_000_000
+POINT_COLUMNS = "series_id, step, rank, wall_time, value"
+
+
+@dataclass
+class CompactorStats:
+    """For /healthz and /metrics; written by the compactor thread only."""
+
+    compactions: int = 0
+    merges: int = 0
+    points_compacted: int = 0
+    points_merged: int = 0
+    seconds: float = 0.0
+    uncompacted_points: int = 0  # hot points at the last look
+    generations: int = 0
+    busy: bool = False
+
+
+def merge_candidates(sizes: dict[int, int], base: int) -> list[int]:
+    """Generations to merge next: the FAN_IN oldest of the smallest size class that has FAN_IN.
+
+    Size class c holds generations of base * FAN_IN**c .. base * FAN_IN**(c+1) points, so each
+    point is rewritten about log_FAN_IN(total / base) times over its life.
+    """
+    classes: dict[int, list[int]] = {}
+    for generation, points in sorted(sizes.items()):
+        size_class = 0 if points <= base else int(math.log(points / base, FAN_IN))
+        classes.setdefault(size_class, []).append(generation)
+    for size_class in sorted(classes):
+        if len(classes[size_class]) >= FAN_IN:
+            return classes[size_class][:FAN_IN]
+    return []
+
+
+def chunks(counts: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """Split (series_id, points) sorted by series into inclusive series ranges of about `limit` points."""
+    ranges: list[tuple[int, int]] = []
+    first, total = None, 0
+    for series_id, points in counts:
+        if first is None:
+            first = series_id
+        total += points
+        if total >= limit:
+            ranges.append((first, series_id))
+            first, total = None, 0
+    if first is not None:
+        ranges.append((first, counts[-1][0]))
+    return ranges
+
+
+class Compactor:
+    def __init__(self, con: duckdb.DuckDBPyConnection, policy: CompactionPolicy | None = None) -> None:
+        self.policy = policy or CompactionPolicy()
+        self._cur = con.cursor()  # made on the thread that owns `con`
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="runstream-compactor", daemon=True)
+        self._last_compaction = time.monotonic()
+        self._hot_since_wake = 0
+        self.stats = CompactorStats()
+        rows = self._cur.execute("SELECT generation, points FROM scalar_generations").fetchall()
+        self._generations: dict[int, int] = dict(rows)
+        self._next_generation = max(self._generations, default=0) + 1
+        self.stats.generations = len(self._generations)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def notify(self, points: int) -> None:
+        """The writer committed `points` hot points (called from the writer thread)."""
+        self._hot_since_wake += points
+        if self._hot_since_wake >= self.policy.hot_points:
+            self._hot_since_wake = 0
+            self._wake.set()
+
+    def stop(self) -> None:
+        """Stop soon: a compaction under way is interrupted and rolled back (its points stay hot)."""
+        self._stopping.set()
+        self._wake.set()
+        self._cur.interrupt()
+        self._thread.join()
+        self._cur.close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.policy.poll_seconds)
+            self._wake.clear()
+            try:
+                self._step()
+            except Exception as exc:  # keep serving: the points stay where they were
+                self._rollback()
+                if not self._stopping.is_set():
+                    logger.exception("compaction failed (%s); retrying later", exc)
+                    self._stopping.wait(5.0)
+
+    def _step(self) -> None:
+        """Compact the hot points when due, then do the merges that are due."""
+        (hot,) = self._cur.execute("SELECT count(*) FROM scalar_points_hot").fetchall()[0]
+        self.stats.uncompacted_points = hot
+        waited = time.monotonic() - self._last_compaction
+        if hot and (hot >= self.policy.hot_points or waited >= self.policy.hot_seconds):
+            self._timed(self._compact_hot)
+        while not self._stopping.is_set() and (due := merge_candidates(self._generations, self.policy.hot_points)):
+            self._timed(self._merge, due)
+
+    def _timed(self, work: Callable[..., None], *args: Any) -> None:
+        started = time.perf_counter()
+        self.stats.busy = True
+        try:
+            work(*args)
+        finally:
+            self.stats.busy = False
+            self.stats.seconds += time.perf_counter() - started
+
+    def _compact_hot(self) -> None:
+        cur = self._cur
+        cur.execute("BEGIN")
+        counts = cur.execute(
+            "SELECT series_id, count(*) FROM scalar_points_hot GROUP BY series_id ORDER BY series_id"
+        ).fetchall()
+        generation = self._next_generation
+        moved = self._rewrite(counts, "scalar_points_hot", "TRUE", generation)
+        cur.execute("DELETE FROM scalar_points_hot")  # only the rows this snapshot saw
+        self._finish(generation, moved)
+        self._last_compaction = time.monotonic()
+        self.stats.compactions += 1
+        self.stats.points_compacted += moved
+        self.stats.uncompacted_points = max(0, self.stats.uncompacted_points - moved)
+
+    def _merge(self, generations: list[int]) -> None:
+        cur = self._cur
+        listed = ", ".join(str(int(g)) for g in generations)
+        cur.execute("BEGIN")
+        counts = cur.execute(
+            f"SELECT series_id, count(*) FROM scalar_points WHERE generation IN ({listed}) "
+            "GROUP BY series_id ORDER BY series_id"
+        ).fetchall()
+        generation = self._next_generation
+        moved = self._rewrite(counts, "scalar_points", f"generation IN ({listed})", generation)
+        cur.execute(f"DELETE FROM scalar_points WHERE generation IN ({listed})")
+        cur.execute(f"DELETE FROM scalar_rollups WHERE generation IN ({listed})")
+        cur.execute(f"DELETE FROM scalar_generations WHERE generation IN ({listed})")
+        self._finish(generation, moved, dropped=generations)
+        self.stats.merges += 1
+        self.stats.points_merged += moved
+
+    def _rewrite(self, counts: list[tuple[int, int]], table: str, where: str, generation: int) -> int:
+        """Write the points of `table` matching `where` as `generation`, sorted, with rollups."""
+        moved = 0
+        for first, last in chunks(counts, CHUNK_POINTS):
+            rows = self._cur.sql(
+                f"SELECT {POINT_COLUMNS} FROM {table} WHERE {where} AND series_id BETWEEN {first} AND {last} "
+                "ORDER BY series_id, step, rank"
+            ).to_arrow_table()
+            if not rows.num_rows:
+                continue
+            points = rows.append_column("generation", pa.array(np.full(rows.num_rows, generation, np.int32)))
+            self._insert("scalar_points", points)
+            self._insert("scalar_rollups", _rollup_rows(rows, generation))
+            moved += rows.num_rows
+        return moved
+
+    def _finish(self, generation: int, points: int, dropped: list[int] | None = None) -> None:
+        cur = self._cur
+        if points:
+            cur.execute("INSERT INTO scalar_generations VALUES (?, ?, ?)", [generation, points, time.time()])
+        cur.execute("COMMIT")
+        for old in dropped or []:
+            self._generations.pop(old, None)
+        if points:
+            self._generations[generation] = points
+            self._next_generation += 1
+        self.stats.generations = len(self._generations)
+
+    def _insert(self, table: str, rows: pa.Table) -> None:
+        self._cur.register("compacted_rows", rows)
+        try:
+            self._cur.execute(f"INSERT INTO {table} SELECT * FROM compacted_rows")
+        finally:
+            self._cur.unregister("compacted_rows")
+
+    def _rollback(self) -> None:
+        try:
+            self._cur.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+
+
+def _rollup_rows(rows: pa.Table, generation: int) -> pa.Table:
+    """The scalar_rollups rows, level by level, of points sorted by (series_id, step)."""
+    series_id = rows.column("series_id").to_numpy()
+    step = rows.column("step").to_numpy()
+    value = rows.column("value").to_numpy(zero_copy_only=False)
+    levels = all_levels(series_id, step, value)
+    size = sum(p.size for _, p in levels)
+
+    def stacked(name: str) -> np.ndarray:
+        return np.concatenate([getattr(p, name) for _, p in levels])
+
+    no_numbers = stacked("numbers") == 0
+
+    def nullable(name: str) -> pa.Array:  # min and max of a bucket of only NaN are NULL
+        return pa.array(stacked(name), mask=no_numbers)
+
+    return pa.table(
+        {
+            "generation": pa.array(np.full(size, generation, np.int32)),
+            "series_id": stacked("series_id"),
+            "level": np.concatenate([np.full(p.size, level, np.int8) for level, p in levels]),
+            "bucket": stacked("bucket"),
+            "points": stacked("points"),
+            "numbers": stacked("numbers"),
+            "sum": stacked("sum"),
+            "first_step": stacked("first_step"),
+            "first_value": stacked("first_value"),
+            "last_step": stacked("last_step"),
+            "last_value": stacked("last_value"),
+            "min_step": nullable("min_step"),
+            "min_value": nullable("min_value"),
+            "max_step": nullable("max_step"),
+            "max_value": nullable("max_value"),
+        }
+    )

@@ -1,0 +1,154 @@
+"""Rollup tiers of scalar series, and combining M4 partials. Pure NumPy, no I/O.
+
+A partial summarises the points of one series in one step bucket: how many points, how many
+numbers (not NaN) and their sum, the first and last point by step, and the points with the
+smallest and largest number. At level L a point at `step` falls in bucket `step >> L`
+(buckets of 2**L steps; the arithmetic shift floors negative steps too).
+
+Partials of the same bucket combine exactly (first of firsts, smallest of minimums, ...), so
+the compactor builds level L + 1 from level L, a read merges partials of several compactions
+and of not yet compacted points, and the result equals M4 computed on every raw point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVEL_MIN = 4  # buckets of 16 steps; finer reads scan the points themselves
+LEVEL_MAX = 30  # buckets of 2**30 steps; coarser views just get more columns than pixels
+
+NO_STEP = np.iinfo(np.int64).min  # min_step / max_step of a bucket without numbers (stored as NULL)
+NO_VALUE = np.iinfo(np.int64).max  # a step that loses every "earliest" comparison
+
+
+@dataclass(frozen=True)
+class Partials:
+    """Column arrays, one row per (series_id, bucket); rows of one key are adjacent when combined."""
+
+    series_id: np.ndarray  # int32
+    bucket: np.ndarray  # int64
+    points: np.ndarray  # int64
+    numbers: np.ndarray  # int64: points whose value is not NaN
+    sum: np.ndarray  # float64: sum of those values
+    first_step: np.ndarray  # int64
+    first_value: np.ndarray  # float64
+    last_step: np.ndarray
+    last_value: np.ndarray
+    min_step: np.ndarray  # NO_STEP where numbers == 0
+    min_value: np.ndarray  # NaN where numbers == 0
+    max_step: np.ndarray
+    max_value: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.bucket.size)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in FIELDS}
+
+
+FIELDS = tuple(Partials.__dataclass_fields__)
+
+
+def from_points(series_id: np.ndarray, step: np.ndarray, value: np.ndarray, level: int) -> Partials:
+    """Partials at `level` of points sorted by (series_id, step)."""
+    step = np.asarray(step, dtype=np.int64)
+    value = np.asarray(value, dtype=np.float64)
+    number = ~np.isnan(value)
+    one_each = Partials(
+        series_id=np.asarray(series_id, dtype=np.int32),
+        bucket=step >> level,
+        points=np.ones(step.size, dtype=np.int64),
+        numbers=number.astype(np.int64),
+        sum=np.where(number, value, 0.0),
+        first_step=step,
+        first_value=value,
+        last_step=step,
+        last_value=value,
+        min_step=np.where(number, step, NO_STEP),
+        min_value=value,
+        max_step=np.where(number, step, NO_STEP),
+        max_value=value,
+    )
+    return combine_sorted(one_each)
+
+
+def coarser(partials: Partials, levels: int = 1) -> Partials:
+    """The same data `levels` levels up: buckets `levels` times twice as wide."""
+    shifted = Partials(**(partials.columns() | {"bucket": partials.bucket >> levels}))
+    return combine_sorted(shifted)
+
+
+def combine(partials: Partials) -> Partials:
+    """One row per (series_id, bucket), sorted by them, from rows in any order."""
+    order = np.lexsort((partials.first_step, partials.bucket, partials.series_id))
+    return combine_sorted(Partials(**{name: values[order] for name, values in partials.columns().items()}))
+
+
+def combine_sorted(p: Partials) -> Partials:
+    """Combine adjacent rows with the same (series_id, bucket); rows of a key in first_step order."""
+    n = p.size
+    if n == 0:
+        return p
+    new_key = np.ones(n, dtype=bool)
+    new_key[1:] = (p.series_id[1:] != p.series_id[:-1]) | (p.bucket[1:] != p.bucket[:-1])
+    starts = np.flatnonzero(new_key)
+    if starts.size == n:
+        return p
+    ends = np.append(starts[1:], n)  # exclusive
+    segment = np.cumsum(new_key) - 1
+
+    # First: the earliest first_step; rows of a key come in first_step order, so the segment's first row.
+    first = starts
+    # Last: the latest last_step (the segment's last row holding it).
+    last_step = np.maximum.reduceat(p.last_step, starts)
+    last = _last_where(p.last_step == last_step[segment], ends)
+    # Smallest and largest number: NaN marks a partial without numbers, which fmin/fmax skip.
+    # Ties go to the earliest step, here and in SQL (downsample.py), so results never depend on layout.
+    min_value = np.fmin.reduceat(p.min_value, starts)
+    max_value = np.fmax.reduceat(p.max_value, starts)
+    min_step = np.minimum.reduceat(np.where(p.min_value == min_value[segment], p.min_step, NO_VALUE), starts)
+    max_step = np.minimum.reduceat(np.where(p.max_value == max_value[segment], p.max_step, NO_VALUE), starts)
+    has_low, has_high = min_step != NO_VALUE, max_step != NO_VALUE
+    with np.errstate(invalid="ignore"):  # inf + -inf is NaN, as in SQL
+        total = np.add.reduceat(p.sum, starts)
+    return Partials(
+        series_id=p.series_id[starts],
+        bucket=p.bucket[starts],
+        points=np.add.reduceat(p.points, starts),
+        numbers=np.add.reduceat(p.numbers, starts),
+        sum=total,
+        first_step=p.first_step[first],
+        first_value=p.first_value[first],
+        last_step=last_step,
+        last_value=p.last_value[last],
+        min_step=np.where(has_low, min_step, NO_STEP),
+        min_value=np.where(has_low, min_value, np.nan),
+        max_step=np.where(has_high, max_step, NO_STEP),
+        max_value=np.where(has_high, max_value, np.nan),
+    )
+
+
+def _last_where(mask: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per segment ending at `ends` (exclusive), the last index where mask holds (it holds somewhere)."""
+    hits = np.flatnonzero(mask)
+    return hits[np.searchsorted(hits, ends) - 1]
+
+
+def all_levels(series_id: np.ndarray, step: np.ndarray, value: np.ndarray) -> list[tuple[int, Partials]]:
+    """(level, partials) for every level LEVEL_MIN..LEVEL_MAX of points sorted by (series_id, step)."""
+    partials = from_points(series_id, step, value, LEVEL_MIN)
+    levels = [(LEVEL_MIN, partials)]
+    for level in range(LEVEL_MIN + 1, LEVEL_MAX + 1):
+        partials = coarser(partials)
+        levels.append((level, partials))
+    return levels
+
+
+def level_for(span_steps: int, width: int) -> int:
+    """The coarsest level whose buckets still give at least `width` columns over `span_steps` steps."""
+    if span_steps <= width:
+        return 0
+    return min(int(span_steps // width).bit_length() - 1, LEVEL_MAX)
