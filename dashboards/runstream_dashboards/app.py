@@ -31,6 +31,8 @@ REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 STATIC_DIR = Path(__file__).parent / "static"
 EVENT_INTERVAL_SECONDS = 1.0
 MAX_WIDTH = 10_000
+MAX_HISTOGRAMS = 10_000
+MAX_POINTS_ROWS = 10_000_000  # one full read: 10M points are about 0.5 GB of JSON
 
 
 def _server(request: web.Request) -> Server:
@@ -53,6 +55,11 @@ async def healthz(request: web.Request) -> web.Response:
             "batches_committed": stats.batches,
             "batches_rejected": server.ingest.counters.rejected_batches,
             "queued_points": server.writer.queued_points,
+            "uncompacted_points": server.compactor.stats.uncompacted_points,
+            "compactions": server.compactor.stats.compactions,
+            "merges": server.compactor.stats.merges,
+            "generations": server.compactor.stats.generations,
+            "compacting": server.compactor.stats.busy,
         }
     )
 
@@ -107,11 +114,61 @@ async def scalars(request: web.Request) -> web.Response:
     return _json({"tag": tag, "x": x_axis, "width": width, "series": series})
 
 
+async def points(request: web.Request) -> web.Response:
+    """Every point of one scalar series, for export: JSON columns, or CSV with format=csv."""
+    run_id = params.required(request, "run")
+    tag = params.required(request, "tag")
+    x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
+    as_csv = params.choice(request, "format", ("json", "csv")) == "csv"
+    found = await _server(request).reader.run(lambda cur: queries.scalar_points(cur, run_id, tag, x_min, x_max))
+    if found["step"].size > MAX_POINTS_ROWS:
+        raise HttpError(400, f"more than {MAX_POINTS_ROWS:,} points: read a step range at a time (x_min, x_max)")
+    if as_csv:
+        body = await asyncio.to_thread(_points_csv, found)
+        return web.Response(
+            body=body,
+            content_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{_file_name(run_id, tag)}.csv"'},
+        )
+    return _json({"run_id": run_id, "tag": tag, "count": int(found["step"].size), **found})
+
+
+def _points_csv(found: dict[str, Any]) -> bytes:
+    lines = ["step,rank,wall_time,value"]
+    lines += [
+        f"{s},{r},{w!r},{v!r}"
+        for s, r, w, v in zip(
+            found["step"].tolist(), found["rank"].tolist(), found["wall_time"].tolist(), found["value"].tolist()
+        )
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _file_name(run_id: str, tag: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{run_id}-{tag}")
+
+
+async def scalar_groups(request: web.Request) -> web.Response:
+    ids = params.run_ids(request)
+    tag = params.required(request, "tag")
+    key = params.required(request, "group_by")
+    x_axis = params.choice(request, "x", X_AXES)
+    x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
+    if x_min is not None and x_max is not None and x_min > x_max:
+        raise HttpError(400, f"x_min ({x_min}) must not be greater than x_max ({x_max})")
+    width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
+    found = await _server(request).reader.run(
+        lambda cur: queries.scalar_groups(cur, ids, tag, key, x_axis, x_min, x_max, width)
+    )
+    return _json({"tag": tag, "group_by": key, "x": x_axis, "width": width, "groups": found})
+
+
 async def histograms(request: web.Request) -> web.Response:
     run_id = params.required(request, "run")
     tag = params.required(request, "tag")
-    limit = params.integer(request, "limit", 50, 1, 1000)
-    result = await _server(request).reader.run(lambda cur: queries.histograms(cur, run_id, tag, limit))
+    limit = params.integer(request, "limit", 50, 1, MAX_HISTOGRAMS)
+    buckets = params.choice(request, "buckets", ("1", "0")) == "1"
+    result = await _server(request).reader.run(lambda cur: queries.histograms(cur, run_id, tag, limit, buckets))
     return _json(result)
 
 
@@ -215,6 +272,8 @@ def make_app(server: Server) -> web.Application:
     app.router.add_get("/api/runs", runs)
     app.router.add_get("/api/tags", tags)
     app.router.add_get("/api/scalars", scalars)
+    app.router.add_get("/api/scalar_groups", scalar_groups)
+    app.router.add_get("/api/points", points)
     app.router.add_get("/api/histograms", histograms)
     app.router.add_get("/api/images", images)
     app.router.add_get("/api/texts", texts)

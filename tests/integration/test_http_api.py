@@ -92,8 +92,9 @@ def test_scalars_downsampled_keep_the_spike_and_exact_when_zoomed(served: tuple[
     assert status == 200 and [s["run_id"] for s in body["series"]] == [ids["alpha"], ids["beta"]]
     for series in body["series"]:
         assert not series["exact"] and series["count"] == STEPS
-        assert len(series["x"]) <= 4 * 200 and max(y for y in series["y"] if y is not None) == 1000.0
-        assert len(series["band_x"]) == 200 and max(series["band_max"]) == 1000.0
+        # Columns are step buckets of a power-of-two width: at least one per pixel, at most about two.
+        assert 200 <= len(series["band_x"]) <= 400 and max(series["band_max"]) == 1000.0
+        assert len(series["x"]) <= 4 * len(series["band_x"]) and max(y for y in series["y"] if y is not None) == 1000.0
     status, body, _ = get(server, f"/api/scalars?runs={ids['alpha']}&tag=train/loss&width=500&x_max=100")
     assert body["series"][0]["exact"] and body["series"][0]["y"][10] is None  # NaN, as a gap
     status, body, _ = get(server, f"/api/scalars?runs={ids['alpha']}&tag=train/loss&width=500&x_min=4000&x_max=4400")

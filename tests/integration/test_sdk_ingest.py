@@ -65,7 +65,8 @@ def test_four_processes_two_ranks_exact_counts_and_values(server: ServerProcess)
     summary = "SELECT series_id, points, first_step, last_step, first_wall, last_wall FROM series_stats ORDER BY 1"
     truth = (
         "SELECT series_id, count(*), min(step), max(step), min(wall_time), max(wall_time) "
-        "FROM scalar_points GROUP BY 1 ORDER BY 1"
+        "FROM (SELECT series_id, step, wall_time FROM scalar_points "
+        "UNION ALL SELECT series_id, step, wall_time FROM scalar_points_hot) GROUP BY 1 ORDER BY 1"
     )
     assert server.sql(summary) == server.sql(truth)
     duplicates = server.sql(

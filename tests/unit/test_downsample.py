@@ -45,7 +45,7 @@ def _store(series: dict[int, tuple[np.ndarray, np.ndarray]], layout: str = "hot"
     con = duckdb.connect()
     create_schema(con)
     con.execute("INSERT INTO run_meta VALUES ('r', 'p', 'r', '{}', 'running', 0, NULL, 'h', 1)")
-    for sid, (steps, values) in series.items():
+    for sid, (steps, _) in series.items():
         con.execute("INSERT INTO series VALUES (?, 'r', 'scalar', ?)", [sid, f"t{sid}"])
         # What the writer keeps for every series it writes.
         con.execute(

@@ -72,7 +72,9 @@ def _same(got: dict, want: dict) -> None:
 
 def _points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     series_id = np.sort(rng.integers(0, 3, n)).astype(np.int32)
-    step = np.concatenate([np.sort(rng.choice(5000, size=(series_id == s).sum(), replace=False)) - 100 for s in range(3)])
+    step = np.concatenate(
+        [np.sort(rng.choice(5000, size=(series_id == s).sum(), replace=False)) - 100 for s in range(3)]
+    )
     value = np.round(rng.standard_normal(n), 1)  # ties on purpose
     value[rng.random(n) < 0.1] = np.nan
     value[rng.random(n) < 0.01] = np.inf
@@ -107,7 +109,9 @@ def test_combining_partials_of_any_split_is_exact(seed: int, parts: int, level: 
         mine = owner == part
         if mine.any():
             pieces.append(from_points(series_id[mine], step[mine], value[mine], level))
-    stacked = Partials(**{name: np.concatenate([getattr(p, name) for p in pieces]) for name in Partials.__dataclass_fields__})
+    stacked = Partials(
+        **{name: np.concatenate([getattr(p, name) for p in pieces]) for name in Partials.__dataclass_fields__}
+    )
     _same(_as_dict(combine(stacked)), _reference(series_id, step, value, level))
     _same(_as_dict(coarser(combine(stacked), 2)), _reference(series_id, step, value, level + 2))
 

@@ -21,7 +21,9 @@ from runstream_service.store.downsample import (
     bucket_partials_sql,
     exact,
     exact_sql,
+    id_list,
     m4_sql,
+    raw_points,
 )
 from runstream_service.store.rollups import NO_STEP, Partials, combine, level_for
 
@@ -266,57 +268,202 @@ def _wall_columns(
     return found, few
 
 
-def histograms(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int) -> dict[str, Any]:
+def scalar_points(
+    cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, x_min: float | None, x_max: float | None
+) -> dict[str, np.ndarray]:
+    """Every point of one scalar series (steps in [x_min, x_max] when given), by step and rank."""
+    (series_id,) = _series_ids(cur, [run_id], "scalar", tag)
+    where = f"series_id = {int(series_id)}"
+    if x_min is not None:
+        where += f" AND step >= {math.ceil(x_min)}"
+    if x_max is not None:
+        where += f" AND step <= {math.floor(x_max)}"
+    table = cur.sql(f"SELECT step, rank, wall_time, value FROM {raw_points(where, 'step, rank, wall_time, value')}")
+    columns = {name: np.asarray(values) for name, values in table.fetchnumpy().items()}
+    # Compacted points come sorted, hot ones after them: sort only when needed.
+    step, rank = columns["step"], columns["rank"]
+    if step.size > 1 and not bool(((step[1:] > step[:-1]) | ((step[1:] == step[:-1]) & (rank[1:] >= rank[:-1]))).all()):
+        order = np.lexsort((rank, step))
+        columns = {name: values[order] for name, values in columns.items()}
+    return columns
+
+
+def group_label(config: dict[str, Any], key: str) -> str:
+    """How a run's config value names its group (as the web UI shows it): "(none)" when absent."""
+    value = config.get(key)
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def scalar_groups(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    tag: str,
+    key: str,
+    x_axis: str,
+    x_min: float | None,
+    x_max: float | None,
+    width: int,
+) -> list[dict[str, Any]]:
+    """Runs grouped by config value `key`: per column, mean, std, min and max across the runs' means.
+
+    Each run's value in a column is the mean of its numbers there. On the step axis the columns
+    are rollup buckets and the sums come from the tiers; on the time axes, `width` equal slices.
+    All aggregation happens in DuckDB.
+    """
+    owners = _series_ids(cur, run_ids, "scalar", tag)
+    configs = dict(
+        cur.execute(
+            "SELECT run_id, config::VARCHAR FROM run_meta WHERE list_contains(?, run_id)", [list(owners.values())]
+        ).fetchall()
+    )
+    labels: dict[str, int] = {}
+    members: dict[int, list[str]] = {}
+    group_of: dict[int, int] = {}
+    for run_id in run_ids:
+        for series_id in [s for s, r in owners.items() if r == run_id]:
+            label = group_label(json.loads(configs.get(run_id) or "{}"), key)
+            group = labels.setdefault(label, len(labels))
+            members.setdefault(group, []).append(run_id)
+            group_of[series_id] = group
+    stats = _scalar_stats(cur, owners)
+    ids = tuple(s for s in owners if s in stats)
+    if not ids:
+        return []
+    starts = {s: stats[s][3] for s in ids}
+    column = {"step": (1, 2), "wall": (3, 4)}.get(x_axis)
+    lo = x_min if x_min is not None else (min(stats[s][column[0]] for s in ids) if column else 0.0)
+    hi = (
+        x_max
+        if x_max is not None
+        else (max(stats[s][column[1]] for s in ids) if column else max(stats[s][4] - stats[s][3] for s in ids))
+    )
+    if lo > hi:
+        return []
+    if x_axis == "step":
+        first, last = math.ceil(lo), math.floor(hi)
+        level = level_for(last - first + 1, width)
+        per_run = f"""SELECT series_id, bucket AS col, sum(sum) / sum(numbers) AS mean,
+            (min(first_step) + max(last_step)) / 2.0 AS x
+        FROM ({bucket_partials_sql(ids, level, first >> level, last >> level)})
+        GROUP BY series_id, bucket HAVING sum(numbers) > 0"""
+    else:
+        span = hi - lo
+        scale = width / span if span > 0 else 0.0
+        x = "wall_time" if x_axis == "wall" else "wall_time - " + _case("series_id", starts)
+        col = f"least(CAST(floor((x - {float(lo)!r}) * {scale!r}) AS BIGINT), {width - 1})"
+        per_run = f"""SELECT series_id, {col} AS col, avg(value) AS mean, avg(x) AS x
+        FROM (SELECT series_id, {x} AS x, value FROM {raw_points(f"series_id IN ({id_list(ids)})")}
+              WHERE NOT isnan(value))
+        WHERE x BETWEEN {float(lo)!r} AND {float(hi)!r}
+        GROUP BY series_id, col"""
+    rows = cur.sql(f"""
+        SELECT {_case("series_id", group_of)} AS grp, col, avg(x) AS x, avg(mean) AS mean,
+            stddev_pop(mean) AS std, min(mean) AS min, max(mean) AS max, count(*) AS count
+        FROM ({per_run}) GROUP BY grp, col ORDER BY grp, col
+    """).fetchnumpy()
+    group_column = np.asarray(rows["grp"])
+    groups = []
+    for label, group in labels.items():
+        mine = group_column == group
+        groups.append(
+            {
+                "label": label,
+                "runs": members[group],
+                **{name: _as_float(rows[name])[mine] for name in ("x", "mean", "std", "min", "max")},
+                "count": np.asarray(rows["count"])[mine],
+            }
+        )
+    return groups
+
+
+def _case(column: str, mapping: dict[int, Any]) -> str:
+    """A SQL CASE mapping small integer keys to numbers."""
+    whens = " ".join(
+        f"WHEN {int(k)} THEN {float(v)!r}" if isinstance(v, float) else f"WHEN {int(k)} THEN {int(v)}"
+        for k, v in mapping.items()
+    )
+    return f"(CASE {column} {whens} END)"
+
+
+def histograms(
+    cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int, buckets: bool = True
+) -> dict[str, Any]:
+    """About `limit` histograms of a tag evenly over its steps (always the last), and their percentiles.
+
+    The bucket columns come out of DuckDB as flat Arrow arrays; percentiles are computed on them
+    for all histograms at once. With `buckets` False the histograms' bucket arrays are left out
+    (the distributions view needs only the percentiles).
+    """
     (series_id,) = _series_ids(cur, [run_id], "histogram", tag)
-    rows = cur.execute(
-        """
+    table = cur.sql(
+        f"""
         WITH numbered AS (
             SELECT *, row_number() OVER (ORDER BY step, rank) - 1 AS i, count(*) OVER () AS n
-            FROM histogram_points WHERE series_id = ?
+            FROM histogram_points WHERE series_id = {int(series_id)}
         )
         SELECT step, wall_time, count, min, max, bucket_limits, bucket_counts FROM numbered
-        WHERE n <= ? OR i % CAST(ceil(n / ?) AS BIGINT) = 0 OR i = n - 1
+        WHERE n <= {int(limit)} OR i % CAST(ceil(n / {int(limit)}) AS BIGINT) = 0 OR i = n - 1
         ORDER BY step, rank
-        """,
-        [series_id, limit, limit],
-    ).fetchall()
-    names = ("step", "wall_time", "count", "min", "max", "bucket_limits", "bucket_counts")
-    items = [dict(zip(names, row)) for row in rows]
-    values = percentiles([r[5] for r in rows], [r[6] for r in rows], PERCENTILES)
+        """
+    ).to_arrow_table()
+    edges, counts = table.column("bucket_limits").combine_chunks(), table.column("bucket_counts").combine_chunks()
+    values = percentiles(
+        edges.values.to_numpy(),
+        edges.offsets.to_numpy(),
+        counts.values.to_numpy(),
+        counts.offsets.to_numpy(),
+        PERCENTILES,
+    )
+    names = ["step", "wall_time", "count", "min", "max"] + (["bucket_limits", "bucket_counts"] if buckets else [])
+    items = table.select(names).to_pylist()
     return {
         "run_id": run_id,
         "tag": tag,
         "histograms": items,
-        "percentiles": {"q": list(PERCENTILES), "steps": [r[0] for r in rows], "values": values},
+        "percentiles": {"q": list(PERCENTILES), "steps": table.column("step").to_numpy(), "values": values},
     }
 
 
-def percentiles(limits: list[list[float]], counts: list[list[float]], qs: tuple[float, ...]) -> np.ndarray:
+def percentiles(
+    edges: np.ndarray, edge_offsets: np.ndarray, counts: np.ndarray, count_offsets: np.ndarray, qs: tuple[float, ...]
+) -> np.ndarray:
     """Percentiles of each histogram, interpolating linearly inside a bucket: shape (histograms, len(qs)).
 
-    Vectorised over all histograms at once: the running count over every bucket of every
-    histogram is monotone, so one searchsorted per percentile finds each histogram's bucket.
+    Histogram i has bucket counts counts[count_offsets[i]:count_offsets[i + 1]] and one more edge
+    in `edges` (flat arrays, as Arrow list columns hold them). Vectorised over all histograms at
+    once: the running count over every bucket of every histogram is monotone, so one
+    searchsorted per percentile finds each histogram's bucket.
     """
-    if not counts:
+    histograms = len(count_offsets) - 1
+    if histograms <= 0:
         return np.zeros((0, len(qs)))
-    sizes = np.fromiter(map(len, counts), np.intp, len(counts))
-    flat_counts = np.concatenate([np.asarray(c, dtype=np.float64) for c in counts])
-    flat_edges = np.concatenate([np.asarray(e, dtype=np.float64) for e in limits])
-    owner = np.repeat(np.arange(len(counts)), sizes)
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+    counts = np.asarray(counts, dtype=np.float64)[count_offsets[0] : count_offsets[-1]]
+    edges = np.asarray(edges, dtype=np.float64)
+    sizes = np.diff(count_offsets)
+    owner = np.repeat(np.arange(histograms), sizes)
+    starts = np.asarray(count_offsets[:-1] - count_offsets[0])
     ends = starts + sizes - 1
-    running = np.cumsum(flat_counts)
-    before = running[starts] - flat_counts[starts]  # everything in earlier histograms
+    running = np.cumsum(counts)
+    before = running[starts] - counts[starts]  # everything in earlier histograms
     totals = running[ends] - before
-    left = flat_edges[np.arange(flat_counts.size) + owner]
-    right = flat_edges[np.arange(flat_counts.size) + owner + 1]
-    result = np.empty((len(counts), len(qs)))
+    # Bucket j of histogram i spans edges[edge_offsets[i] + j - starts[i]] .. the next edge.
+    left_index = np.arange(counts.size) - starts[owner] + edge_offsets[:-1][owner]
+    left, right = edges[left_index], edges[left_index + 1]
+    result = np.empty((histograms, len(qs)))
     for j, q in enumerate(qs):
         target = before + totals * (q / 100.0)
         # q = 0 wants the first non-empty bucket: the first whose running count passes `before`.
         bucket = np.searchsorted(running, target, side="right" if q == 0 else "left")
         bucket = np.clip(bucket, starts, ends)
-        inside = flat_counts[bucket]
+        inside = counts[bucket]
         share = np.divide(target - (running[bucket] - inside), inside, out=np.zeros_like(target), where=inside > 0)
         result[:, j] = left[bucket] + np.clip(share, 0.0, 1.0) * (right[bucket] - left[bucket])
     result[totals == 0] = math.nan
