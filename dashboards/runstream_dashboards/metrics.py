@@ -34,6 +34,22 @@ class ServerCollector(Collector):
         yield GaugeMetricFamily(
             "runstream_queue_points", "Points waiting for the writer thread", value=self._server.writer.queued_points
         )
+        compactor = self._server.compactor.stats
+        yield GaugeMetricFamily(
+            "runstream_uncompacted_points",
+            "Scalar points not yet sorted and rolled up",
+            value=compactor.uncompacted_points,
+        )
+        yield CounterMetricFamily(
+            "runstream_compactions", "Hot points moved into a generation", value=compactor.compactions
+        )
+        yield CounterMetricFamily("runstream_merges", "Generations merged", value=compactor.merges)
+        yield CounterMetricFamily(
+            "runstream_compaction_seconds", "Time spent compacting and merging", value=compactor.seconds
+        )
+        yield GaugeMetricFamily(
+            "runstream_generations", "Compacted generations of scalar points", value=compactor.generations
+        )
         cumulative, buckets = 0, []
         for bound, count in zip(COMMIT_SECONDS_BUCKETS, stats.commit_seconds_buckets, strict=True):
             cumulative += count

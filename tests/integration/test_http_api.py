@@ -158,6 +158,9 @@ def test_metrics_and_health(served: tuple[ServerProcess, dict[str, str]]) -> Non
         "runstream_batches_rejected_total",
         "runstream_queue_points",
         'runstream_commit_seconds_bucket{le="+Inf"}',
+        "runstream_uncompacted_points",
+        "runstream_compactions_total",
+        "runstream_generations",
     ):
         assert name in text
     assert get(server, "/healthz")[1]["status"] == "ok"

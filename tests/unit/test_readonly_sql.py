@@ -35,6 +35,8 @@ TABLES = (
     "run_ranks",
     "series",
     "scalar_points",
+    "scalar_points_hot",
+    "scalar_rollups",
     "histogram_points",
     "image_points",
     "writer_progress",
@@ -56,7 +58,7 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
                                      ('r2', 0, 'h2', 1700000200.0, NULL, 'running');
         INSERT INTO series VALUES (1, 'r1', 'scalar', 'train/loss'), (2, 'r2', 'scalar', 'train/loss'),
                                   (3, 'r1', 'histogram', 'w'), (4, 'r1', 'image', 'sample');
-        INSERT INTO scalar_points VALUES
+        INSERT INTO scalar_points_hot VALUES
             (1, 0, 0, 1700000001.0, 1.0), (1, 1, 0, 1700000002.0, 0.5), (1, 2, 0, 1700000003.0, 'NaN'),
             (1, 3, 0, 1700000004.0, 'Infinity'), (1, 4, 0, 1700000005.0, '-Infinity'),
             (2, 0, 0, 1700000201.0, 2.0), (2, 1, 0, 1700000202.0, 1.5);
