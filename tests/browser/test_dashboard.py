@@ -1,4 +1,4 @@
-"""The dashboard in headless Chromium: runs, charts, zoom, smoothing, histograms, images, SQL, live updates.
+"""The dashboard in headless Chromium: runs, charts, zoom, smoothing, group-by, histograms, images, SQL, live updates.
 
 Screenshots of the main views go to test-artifacts/.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import runstream
 from support import ServerProcess
@@ -102,6 +103,152 @@ def test_smoothing_redraws_the_chart(page: Any, demo_server: ServerProcess) -> N
         timeout=10_000,
     )
     assert "smoothing=0.95" in page.url
+
+
+GROUPS_REQUEST = "/api/scalar_groups?"
+CHART_ITEMS = "(el) => el.__chart ? el.__chart.items.map(i => ({label: i.label, x: i.x, raw: i.raw})) : []"
+
+
+def drag_across(page: Any, plot: Any, start: float, end: float) -> None:
+    """Drag the mouse over a chart's plot from `start` to `end` (fractions of its width)."""
+    box = plot.locator(".u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end, y, steps=8)
+    page.mouse.up()
+
+
+def test_group_by_draws_the_groups_the_server_aggregated(page: Any, demo_server: ServerProcess) -> None:
+    scalar_requests: list[str] = []
+    page.on("request", lambda request: "/api/scalar" in request.url and scalar_requests.append(request.url))
+    open_dashboard(page, demo_server, "?project=demo&smoothing=0")
+    loss = chart(page, "train/loss")
+    loss.scroll_into_view_if_needed()
+    page.wait_for_function("(el) => el.querySelector('canvas')", arg=loss.element_handle(), timeout=10_000)
+    scalar_requests.clear()
+
+    def for_loss(response: Any) -> bool:
+        return GROUPS_REQUEST in response.url and "tag=train%2Floss" in response.url
+
+    with page.expect_response(for_loss, timeout=15_000) as answer:
+        page.locator("[data-testid=group-by]").select_option("lr")
+    assert answer.value.status == 200, answer.value.text()
+    assert "group_by=lr" in answer.value.url and "x=step" in answer.value.url and "width=" in answer.value.url
+    body = answer.value.json()
+    labels = [group["label"] for group in body["groups"]]
+    # the demo's learning rates are 3e-4 * 2 ** (i % 3) for its 4 runs: 3 groups, one of two runs
+    assert {"0.0003", "0.0006", "0.0012"} <= set(labels), labels
+    assert sorted(len(group["runs"]) for group in body["groups"] if group["label"] != "(none)") == [1, 1, 2]
+
+    # one legend entry per group, and the lines are the server's means (no smoothing here)
+    legend = loss.locator("[data-testid=chart-legend] .legend-label")
+    page.wait_for_function(
+        "([el, n]) => el.querySelectorAll('.legend-label').length === n",
+        arg=[loss.element_handle(), len(labels)],
+        timeout=10_000,
+    )
+    assert sorted(legend.all_inner_texts()) == sorted(
+        f"lr={group['label']} ({len(group['runs'])})" for group in body["groups"]
+    )
+    drawn = {item["label"]: item for item in loss.evaluate(CHART_ITEMS)}
+    for group in body["groups"]:
+        item = drawn[f"lr={group['label']}"]
+        assert item["x"] == group["x"] and item["raw"] == group["mean"]
+    ungrouped = [url for url in scalar_requests if "/api/scalars?" in url and "tag=train%2Floss" in url]
+    assert not ungrouped, "the grouped chart asked for the runs' series"
+    assert loss.evaluate(COLOURED_PIXELS) > 500, "the grouped train/loss chart is blank"
+    screenshot(page, "scalars-grouped")
+
+    # zoom: the server aggregates the zoomed range
+    with page.expect_response(lambda r: for_loss(r) and "x_min=" in r.url, timeout=15_000) as zoomed:
+        drag_across(page, loss, 0.3, 0.5)
+    assert zoomed.value.status == 200
+    query = {key: values[0] for key, values in parse_qs(urlsplit(zoomed.value.url).query).items()}
+    x_min, x_max = float(query["x_min"]), float(query["x_max"])
+    assert query["group_by"] == "lr" and 300 < x_min < 600 and 600 < x_max < 900  # 30% .. 50% of 1,500 steps
+    xs = [x for group in zoomed.value.json()["groups"] for x in group["x"]]
+    assert xs and x_min <= min(xs) and max(xs) <= x_max, (min(xs), max(xs), query)
+    page.wait_for_function(
+        "([el, lo]) => el.__chart.items.length && el.__chart.items.every(i => i.x[0] >= lo)",
+        arg=[loss.element_handle(), x_min],
+        timeout=10_000,
+    )
+    screenshot(page, "scalars-grouped-zoomed")
+
+    # ungrouped again: the runs' own series
+    with page.expect_response(lambda r: "/api/scalars?" in r.url and "tag=train%2Floss" in r.url, timeout=15_000):
+        page.locator("[data-testid=group-by]").select_option("")
+
+
+def test_a_grouped_chart_follows_a_running_run(page: Any, tmp_path: Path) -> None:
+    """Runs with known values: the server's mean, std, min and max reach the chart, and live data too.
+
+    On a server of its own: the other tests count the runs of the shared one.
+    """
+    server = ServerProcess(tmp_path / "data").start()
+    try:
+        check_a_grouped_chart_follows_a_running_run(page, server)
+    finally:
+        server.stop()
+
+
+def check_a_grouped_chart_follows_a_running_run(page: Any, server: ServerProcess) -> None:
+    finished = []
+    for name, offset in (("a", 0.0), ("b", 2.0), ("d", 4.0)):
+        with runstream.init(project="groups", name=name, config={"lr": 0.1}, server=server.address) as run:
+            for step in range(50):
+                run.log({"loss": step + offset}, step=step)
+        finished.append(run.id)
+    running = runstream.init(project="groups", name="c", config={"lr": 0.2}, server=server.address)
+    try:
+        for step in range(50):
+            running.log({"loss": 100.0}, step=step)
+        running.flush()
+        with page.expect_response(lambda r: GROUPS_REQUEST in r.url, timeout=15_000) as answer:
+            open_dashboard(page, server, "?project=groups&group=lr&smoothing=0")
+        groups = {group["label"]: group for group in answer.value.json()["groups"]}
+        assert sorted(groups) == ["0.1", "0.2"]
+        three = groups["0.1"]
+        assert sorted(three["runs"]) == sorted(finished)
+        assert three["x"] == sorted(three["x"]) and len(three["x"]) > 10
+        for i in range(len(three["x"])):  # x, x + 2 and x + 4 (x: the runs' mean step in the column)
+            assert three["count"][i] == 3
+            assert abs(three["max"][i] - three["min"][i] - 4) < 1e-6
+            assert abs(three["mean"][i] - (three["min"][i] + 2)) < 1e-6
+            assert abs(three["std"][i] - (8 / 3) ** 0.5) < 1e-6
+        assert set(groups["0.2"]["mean"]) == {100.0} and set(groups["0.2"]["std"]) == {0.0}
+
+        loss = chart(page, "loss")
+        page.wait_for_function(
+            "(el) => el.__chart && el.__chart.items.length === 2", arg=loss.element_handle(), timeout=10_000
+        )
+        assert loss.locator(".legend-label").all_inner_texts() == ["lr=0.1 (3)", "lr=0.2 (1)"]
+        assert loss.evaluate(COLOURED_PIXELS) > 300, "the grouped chart is blank"
+
+        # the band is drawn from the same answer: switching to mean ± std (narrower here) asks nothing
+        fetches = page.evaluate("window.__runstream.fetches")
+        picture = "(el) => el.querySelector('canvas').toDataURL()"
+        before = loss.evaluate(picture)
+        page.locator("[data-testid=group-band]").select_option("std")
+        page.wait_for_function(
+            "([el, before]) => el.querySelector('canvas').toDataURL() !== before",
+            arg=[loss.element_handle(), before],
+            timeout=10_000,
+        )
+        assert page.evaluate("window.__runstream.fetches") == fetches
+        screenshot(page, "scalars-grouped-std")
+
+        last_x = "(el) => Math.max(...el.__chart.items.find(i => i.label === 'lr=0.2').x)"
+        assert loss.evaluate(last_x) < 50
+        for step in range(50, 100):
+            running.log({"loss": 100.0}, step=step)
+        running.flush()
+        page.wait_for_function(f"(el) => ({last_x})(el) >= 90", arg=loss.element_handle(), timeout=15_000)
+        assert page.evaluate("window.__runstream.lastScalarQuery")["group_by"] == "lr"
+        screenshot(page, "scalars-grouped-live")
+    finally:
+        running.finish()
 
 
 def test_histograms_view(page: Any, demo_server: ServerProcess) -> None:

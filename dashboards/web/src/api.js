@@ -105,6 +105,17 @@ export function getScalars({ runs, tag, x, xMin, xMax, width }, opts = {}) {
   return request('/api/scalars', { ...opts, params });
 }
 
+/**
+ * The runs of a tag grouped by config key `groupBy`, aggregated by the server:
+ * {tag, group_by, x, groups: [{label, runs, x, mean, std, min, max, count}]}.
+ */
+export function getScalarGroups({ runs, tag, groupBy, x, xMin, xMax, width }, opts = {}) {
+  const params = { runs: runs.join(','), tag, group_by: groupBy, x, x_min: xMin, x_max: xMax, width };
+  counters.fetches++;
+  counters.lastScalarQuery = { ...params, runs: [...runs] };
+  return request('/api/scalar_groups', { ...opts, params });
+}
+
 // Tags are listed for the selected runs together, so one run may lack a tag: a 404 for one
 // run and tag answers null (the card says so) instead of an error.
 export const getHistograms = (run, tag, limit = 50, opts = {}) =>

@@ -7,10 +7,10 @@
 
 import uPlot from 'uplot';
 import { alignTables } from './align.js';
-import { assignColors, withAlpha } from './colors.js';
+import { withAlpha } from './colors.js';
 import { h } from './dom.js';
 import { fmtDateTime, fmtDuration, fmtNum, fmtStep } from './format.js';
-import { aggregate, groupRuns } from './group.js';
+import { groupLines, lineColors } from './group.js';
 import { ema } from './smoothing.js';
 
 export const CHART_HEIGHT = 200;
@@ -33,17 +33,6 @@ export function fmtX(kind, v) {
   if (kind === 'wall') return fmtDateTime(v) + `:${String(Math.floor(v % 60)).padStart(2, '0')}`;
   if (kind === 'relative') return fmtDuration(v);
   return `step ${Math.round(v).toLocaleString('en-US')}`;
-}
-
-/** Group labels in order: numbers by value, then text (numeric-aware). */
-function compareLabels(a, b) {
-  const x = Number(a);
-  const y = Number(b);
-  const nx = a.trim() !== '' && Number.isFinite(x);
-  const ny = b.trim() !== '' && Number.isFinite(y);
-  if (nx && ny) return x - y;
-  if (nx !== ny) return nx ? -1 : 1;
-  return a.localeCompare(b, undefined, { numeric: true });
 }
 
 /** Index of the point of xs (ascending) nearest to x. */
@@ -86,7 +75,7 @@ export class ScalarChart {
     this.tag = tag;
     this.onZoom = onZoom;
     this.zoom = null; // [min, max] or null
-    this.resp = null; // last /api/scalars answer
+    this.resp = null; // last /api/scalars or /api/scalar_groups answer
     this.fetchedKey = null;
     this.fetchWidth = 0;
     this.drawnSig = null;
@@ -146,10 +135,14 @@ export class ScalarChart {
     this.onZoom(this);
   }
 
-  /** Draw this.resp with the view options {runs, colors, smoothing, logy, envelope, group, band, x}. */
+  /**
+   * Draw this.resp with the view options {runs, colors, smoothing, logy, envelope, band, x}:
+   * per run (an /api/scalars answer) or per group (an /api/scalar_groups answer).
+   */
   draw(o) {
     const resp = this.resp;
     if (!resp) return false;
+    const grouped = Array.isArray(resp.groups);
     const byRun = new Map();
     for (const s of resp.series || []) if (s.x && s.x.length) byRun.set(s.run_id, s);
     const runs = o.runs.filter((r) => byRun.has(r.run_id));
@@ -165,13 +158,13 @@ export class ScalarChart {
       return col++;
     };
     // raw lines behind the smoothed ones: fainter the more of them there are
-    const rawAlpha = Math.max(0.07, Math.min(0.3, 0.55 / Math.sqrt(o.group ? 1 : Math.max(1, runs.length))));
+    const rawAlpha = Math.max(0.07, Math.min(0.3, 0.55 / Math.sqrt(grouped ? 1 : Math.max(1, runs.length))));
     const raw = (color) => ({ stroke: withAlpha(color, rawAlpha), width: 1, points: { show: false } });
     // a series of one point has no line: show it as a dot
     const main = (color, label, n = 2) => ({ label, stroke: color, width: 1.6, points: { show: n === 1, size: 5, fill: color } });
     const edge = () => ({ stroke: 'transparent', width: 0, points: { show: false } });
 
-    if (!o.group) {
+    if (!grouped) {
       for (const r of runs) {
         const s = byRun.get(r.run_id);
         const color = o.colors.get(r.run_id) || '#444';
@@ -194,44 +187,38 @@ export class ScalarChart {
         items.push(item);
       }
     } else {
-      const groups = groupRuns(runs, o.group);
-      const labels = [...groups.keys()].sort(compareLabels);
-      const gcolors = assignColors(labels.map((label, i) => ({ run_id: label, created_at: i })));
-      const maxPoints = Math.max(200, 2 * this.width());
-      for (const label of labels) {
-        const ids = groups.get(label);
-        const members = ids.map((id) => byRun.get(id));
-        const names = ids.map((id) => (runs.find((r) => r.run_id === id) || {}).name || id);
-        const color = gcolors.get(label);
-        const rawAgg = aggregate(members.map((s) => ({ x: s.x, y: s.y })), { maxPoints });
-        const smAgg = w > 0 ? aggregate(members.map((s) => ({ x: s.x, y: ema(s.y, w) })), { maxPoints }) : rawAgg;
+      // the server's aggregate of each group (/api/scalar_groups); drawn as the answer says,
+      // also while a request for another key is on its way
+      const key = resp.group_by;
+      const lines = groupLines(resp.groups, { smoothing: w, band: o.band });
+      const gcolors = lineColors(o.runs, key, lines);
+      const names = new Map(o.runs.map((r) => [r.run_id, r.name || r.run_id]));
+      for (const line of lines) {
+        const n = line.runs.length;
+        const color = gcolors.get(line.label);
         const item = {
-          label: `${o.group}=${label}`,
-          title: `${members.length} run${members.length === 1 ? '' : 's'}: ${names.join(', ')}`,
-          suffix: ` (${members.length})`,
+          label: `${key}=${line.label}`,
+          title: `${n} run${n === 1 ? '' : 's'}: ${line.runs.map((id) => names.get(id) || id).join(', ')}`,
+          suffix: ` (${n})`,
           color,
-          x: smAgg.x,
-          raw: rawAgg.mean,
-          y: smAgg.mean,
+          x: line.x,
+          raw: line.raw,
+          y: line.y,
           idxs: [],
         };
-        if (members.length > 1) {
-          const [hiY, loY] =
-            o.band === 'std'
-              ? [smAgg.mean.map((m, i) => (m === null ? null : m + smAgg.std[i])), smAgg.mean.map((m, i) => (m === null ? null : m - smAgg.std[i]))]
-              : [smAgg.max, smAgg.min];
-          tables.push({ x: smAgg.x, ys: [clean(hiY), clean(loY)] });
+        if (n > 1) {
+          tables.push({ x: line.x, ys: [clean(line.hi), clean(line.lo)] });
           const hi = add(edge());
           const lo = add(edge());
           bands.push({ series: [hi, lo], fill: withAlpha(color, 0.16) });
           item.idxs.push(hi, lo);
         }
         if (w > 0) {
-          tables.push({ x: rawAgg.x, ys: [clean(rawAgg.mean)] });
+          tables.push({ x: line.x, ys: [clean(line.raw)] });
           item.idxs.push(add(raw(color)));
         }
-        tables.push({ x: smAgg.x, ys: [clean(smAgg.mean)] });
-        item.idxs.push(add(main(color, item.label, smAgg.x.length)));
+        tables.push({ x: line.x, ys: [clean(line.y)] });
+        item.idxs.push(add(main(color, item.label, line.x.length)));
         items.push(item);
       }
     }
@@ -260,7 +247,7 @@ export class ScalarChart {
     }
     this.renderLegend();
     this.updateLegend();
-    const exact = (resp.series || []).every((s) => s.exact !== false);
+    const exact = grouped || (resp.series || []).every((s) => s.exact !== false);
     const points = (resp.series || []).reduce((a, s) => a + (s.count || 0), 0);
     this.noteEl.textContent = exact ? '' : 'M4';
     this.noteEl.title = exact ? '' : `downsampled for ${this.fetchWidth}px: per pixel column the first, last, min and max of ${points.toLocaleString('en-US')} points`;

@@ -1,8 +1,9 @@
 // The Scalars tab: controls, the chart grid grouped by tag prefix (collapsible), and the
-// fetching of chart data: one /api/scalars request per tag for all displayed runs, only for
-// charts on screen (IntersectionObserver), a few at a time, top charts first.
+// fetching of chart data: one request per tag for all displayed runs (/api/scalars, or
+// /api/scalar_groups when grouped by a config key: the server aggregates each group), only
+// for charts on screen (IntersectionObserver), a few at a time, top charts first.
 
-import { getScalars, isAbort } from './api.js';
+import { getScalarGroups, getScalars, isAbort } from './api.js';
 import { ScalarChart } from './charts.js';
 import { counters } from './debug.js';
 import { debounce, h } from './dom.js';
@@ -122,14 +123,18 @@ export function createScalarsView(root, store) {
   );
 
   // the query of a chart; fetchKey adds its generation (bumped by live updates)
-  const queryKey = (chart) => JSON.stringify([[...ctx.runIds].sort(), chart.tag, store.get().x, chart.zoom, chart.fetchWidth || chart.width()]);
+  const queryKey = (chart) => {
+    const s = store.get();
+    return JSON.stringify([[...ctx.runIds].sort(), chart.tag, s.x, s.group, chart.zoom, chart.fetchWidth || chart.width()]);
+  };
   const fetchKey = (chart) => `${queryKey(chart)}#${chart.gen || 0}`;
 
   function drawOptions() {
     const s = store.get();
-    return { runs: ctx.runs, colors: ctx.colors, smoothing: s.smoothing, logy: s.logy, envelope: s.envelope, group: s.group, band: s.band, x: s.x };
+    return { runs: ctx.runs, colors: ctx.colors, smoothing: s.smoothing, logy: s.logy, envelope: s.envelope, band: s.band, x: s.x };
   }
-  const drawSig = (o) => JSON.stringify([o.runs.map((r) => [r.run_id, r.name]), [...o.colors], o.smoothing, o.logy, o.envelope, o.group, o.band, o.x]);
+  // the group key is not here: a new key is a new query (queryKey), drawn when it is back
+  const drawSig = (o) => JSON.stringify([o.runs.map((r) => [r.run_id, r.name]), [...o.colors], o.smoothing, o.logy, o.envelope, o.band, o.x]);
 
   function ensure(chart) {
     if (!active || !chart.visible) return;
@@ -196,11 +201,10 @@ export function createScalarsView(root, store) {
     // a spinner for new queries; live refreshes of what is on screen go unnoticed
     if (chart.fetchedQuery !== query) chart.setLoading(true);
     const s = store.get();
+    const q = { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth };
     try {
-      const resp = await getScalars(
-        { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth },
-        { signal: controller.signal },
-      );
+      const opts = { signal: controller.signal };
+      const resp = s.group ? await getScalarGroups({ ...q, groupBy: s.group }, opts) : await getScalars(q, opts);
       if (controller.signal.aborted) return;
       chart.resp = resp;
       chart.fetchedKey = key;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { aggregate, binMeans, commonGrid, groupRuns, groupValue, valuesAt } from '../src/group.js';
+import { PALETTE } from '../src/colors.js';
+import { compareLabels, groupColors, groupLines, groupRuns, groupValue, lineColors } from '../src/group.js';
+import { ema } from '../src/smoothing.js';
 
 test('runs are grouped by a config value, in first-seen order', () => {
   const runs = [
@@ -12,84 +14,105 @@ test('runs are grouped by a config value, in first-seen order', () => {
   assert.deepEqual([...groupRuns(runs, 'opt')], [['adam', ['a', 'c']], ['sgd', ['b']], ['(none)', ['d']]]);
   assert.deepEqual([...groupRuns(runs, 'lr').keys()], ['0.1', '0.2', '(none)']);
   assert.equal(groupValue({ k: [1, 2] }, 'k'), '[1,2]');
+  assert.equal(groupValue({ k: { a: 1 } }, 'k'), '{"a":1}');
   assert.equal(groupValue({ k: false }, 'k'), 'false');
+  assert.equal(groupValue({ k: null }, 'k'), '(none)');
+  assert.equal(groupValue(null, 'k'), '(none)');
 });
 
-test('the common grid is the union of x values, or an even grid when too many', () => {
-  assert.deepEqual(commonGrid([[0, 2, 4], [1, 2, 3]]), [0, 1, 2, 3, 4]);
-  const g = commonGrid([[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], 5);
-  assert.deepEqual(g, [0, 2.5, 5, 7.5, 10]);
+test('labels sort numbers by value first, then text with numbers in it', () => {
+  const labels = ['sgd', '0.01', '(none)', '1e-3', 'adam2', 'adam10', '2', ' '];
+  assert.deepEqual(labels.sort(compareLabels), ['1e-3', '0.01', '2', ' ', '(none)', 'adam2', 'adam10', 'sgd']);
 });
 
-test('values at grid points: exact, interpolated, outside, next to a gap', () => {
-  const xs = [0, 2, 4, 6];
-  const ys = [0, 10, null, 30];
-  assert.deepEqual(valuesAt(xs, ys, [-1, 0, 1, 2, 3, 4, 5, 6, 7]), [undefined, 0, 5, 10, undefined, undefined, undefined, 30, undefined]);
+test('a group has the same colour on every chart, also where other groups have no data', () => {
+  const runs = [
+    { run_id: 'a', config: { lr: 0.3 } },
+    { run_id: 'b', config: { lr: 0.1 } },
+    { run_id: 'c', config: { lr: 0.2 } },
+  ];
+  const colors = groupColors(runs, 'lr');
+  assert.deepEqual([...colors], [['0.1', PALETTE[0]], ['0.2', PALETTE[1]], ['0.3', PALETTE[2]]]);
+  // a label only the server knows still gets a colour, and does not move the others
+  const more = groupColors(runs, 'lr', ['0.3', '0.9']);
+  assert.equal(more.get('0.1'), PALETTE[0]);
+  assert.equal(more.get('0.3'), PALETTE[2]);
+  assert.equal(more.get('0.9'), PALETTE[3]);
 });
 
-test('aggregate: mean, min, max, std on the common grid', () => {
-  const a = { x: [0, 1, 2], y: [1, 2, 3] };
-  const b = { x: [0, 1, 2], y: [3, 4, 9] };
-  const r = aggregate([a, b]);
-  assert.deepEqual(r.x, [0, 1, 2]);
-  assert.deepEqual(r.mean, [2, 3, 6]);
-  assert.deepEqual(r.min, [1, 2, 3]);
-  assert.deepEqual(r.max, [3, 4, 9]);
-  assert.deepEqual(r.std, [1, 1, 3]);
-  assert.deepEqual(r.count, [2, 2, 2]);
+test('a line has the colour of its runs\' group, also where the server writes the label otherwise', () => {
+  const runs = [
+    { run_id: 'a', config: { lr: 1e-5 } },
+    { run_id: 'b', config: { lr: 1e-3 } },
+    { run_id: 'c', config: { lr: 1e-5 } },
+  ];
+  const own = groupColors(runs, 'lr'); // '0.00001', '0.001'
+  const lines = [
+    { label: '0.001', runs: ['b'] },
+    { label: '1e-05', runs: ['a', 'c'] }, // Python's str(1e-05)
+    { label: 'other', runs: ['z'] }, // no run of ours: its own label
+  ];
+  const colors = lineColors(runs, 'lr', lines);
+  assert.equal(colors.get('1e-05'), own.get('0.00001'));
+  assert.equal(colors.get('0.001'), own.get('0.001'));
+  assert.equal(colors.get('other'), PALETTE[2]);
 });
 
-test('aggregate: runs of different lengths and x values', () => {
-  // a covers 0..4, b covers 2..6 at other x values (interpolated)
-  const a = { x: [0, 2, 4], y: [0, 2, 4] };
-  const b = { x: [3, 6], y: [30, 60] };
-  const r = aggregate([a, b]);
-  assert.deepEqual(r.x, [0, 2, 3, 4, 6]);
-  assert.deepEqual(r.count, [1, 1, 2, 2, 1]);
-  assert.deepEqual(r.mean, [0, 2, (3 + 30) / 2, (4 + 40) / 2, 60]);
-  assert.deepEqual(r.min, [0, 2, 3, 4, 60]);
-  assert.deepEqual(r.max, [0, 2, 30, 40, 60]);
-  assert.equal(r.std[0], 0);
-  assert.equal(r.std[2], 13.5);
+// an /api/scalar_groups group as the server sends it
+const group = (label, runs, x, mean, std, min, max) => ({ label, runs, x, mean, std, min, max, count: mean.map((m) => (m === null ? 0 : runs.length)) });
+
+test('group lines: the mean, and a min-max or mean ± std band; sorted by label', () => {
+  const groups = [
+    group('0.2', ['c'], [0, 1], [5, 6], [0, 0], [5, 6], [5, 6]),
+    group('0.1', ['a', 'b'], [0, 1, 2], [2, 3, 6], [1, 1, 3], [1, 2, 3], [3, 4, 9]),
+  ];
+  const [a, c] = groupLines(groups, { band: 'minmax' });
+  assert.equal(a.label, '0.1');
+  assert.deepEqual(a.runs, ['a', 'b']);
+  assert.deepEqual(a.x, [0, 1, 2]);
+  assert.deepEqual(a.y, [2, 3, 6]);
+  assert.deepEqual(a.raw, [2, 3, 6]);
+  assert.deepEqual([a.lo, a.hi], [[1, 2, 3], [3, 4, 9]]);
+  assert.equal(c.label, '0.2');
+  const [s] = groupLines(groups, { band: 'std' });
+  assert.deepEqual([s.lo, s.hi], [[1, 2, 3], [3, 4, 9]]);
 });
 
-test('aggregate: a gap leaves only the other runs, or null', () => {
-  const a = { x: [0, 1, 2], y: [1, null, 3] };
-  const b = { x: [0, 1, 2], y: [3, 5, null] };
-  const r = aggregate([a, b]);
-  assert.deepEqual(r.mean, [2, 5, 3]);
-  assert.deepEqual(r.count, [2, 1, 1]);
-  const c = aggregate([{ x: [0, 1], y: [null, null] }]);
-  assert.deepEqual(c.mean, [null, null]);
-  assert.deepEqual(c.min, [null, null]);
-  assert.deepEqual(c.std, [null, null]);
+test('group lines: smoothing applies to the mean and to the band, the raw mean is kept', () => {
+  const mean = [1, 5, 2, 8, 3];
+  const g = group('x', ['a', 'b'], [0, 1, 2, 3, 4], mean, [1, 1, 1, 1, 1], [0, 4, 1, 7, 2], [2, 6, 3, 9, 4]);
+  const [line] = groupLines([g], { smoothing: 0.6, band: 'minmax' });
+  assert.deepEqual(line.raw, mean);
+  assert.deepEqual(line.y, ema(mean, 0.6));
+  assert.deepEqual(line.lo, ema(g.min, 0.6));
+  assert.deepEqual(line.hi, ema(g.max, 0.6));
+  const [sd] = groupLines([g], { smoothing: 0.6, band: 'std' });
+  for (let i = 0; i < mean.length; i++) {
+    assert.ok(Math.abs(sd.hi[i] - (sd.y[i] + 1)) < 1e-12);
+    assert.ok(Math.abs(sd.lo[i] - (sd.y[i] - 1)) < 1e-12);
+  }
 });
 
-test('aggregate: std is stable for large, close values', () => {
-  const r = aggregate([
-    { x: [0], y: [1e9 + 1] },
-    { x: [0], y: [1e9 + 3] },
-  ]);
-  assert.equal(r.mean[0], 1e9 + 2);
-  assert.equal(r.std[0], 1);
+test('group lines: a null is a gap in the line and the band; groups without a number are left out', () => {
+  const groups = [
+    group('a', ['r1', 'r2'], [0, 1, 2], [1, null, 3], [0.5, null, 0.5], [0.5, null, 2.5], [1.5, null, 3.5]),
+    group('b', ['r3'], [0, 1], [null, null], [null, null], [null, null], [null, null]),
+    group('c', ['r4'], [], [], [], [], []),
+  ];
+  const lines = groupLines(groups, { smoothing: 0.5, band: 'std' });
+  assert.deepEqual(lines.map((l) => l.label), ['a']);
+  const [a] = lines;
+  assert.equal(a.y[1], null);
+  assert.equal(a.hi[1], null);
+  assert.equal(a.lo[1], null);
+  assert.deepEqual(a.y, ema([1, null, 3], 0.5));
+  // a std the server could not give (null) next to a mean: no band there, the line stays
+  const [b] = groupLines([group('b', ['r1', 'r2'], [0, 1], [1, 2], [null, 0], [1, 2], [1, 2])], { band: 'std' });
+  assert.deepEqual(b.y, [1, 2]);
+  assert.deepEqual([b.lo, b.hi], [[null, 2], [null, 2]]);
 });
 
-test('aggregate of nothing', () => {
-  assert.deepEqual(aggregate([]), { x: [], mean: [], min: [], max: [], std: [], count: [] });
-});
-
-test('bin means: one point per bin, gaps kept, empty bins left out', () => {
-  const r = binMeans([0, 1, 2, 3, 8, 9], [1, 3, null, null, 10, 20], 0, 10, 5);
-  // bins [0,2) [2,4) [4,6) [6,8) [8,10]
-  assert.deepEqual(r, { x: [0.5, 3, 8.5], y: [2, null, 15] });
-});
-
-test('aggregate of long zigzag series uses bin means (a downsampled series does not make a noisy mean)', () => {
-  const x = Array.from({ length: 1000 }, (_, i) => i);
-  const a = { x, y: x.map((i) => (i % 2 ? 1 : -1)) }; // zigzag around 0
-  const b = { x, y: x.map(() => 2) };
-  const r = aggregate([a, b], { maxPoints: 100 });
-  assert.equal(r.x.length, 100);
-  assert.ok(Math.abs(r.x[0] - 4.995) < 1e-9);
-  for (const v of r.mean) assert.ok(Math.abs(v - 1) < 1e-9, `mean ${v}`);
+test('group lines of nothing', () => {
+  assert.deepEqual(groupLines([]), []);
+  assert.deepEqual(groupLines(undefined), []);
 });

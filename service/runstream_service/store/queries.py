@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -289,17 +290,30 @@ def scalar_points(
 
 
 def group_label(config: dict[str, Any], key: str) -> str:
-    """How a run's config value names its group (as the web UI shows it): "(none)" when absent."""
+    """How a run's config value names its group, as JavaScript's String() would: "(none)" when absent."""
     value = config.get(key)
     if value is None:
         return "(none)"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        return js_number(value)
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
+
+
+def js_number(value: float) -> str:
+    """A float as JavaScript prints it: 0.00001, 1e-7, 3, 1e+21."""
+    if math.isnan(value) or math.isinf(value):
+        return {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    shortest = repr(value)
+    if 1e-6 <= abs(value) < 1e21:
+        return format(Decimal(shortest), "f")
+    mantissa, exponent = shortest.split("e")
+    return f"{mantissa}e{int(exponent):+d}"
 
 
 def scalar_groups(
@@ -350,23 +364,25 @@ def scalar_groups(
     if x_axis == "step":
         first, last = math.ceil(lo), math.floor(hi)
         level = level_for(last - first + 1, width)
-        per_run = f"""SELECT series_id, bucket AS col, sum(sum) / sum(numbers) AS mean,
+        # A column where a run has only NaN gives that run no value there (a gap when no run has one).
+        per_run = f"""SELECT series_id, bucket AS col,
+            CASE WHEN sum(numbers) > 0 THEN sum(sum) / sum(numbers) END AS mean,
             (min(first_step) + max(last_step)) / 2.0 AS x
         FROM ({bucket_partials_sql(ids, level, first >> level, last >> level)})
-        GROUP BY series_id, bucket HAVING sum(numbers) > 0"""
+        GROUP BY series_id, bucket"""
     else:
         span = hi - lo
         scale = width / span if span > 0 else 0.0
         x = "wall_time" if x_axis == "wall" else "wall_time - " + _case("series_id", starts)
         col = f"least(CAST(floor((x - {float(lo)!r}) * {scale!r}) AS BIGINT), {width - 1})"
-        per_run = f"""SELECT series_id, {col} AS col, avg(value) AS mean, avg(x) AS x
-        FROM (SELECT series_id, {x} AS x, value FROM {raw_points(f"series_id IN ({id_list(ids)})")}
-              WHERE NOT isnan(value))
+        per_run = f"""SELECT series_id, {col} AS col, avg(CASE WHEN isnan(value) THEN NULL ELSE value END) AS mean,
+            avg(x) AS x
+        FROM (SELECT series_id, {x} AS x, value FROM {raw_points(f"series_id IN ({id_list(ids)})")})
         WHERE x BETWEEN {float(lo)!r} AND {float(hi)!r}
         GROUP BY series_id, col"""
     rows = cur.sql(f"""
         SELECT {_case("series_id", group_of)} AS grp, col, avg(x) AS x, avg(mean) AS mean,
-            stddev_pop(mean) AS std, min(mean) AS min, max(mean) AS max, count(*) AS count
+            stddev_pop(mean) AS std, min(mean) AS min, max(mean) AS max, count(mean) AS count
         FROM ({per_run}) GROUP BY grp, col ORDER BY grp, col
     """).fetchnumpy()
     group_column = np.asarray(rows["grp"])
