@@ -120,9 +120,12 @@ async def points(request: web.Request) -> web.Response:
     tag = params.required(request, "tag")
     x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
     as_csv = params.choice(request, "format", ("json", "csv")) == "csv"
-    found = await _server(request).reader.run(lambda cur: queries.scalar_points(cur, run_id, tag, x_min, x_max))
-    if found["step"].size > MAX_POINTS_ROWS:
-        raise HttpError(400, f"more than {MAX_POINTS_ROWS:,} points: read a step range at a time (x_min, x_max)")
+    try:
+        found = await _server(request).reader.run(
+            lambda cur: queries.scalar_points(cur, run_id, tag, x_min, x_max, MAX_POINTS_ROWS)
+        )
+    except queries.TooLarge as exc:
+        raise HttpError(400, str(exc)) from None
     if as_csv:
         body = await asyncio.to_thread(_points_csv, found)
         return web.Response(

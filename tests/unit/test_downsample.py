@@ -14,7 +14,7 @@ import pytest
 
 from runstream_service.settings import CompactionPolicy
 from runstream_service.store.compactor import Compactor
-from runstream_service.store.queries import scalar_series
+from runstream_service.store.queries import TooLarge, scalar_points, scalar_series
 from runstream_service.store.rollups import level_for
 from runstream_service.store.schema import create_schema
 
@@ -191,3 +191,17 @@ def test_a_single_point_and_a_zero_width_range() -> None:
     _check(np.array([5]), np.array([1.0]), 5.0, 5.0, 10)
     steps = np.full(50, 5)
     _check(steps, np.arange(50.0), 5.0, 5.0, 10)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_full_read_every_point_in_step_order_and_bounded(layout: str) -> None:
+    rng = np.random.default_rng(3)
+    steps = np.sort(rng.choice(100_000, 30_000, replace=False))
+    values = rng.standard_normal(steps.size)
+    con = _store({7: (steps, values)}, layout)
+    got = scalar_points(con.cursor(), "r", "t7", None, None, limit=30_000)
+    assert np.array_equal(got["step"], steps) and np.array_equal(got["value"], values)
+    got = scalar_points(con.cursor(), "r", "t7", 500.5, 2000.0, limit=30_000)
+    assert np.array_equal(got["step"], steps[(steps > 500) & (steps <= 2000)])
+    with pytest.raises(TooLarge, match="30,000 points, more than 29,999"):
+        scalar_points(con.cursor(), "r", "t7", None, None, limit=29_999)

@@ -35,6 +35,10 @@ class NotFound(LookupError):
     pass
 
 
+class TooLarge(ValueError):
+    """The answer would be larger than the caller allows."""
+
+
 def list_projects(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     rows = cur.execute("SELECT project, count(*) FROM run_meta GROUP BY project ORDER BY project").fetchall()
     return [{"project": p, "runs": n} for p, n in rows]
@@ -270,15 +274,23 @@ def _wall_columns(
 
 
 def scalar_points(
-    cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, x_min: float | None, x_max: float | None
+    cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, x_min: float | None, x_max: float | None, limit: int
 ) -> dict[str, np.ndarray]:
-    """Every point of one scalar series (steps in [x_min, x_max] when given), by step and rank."""
+    """Every point of one scalar series (steps in [x_min, x_max] when given), by step and rank.
+
+    Raises TooLarge when there are more than `limit` of them (counted first, from the rollups).
+    """
     (series_id,) = _series_ids(cur, [run_id], "scalar", tag)
     where = f"series_id = {int(series_id)}"
     if x_min is not None:
         where += f" AND step >= {math.ceil(x_min)}"
     if x_max is not None:
         where += f" AND step <= {math.floor(x_max)}"
+    stats = _scalar_stats(cur, {series_id: run_id})
+    if series_id in stats and stats[series_id][0] > limit:
+        (count,) = cur.execute(f"SELECT count(*) FROM {raw_points(where, 'step')}").fetchall()[0]
+        if count > limit:
+            raise TooLarge(f"{count:,} points, more than {limit:,}: read a step range at a time (x_min, x_max)")
     table = cur.sql(f"SELECT step, rank, wall_time, value FROM {raw_points(where, 'step, rank, wall_time, value')}")
     columns = {name: np.asarray(values) for name, values in table.fetchnumpy().items()}
     # Compacted points come sorted, hot ones after them: sort only when needed.
