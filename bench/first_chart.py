@@ -1,10 +1,10 @@
 """Time from navigation to the first charts drawn, in headless Chromium, for a big project.
 
-Data: 20 runs x 20 tags x 100,000 steps (40M points), logged through the SDK by 4 processes into
-a real server. Then Debian's Chromium (driven by Playwright) opens the dashboard on that project
-with every run selected; the page records `performance.now()` when its first charts have drawn
-(`window.__runstream.firstChartsAt`, measured from the start of navigation). Median of --repeat
-fresh page loads (new browser context each time: no cache).
+Data: 20 runs x 20 tags x 100,000 steps (40M points), sent over gRPC as SDK clients send them, by
+4 processes (bench/dataset.py), into a real server. Then Debian's Chromium (driven by Playwright)
+opens the dashboard on that project with every run selected; the page records `performance.now()`
+when its first charts have drawn (`window.__runstream.firstChartsAt`, measured from the start of
+navigation). Median of --repeat fresh page loads (new browser context each time: no cache).
 
     python bench/first_chart.py [--runs 20] [--tags 20] [--steps 100000] [--repeat 5]
 """
@@ -12,35 +12,17 @@ fresh page loads (new browser context each time: no cache).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import shutil
 import statistics
-import time
 
 from _harness import Server, emit
+from dataset import log_scalars
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
 
-def log_runs(address: str, first: int, count: int, tags: int, steps: int) -> None:
-    import numpy as np
-
-    import runstream
-
-    runs = [
-        runstream.init(project="first-chart", name=f"run-{i:02d}", config={"seed": i}, server=address)
-        for i in range(first, first + count)
-    ]
-    names = [f"group{t // 5}/metric{t}" for t in range(tags)]
-    rng = np.random.default_rng(first)
-    base = rng.standard_normal((count, tags)).tolist()
-    for step in range(steps):
-        decay = 1.0 / (1.0 + step / 1000.0)
-        for run, offsets in zip(runs, base, strict=True):
-            run.log({name: decay + 0.1 * offset for name, offset in zip(names, offsets, strict=True)}, step=step)
-    for run in runs:
-        report = run.finish(timeout=600)
-        assert report.complete, report
+def seed_config(run: int) -> dict[str, int]:
+    return {"seed": run}
 
 
 def main() -> int:
@@ -55,24 +37,11 @@ def main() -> int:
         raise SystemExit("needs Debian's Chromium: apt-get install chromium")
 
     with Server() as server:
-        started = time.monotonic()
-        ctx = multiprocessing.get_context("spawn")
-        writers = 4
-        share = [args.runs // writers + (1 if i < args.runs % writers else 0) for i in range(writers)]
-        firsts = [sum(share[:i]) for i in range(writers)]
-        procs = [
-            ctx.Process(target=log_runs, args=(server.address, first, n, args.tags, args.steps))
-            for first, n in zip(firsts, share, strict=True)
-            if n
-        ]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join()
-            if proc.exitcode != 0:
-                raise SystemExit("a writer failed")
-        points = args.runs * args.tags * args.steps
-        print(f"logged {points:,} points in {time.monotonic() - started:.1f}s")
+        data = log_scalars(
+            server.address, args.runs, args.tags, args.steps, project="first-chart", writers=4, config=seed_config
+        )
+        points = data.points
+        print(f"logged {points:,} points in {data.seconds:.1f}s")
 
         from playwright.sync_api import sync_playwright
 

@@ -1,7 +1,8 @@
 """Reading through the HTTP API: M4 of one 1M-point series, and 20 runs x 100k points overlaid.
 
 Data: one run logs 1M points of `loss`; then 20 runs log 100,000 points each of `loss`,
-interleaved step by step as parallel runs arrive. Both through the SDK into a real server.
+interleaved as parallel runs arrive. Both sent over gRPC as SDK clients send them (bench/dataset.py),
+into a real server; each series has known spikes, which M4 must keep.
 Timings: GET /api/scalars?...&width=1000, warm, median of --repeat. Baseline in the same run:
 TensorBoard's way, EventAccumulator reading one tag of a 1M-point event file (written here
 record by record with tensorboardX's record writer), as TensorBoard's server does (it keeps
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from _harness import Server, emit
+from dataset import ScalarDataset, log_scalars, log_series
 
 
 def get_json(url: str) -> dict[str, object]:
@@ -39,32 +41,14 @@ def timed_get(url: str, repeat: int) -> tuple[float, dict[str, object]]:
     return statistics.median(times), body
 
 
-def values(n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    series = np.exp(-np.arange(n) / (n / 5)) + 0.05 * rng.standard_normal(n)
-    series[rng.integers(0, n)] += 10.0  # one spike; M4 must keep it
-    return series
+def log_data(server: Server, points: int, runs: int, per_run: int) -> tuple[ScalarDataset, ScalarDataset]:
+    """One long run (run index 0 of the generator), then `runs` parallel runs (indexes 1..runs)."""
+    big = log_series(server.address, points, project="bench", name="one-long-run", tag="loss")
+    many = log_scalars(server.address, runs, ["loss"], per_run, project="bench", run_prefix="parallel-", first_run=1)
+    return big, many
 
 
-def log_data(server: Server, points: int, runs: int, per_run: int) -> tuple[str, list[str], float]:
-    import runstream
-
-    big = runstream.init(project="bench", name="one-long-run", server=server.address)
-    for step, value in enumerate(values(points, 0).tolist()):
-        big.log({"loss": value}, step=step)
-    big.finish()
-    many = [runstream.init(project="bench", name=f"parallel-{i}", server=server.address) for i in range(runs)]
-    series = [values(per_run, i + 1).tolist() for i in range(runs)]
-    for step in range(per_run):
-        for run, ys in zip(many, series):
-            run.log({"loss": ys[step]}, step=step)
-    for run in many:
-        run.finish()
-    spike = float(values(points, 0).max())
-    return big.id, [run.id for run in many], spike
-
-
-def write_event_file(logdir: Path, points: int) -> Path:
+def write_event_file(logdir: Path, values: np.ndarray) -> Path:
     from tensorboardX.proto.event_pb2 import Event
     from tensorboardX.proto.summary_pb2 import Summary
     from tensorboardX.record_writer import RecordWriter
@@ -73,7 +57,7 @@ def write_event_file(logdir: Path, points: int) -> Path:
     writer = RecordWriter(str(path))
     writer.write(Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())
     start = time.time()
-    for step, value in enumerate(values(points, 0).tolist()):
+    for step, value in enumerate(values.tolist()):
         event = Event(
             wall_time=start + step * 1e-3,
             step=step,
@@ -103,12 +87,13 @@ def main() -> int:
     args = parser.parse_args()
 
     with Server() as server:
-        big, many, spike = log_data(server, args.points, args.runs, args.per_run)
+        big, many = log_data(server, args.points, args.runs, args.per_run)
+        spike = big.extremes(0)[1]
         base = f"http://127.0.0.1:{server.http_port}/api/scalars?tag=loss&width=1000"
-        one_s, one = timed_get(f"{base}&runs={big}", args.repeat)
-        many_s, overlay = timed_get(f"{base}&runs={','.join(many)}", args.repeat)
+        one_s, one = timed_get(f"{base}&runs={big.run_ids[0]}", args.repeat)
+        many_s, overlay = timed_get(f"{base}&runs={','.join(many.run_ids)}", args.repeat)
         zoom_s, _ = timed_get(
-            f"{base}&runs={big}&x_min={args.points // 3}&x_max={args.points // 3 + 50_000}", args.repeat
+            f"{base}&runs={big.run_ids[0]}&x_min={args.points // 3}&x_max={args.points // 3 + 50_000}", args.repeat
         )
     series = one["series"][0]  # type: ignore[index]
     spike_kept = max(y for y in series["y"] if y is not None) == spike  # type: ignore[index]
@@ -117,7 +102,7 @@ def main() -> int:
     print(f"{args.runs} runs x {args.per_run} points: {many_s * 1e3:.1f} ms; zoom to 50k steps: {zoom_s * 1e3:.1f} ms")
 
     with tempfile.TemporaryDirectory() as tmp:
-        write_event_file(Path(tmp), args.points)
+        write_event_file(Path(tmp), big.values(0))
         tb_s, tb_kept = tensorboard_read_seconds(Path(tmp))
     print(f"TensorBoard EventAccumulator, one tag of {args.points} points: {tb_s:.2f} s, {tb_kept} samples kept")
     emit(
