@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from runstream_service.settings import CompactionPolicy
 from runstream_service.store.rollups import all_levels
+from runstream_service.store.transactions import insert_rows, rollback
 
 logger = logging.getLogger("runstream.compactor")
 
@@ -140,7 +141,7 @@ class Compactor:
             try:
                 self._step()
             except Exception as exc:  # keep serving: the points stay where they were
-                self._rollback()
+                rollback(self._cur)
                 if not self._stopping.is_set():
                     logger.exception("compaction failed (%s); retrying later", exc)
                     self._stopping.wait(5.0)
@@ -206,8 +207,8 @@ class Compactor:
             if not rows.num_rows:
                 continue
             points = rows.append_column("generation", pa.array(np.full(rows.num_rows, generation, np.int32)))
-            self._insert("scalar_points", points)
-            self._insert("scalar_rollups", _rollup_rows(rows, generation))
+            insert_rows(self._cur, "scalar_points", points)
+            insert_rows(self._cur, "scalar_rollups", _rollup_rows(rows, generation))
             moved += rows.num_rows
         return moved
 
@@ -222,19 +223,6 @@ class Compactor:
             self._generations[generation] = points
             self._next_generation += 1
         self.stats.generations = len(self._generations)
-
-    def _insert(self, table: str, rows: pa.Table) -> None:
-        self._cur.register("compacted_rows", rows)
-        try:
-            self._cur.execute(f"INSERT INTO {table} SELECT * FROM compacted_rows")
-        finally:
-            self._cur.unregister("compacted_rows")
-
-    def _rollback(self) -> None:
-        try:
-            self._cur.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
 
 
 def _rollup_rows(rows: pa.Table, generation: int) -> pa.Table:

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runstream_service.store.schema import create_schema
+from runstream_service.store.transactions import insert_rows, rollback
 from runstream_service.validate import DecodedBatch
 
 logger = logging.getLogger("runstream.writer")
@@ -211,7 +212,7 @@ class StoreWriter:
                 result = None
             self._con.execute("COMMIT")
         except Exception as exc:
-            self._rollback()
+            rollback(self._con)
             self._complete([job], exc=exc)
             return
         if isinstance(job.payload, OpenRun):
@@ -231,7 +232,7 @@ class StoreWriter:
         try:
             results, new_series, seqs = self._write_batches(jobs)
         except Exception as exc:
-            self._rollback()
+            rollback(self._con)
             self._stats_pending.clear()
             if len(jobs) == 1:
                 logger.exception(
@@ -330,7 +331,8 @@ class StoreWriter:
         con.execute("BEGIN")
         if new_series:
             keys = list(new_series)
-            self._insert(
+            insert_rows(
+                self._con,
                 "series",
                 pa.table(
                     {
@@ -343,14 +345,14 @@ class StoreWriter:
             )
         if scalar_parts:
             scalar_rows = _clustered(pa.concat_tables(scalar_parts))
-            self._insert("scalar_points_hot", scalar_rows)
+            insert_rows(self._con, "scalar_points_hot", scalar_rows)
             self._update_series_stats(scalar_rows)
         if histogram_parts:
-            self._insert("histogram_points", _histogram_table(histogram_parts))
+            insert_rows(self._con, "histogram_points", _histogram_table(histogram_parts))
         if image_parts:
-            self._insert("image_points", _image_table(image_parts))
+            insert_rows(self._con, "image_points", _image_table(image_parts))
         if text_parts:
-            self._insert("text_points", pa.concat_tables(text_parts))
+            insert_rows(self._con, "text_points", pa.concat_tables(text_parts))
         if seqs:
             self._save_seqs(seqs)
         con.execute("COMMIT")
@@ -358,20 +360,13 @@ class StoreWriter:
             self.on_scalars_committed(scalar_rows.num_rows)
         return duplicates, new_series, seqs
 
-    def _insert(self, table: str, rows: pa.Table) -> None:
-        self._con.register("incoming_rows", rows)
-        try:
-            self._con.execute(f"INSERT INTO {table} SELECT * FROM incoming_rows")
-        finally:
-            self._con.unregister("incoming_rows")
-
     def _update_series_stats(self, rows: pa.Table) -> None:
         """Fold this commit's points (grouped by series) into series_stats."""
         stats = _series_stats(rows)
         ids = stats.column("series_id").to_pylist()
         known = pa.array([i in self._stats_known for i in ids])
         if (new := stats.filter(pc.invert(known))).num_rows:
-            self._insert("series_stats", new)
+            insert_rows(self._con, "series_stats", new)
         if (old := stats.filter(known)).num_rows:
             self._con.register("stats_updates", old)
             try:
@@ -393,8 +388,10 @@ class StoreWriter:
         known = [w for w in seqs if w in self._seqs]
         new = [w for w in seqs if w not in self._seqs]
         if new:
-            self._insert(
-                "writer_progress", pa.table({"writer_id": new, "seq": pa.array([seqs[w] for w in new], pa.uint64())})
+            insert_rows(
+                self._con,
+                "writer_progress",
+                pa.table({"writer_id": new, "seq": pa.array([seqs[w] for w in new], pa.uint64())}),
             )
         if known:
             updates = pa.table({"writer_id": known, "seq": pa.array([seqs[w] for w in known], pa.uint64())})
@@ -447,12 +444,6 @@ class StoreWriter:
                 "UPDATE run_meta SET finished_at = ?, status = ? WHERE run_id = ?",
                 [req.end_time, req.status, req.run_id],
             )
-
-    def _rollback(self) -> None:
-        try:
-            self._con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass  # no transaction was open
 
     def _complete(self, jobs: list[_Job], results: list[Any] | None = None, exc: BaseException | None = None) -> None:
         assert self._loop is not None and self._room is not None
