@@ -95,20 +95,13 @@ async def scalars(request: web.Request) -> web.Response:
     if x_min is not None and x_max is not None and x_min > x_max:
         raise HttpError(400, f"x_min ({x_min}) must not be greater than x_max ({x_max})")
     width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
+    bands = params.choice(request, "bands", ("0", "1")) == "1"  # the envelope, only when it is drawn
     found = await _server(request).reader.run(
         lambda cur: queries.scalar_series(cur, ids, tag, x_axis, x_min, x_max, width)
     )
     series = [
-        {
-            "run_id": run_id,
-            "exact": d.exact,
-            "count": d.count,
-            "x": d.x,
-            "y": d.y,
-            "band_x": d.band_x,
-            "band_min": d.band_min,
-            "band_max": d.band_max,
-        }
+        {"run_id": run_id, "exact": d.exact, "count": d.count, "x": d.x, "y": d.y}
+        | ({"band_x": d.band_x, "band_min": d.band_min, "band_max": d.band_max} if bands else {})
         for run_id, d in found
     ]
     return _json({"tag": tag, "x": x_axis, "width": width, "series": series})

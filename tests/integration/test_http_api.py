@@ -88,13 +88,18 @@ def test_tags(served: tuple[ServerProcess, dict[str, str]]) -> None:
 
 def test_scalars_downsampled_keep_the_spike_and_exact_when_zoomed(served: tuple[ServerProcess, dict[str, str]]) -> None:
     server, ids = served
-    status, body, _ = get(server, f"/api/scalars?runs={ids['alpha']},{ids['beta']}&tag=train/loss&width=200")
+    query = f"/api/scalars?runs={ids['alpha']},{ids['beta']}&tag=train/loss&width=200"
+    status, body, _ = get(server, query + "&bands=1")
     assert status == 200 and [s["run_id"] for s in body["series"]] == [ids["alpha"], ids["beta"]]
     for series in body["series"]:
         assert not series["exact"] and series["count"] == STEPS
         # Columns are step buckets of a power-of-two width: at least one per pixel, at most about two.
         assert 200 <= len(series["band_x"]) <= 400 and max(series["band_max"]) == 1000.0
         assert len(series["x"]) <= 4 * len(series["band_x"]) and max(y for y in series["y"] if y is not None) == 1000.0
+    # The envelope only when asked for: the same points without it.
+    status, plain, _ = get(server, query)
+    assert [sorted(s) for s in plain["series"]] == [["count", "exact", "run_id", "x", "y"]] * 2
+    assert [s["x"] for s in plain["series"]] == [s["x"] for s in body["series"]]
     status, body, _ = get(server, f"/api/scalars?runs={ids['alpha']}&tag=train/loss&width=500&x_max=100")
     assert body["series"][0]["exact"] and body["series"][0]["y"][10] is None  # NaN, as a gap
     status, body, _ = get(server, f"/api/scalars?runs={ids['alpha']}&tag=train/loss&width=500&x_min=4000&x_max=4400")
@@ -113,6 +118,7 @@ def test_scalars_downsampled_keep_the_spike_and_exact_when_zoomed(served: tuple[
         ("runs={alpha}&tag=train/loss&x=epoch", 400, "'x' must be one of step, relative, wall"),
         ("runs={alpha}&tag=train/loss&x_min=5&x_max=1", 400, "must not be greater"),
         ("runs={alpha}&tag=train/loss&x_min=nan", 400, "'x_min' must be finite"),
+        ("runs={alpha}&tag=train/loss&bands=yes", 400, "'bands' must be one of 0, 1"),
         ("runs={alpha}&tag=no/such/tag", 404, "no scalar tag 'no/such/tag'"),
         ("runs=missing&tag=train/loss", 404, "unknown run id(s): missing"),
     ],

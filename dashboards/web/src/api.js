@@ -97,9 +97,9 @@ export function getRuns(project, filter = '', opts = {}) {
 
 export const getTags = (runIds, opts = {}) => request('/api/tags', { ...opts, params: { runs: runIds.join(',') } });
 
-/** One request for all runs of a tag: {runs: [...], tag, x, x_min?, x_max?, width}. */
-export function getScalars({ runs, tag, x, xMin, xMax, width }, opts = {}) {
-  const params = { runs: runs.join(','), tag, x, x_min: xMin, x_max: xMax, width };
+/** One request for all runs of a tag: {runs: [...], tag, x, x_min?, x_max?, width, bands?}; `bands` asks for the envelope. */
+export function getScalars({ runs, tag, x, xMin, xMax, width, bands }, opts = {}) {
+  const params = { runs: runs.join(','), tag, x, x_min: xMin, x_max: xMax, width, bands: bands ? 1 : undefined };
   counters.fetches++;
   counters.lastScalarQuery = { ...params, runs: [...runs] };
   return request('/api/scalars', { ...opts, params });

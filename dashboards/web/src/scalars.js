@@ -125,7 +125,8 @@ export function createScalarsView(root, store) {
   // the query of a chart; fetchKey adds its generation (bumped by live updates)
   const queryKey = (chart) => {
     const s = store.get();
-    return JSON.stringify([[...ctx.runIds].sort(), chart.tag, s.x, s.group, chart.zoom, chart.fetchWidth || chart.width()]);
+    const bands = !s.group && s.envelope; // the envelope is sent only when it is drawn
+    return JSON.stringify([[...ctx.runIds].sort(), chart.tag, s.x, s.group, bands, chart.zoom, chart.fetchWidth || chart.width()]);
   };
   const fetchKey = (chart) => `${queryKey(chart)}#${chart.gen || 0}`;
 
@@ -201,7 +202,7 @@ export function createScalarsView(root, store) {
     // a spinner for new queries; live refreshes of what is on screen go unnoticed
     if (chart.fetchedQuery !== query) chart.setLoading(true);
     const s = store.get();
-    const q = { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth };
+    const q = { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth, bands: s.envelope };
     try {
       const opts = { signal: controller.signal };
       const resp = s.group ? await getScalarGroups({ ...q, groupBy: s.group }, opts) : await getScalars(q, opts);

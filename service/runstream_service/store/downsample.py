@@ -149,29 +149,49 @@ def exact(series_id: int, x: np.ndarray, y: np.ndarray) -> Downsampled:
     return Downsampled(series_id, True, int(x.size), x, y, x, y, y)
 
 
-def assemble(series_id: int, columns: dict[str, np.ndarray]) -> Downsampled:
-    """Chart arrays of one series from its rows of `m4_sql` (columns as float64 arrays, NULL as NaN)."""
-    px = columns["px"]
-    order = np.argsort(px, kind="stable")
-    get = {name: np.asarray(values)[order] for name, values in columns.items()}
-    xs = np.stack([get["x_first"], get["x_low"], get["x_high"], get["x_last"]], axis=1)
-    ys = np.stack([get["y_first"], get["y_low"], get["y_high"], get["y_last"]], axis=1)
+def assemble(columns: dict[str, np.ndarray]) -> dict[int, Downsampled]:
+    """Chart arrays per series from M4 rows of any number of series, all at once.
+
+    `columns` are float64 arrays (NULL as NaN) of the row fields of `m4_sql`, with "s" the
+    series id (an integer array). Rows may come in any order.
+    """
+    s, px = np.asarray(columns["s"]), np.asarray(columns["px"])
+    in_order = bool(np.all((s[1:] > s[:-1]) | ((s[1:] == s[:-1]) & (px[1:] > px[:-1]))))
+    get = columns if in_order else {name: np.asarray(v)[np.lexsort((px, s))] for name, v in columns.items()}
+    owners, first_rows = np.unique(get["s"], return_index=True)
+    if owners.size == 0:
+        return {}
+    # A column's points in x order: the first, the smallest and largest value in the order of
+    # their steps, the last. Columns are disjoint x ranges in order, so all points are in order.
+    low_first = ~(get["x_high"] < get["x_low"])
+    xs, ys = np.empty((s.size, 4)), np.empty((s.size, 4))
+    for array, name in ((xs, "x"), (ys, "y")):
+        low, high = get[f"{name}_low"], get[f"{name}_high"]
+        array[:, 0], array[:, 3] = get[f"{name}_first"], get[f"{name}_last"]
+        array[:, 1], array[:, 2] = np.where(low_first, low, high), np.where(low_first, high, low)
     keep = ~np.isnan(xs)  # x_low and x_high are NaN in a column of only NaN values
     flat_x, flat_y = xs[keep], ys[keep]
-    # Within a column, points in x order; the same point chosen twice is drawn once.
-    column = np.repeat(np.arange(len(xs)), keep.sum(axis=1))
-    order = np.lexsort((flat_x, column))
-    flat_x, flat_y, column = flat_x[order], flat_y[order], column[order]
+    # The same point chosen twice in a column is drawn once (the same x is never in two columns).
+    same_y = (flat_y[1:] == flat_y[:-1]) | (np.isnan(flat_y[1:]) & np.isnan(flat_y[:-1]))
     distinct = np.ones(flat_x.size, dtype=bool)
-    distinct[1:] = (flat_x[1:] != flat_x[:-1]) | (column[1:] != column[:-1]) | (flat_y[1:] != flat_y[:-1])
-    distinct[1:] |= np.isnan(flat_y[1:]) != np.isnan(flat_y[:-1])
-    return Downsampled(
-        series_id,
-        False,
-        int(get["n"].sum()),
-        flat_x[distinct],
-        flat_y[distinct],
-        get["x_first"],
-        get["y_low"],
-        get["y_high"],
-    )
+    distinct[1:] = (flat_x[1:] != flat_x[:-1]) | ~same_y
+    keep[keep] = distinct
+    # Rows are grouped by series, and so are the points.
+    point_bounds = np.concatenate(([0], np.cumsum(keep.sum(axis=1))))[np.append(first_rows, s.size)]
+    row_bounds = np.append(first_rows, s.size)
+    flat_x, flat_y = flat_x[distinct], flat_y[distinct]
+    counts = np.add.reduceat(get["n"], first_rows)
+    found = {}
+    for i, series_id in enumerate(owners.tolist()):
+        rows, points = slice(row_bounds[i], row_bounds[i + 1]), slice(point_bounds[i], point_bounds[i + 1])
+        found[int(series_id)] = Downsampled(
+            int(series_id),
+            False,
+            int(counts[i]),
+            flat_x[points],
+            flat_y[points],
+            get["x_first"][rows],
+            get["y_low"][rows],
+            get["y_high"][rows],
+        )
+    return found
