@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from runstream_service.store.downsample import (
@@ -27,6 +29,10 @@ from runstream_service.store.downsample import (
     raw_points,
 )
 from runstream_service.store.rollups import NO_STEP, Partials, combine, level_for
+
+# DuckDB suggests the relation API for Arrow output; for rows with list columns (histograms) a
+# DB-API result was measured twice as fast (10 vs 20 ms for 10,000 histograms of 64 buckets).
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 
 PERCENTILES = (0.0, 6.68, 15.87, 30.85, 50.0, 69.15, 84.13, 93.32, 100.0)  # TensorBoard's distribution bands
 
@@ -430,33 +436,44 @@ def histograms(
     (the distributions view needs only the percentiles).
     """
     (series_id,) = _series_ids(cur, [run_id], "histogram", tag)
-    table = cur.sql(
-        f"""
-        WITH numbered AS (
-            SELECT *, row_number() OVER (ORDER BY step, rank) - 1 AS i, count(*) OVER () AS n
-            FROM histogram_points WHERE series_id = {int(series_id)}
-        )
-        SELECT step, wall_time, count, min, max, bucket_limits, bucket_counts FROM numbered
-        WHERE n <= {int(limit)} OR i % CAST(ceil(n / {int(limit)}) AS BIGINT) = 0 OR i = n - 1
-        ORDER BY step, rank
-        """
-    ).to_arrow_table()
+    columns = "step, rank, wall_time, count, min, max, bucket_limits, bucket_counts"
+    where = f"series_id = {int(series_id)}"
+    (total,) = cur.execute(f"SELECT count(*) FROM histogram_points WHERE {where}").fetchall()[0]
+    if total <= limit:
+        query = f"SELECT {columns} FROM histogram_points WHERE {where}"
+    else:  # every k-th and the last, chosen on the keys alone (the bucket lists are only read for those)
+        query = f"""
+        WITH keys AS (SELECT step, rank, row_number() OVER (ORDER BY step, rank) - 1 AS i, count(*) OVER () AS n
+                      FROM histogram_points WHERE {where}),
+             chosen AS (SELECT DISTINCT step, rank FROM keys
+                        WHERE i % CAST(ceil(n / {int(limit)}) AS BIGINT) = 0 OR i = n - 1)
+        SELECT {columns} FROM histogram_points SEMI JOIN chosen USING (step, rank) WHERE {where}"""
+    # Sorted here, not in SQL: DuckDB sorting rows with list columns costs more than the read.
+    table = _in_step_order(cur.execute(query).to_arrow_table())
     edges, counts = table.column("bucket_limits").combine_chunks(), table.column("bucket_counts").combine_chunks()
-    values = percentiles(
-        edges.values.to_numpy(),
-        edges.offsets.to_numpy(),
-        counts.values.to_numpy(),
-        counts.offsets.to_numpy(),
-        PERCENTILES,
-    )
-    names = ["step", "wall_time", "count", "min", "max"] + (["bucket_limits", "bucket_counts"] if buckets else [])
-    items = table.select(names).to_pylist()
+    edge_values, edge_offsets = edges.values.to_numpy(), edges.offsets.to_numpy()
+    count_values, count_offsets = counts.values.to_numpy(), counts.offsets.to_numpy()
+    values = percentiles(edge_values, edge_offsets, count_values, count_offsets, PERCENTILES)
+    names = ["step", "wall_time", "count", "min", "max"]
+    items = [dict(zip(names, row)) for row in zip(*(table.column(name).to_pylist() for name in names))]
+    if buckets:  # NumPy views of the flat arrays, one pair per histogram (orjson writes them as lists)
+        for i, item in enumerate(items):
+            item["bucket_limits"] = edge_values[edge_offsets[i] : edge_offsets[i + 1]]
+            item["bucket_counts"] = count_values[count_offsets[i] : count_offsets[i + 1]]
     return {
         "run_id": run_id,
         "tag": tag,
         "histograms": items,
         "percentiles": {"q": list(PERCENTILES), "steps": table.column("step").to_numpy(), "values": values},
     }
+
+
+def _in_step_order(table: pa.Table) -> pa.Table:
+    """`table` sorted by (step, rank); as it is when it already is (the usual case)."""
+    step, rank = table.column("step").to_numpy(), table.column("rank").to_numpy()
+    if bool(np.all((step[1:] > step[:-1]) | ((step[1:] == step[:-1]) & (rank[1:] >= rank[:-1])))):
+        return table
+    return table.take(np.lexsort((rank, step)))
 
 
 def percentiles(
@@ -474,25 +491,25 @@ def percentiles(
         return np.zeros((0, len(qs)))
     counts = np.asarray(counts, dtype=np.float64)[count_offsets[0] : count_offsets[-1]]
     edges = np.asarray(edges, dtype=np.float64)
-    sizes = np.diff(count_offsets)
-    owner = np.repeat(np.arange(histograms), sizes)
     starts = np.asarray(count_offsets[:-1] - count_offsets[0])
-    ends = starts + sizes - 1
+    ends = starts + np.diff(count_offsets) - 1
     running = np.cumsum(counts)
     before = running[starts] - counts[starts]  # everything in earlier histograms
     totals = running[ends] - before
-    # Bucket j of histogram i spans edges[edge_offsets[i] + j - starts[i]] .. the next edge.
-    left_index = np.arange(counts.size) - starts[owner] + edge_offsets[:-1][owner]
-    left, right = edges[left_index], edges[left_index + 1]
+    # Bucket b (an index into `counts`) of histogram i spans edges[b + edge_shift[i]] .. the next edge.
+    edge_shift = np.asarray(edge_offsets[:-1]) - starts
     result = np.empty((histograms, len(qs)))
     for j, q in enumerate(qs):
-        target = before + totals * (q / 100.0)
+        wanted = totals * (q / 100.0)  # how many values lie below the percentile, in this histogram
         # q = 0 wants the first non-empty bucket: the first whose running count passes `before`.
-        bucket = np.searchsorted(running, target, side="right" if q == 0 else "left")
-        bucket = np.clip(bucket, starts, ends)
+        bucket = np.clip(np.searchsorted(running, before + wanted, side="right" if q == 0 else "left"), starts, ends)
         inside = counts[bucket]
-        share = np.divide(target - (running[bucket] - inside), inside, out=np.zeros_like(target), where=inside > 0)
-        result[:, j] = left[bucket] + np.clip(share, 0.0, 1.0) * (right[bucket] - left[bucket])
+        # Within the bucket, counted from the histogram's own start (not the running total of all
+        # histograms before it, whose rounding would swamp a small histogram after large ones).
+        below = running[bucket] - inside - before
+        share = np.divide(wanted - below, inside, out=np.zeros_like(wanted), where=inside > 0)
+        left, right = edges[bucket + edge_shift], edges[bucket + edge_shift + 1]
+        result[:, j] = left + np.clip(share, 0.0, 1.0) * (right - left)
     result[totals == 0] = math.nan
     return result
 
