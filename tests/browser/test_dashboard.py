@@ -105,6 +105,69 @@ def test_smoothing_redraws_the_chart(page: Any, demo_server: ServerProcess) -> N
     assert "smoothing=0.95" in page.url
 
 
+BAND_KEYS = ("band_x", "band_min", "band_max")
+DRAWN_SERIES = "(el) => el.__chart && el.__chart.u ? el.__chart.u.series.length : 0"
+
+
+def test_the_envelope_is_asked_for_only_while_it_is_shown(page: Any, demo_server: ServerProcess) -> None:
+    """/api/scalars sends band_x/band_min/band_max only with bands=1, which the envelope checkbox adds and removes."""
+
+    def for_loss(response: Any) -> bool:
+        return "/api/scalars?" in response.url and "tag=train%2Floss" in response.url
+
+    def query_of(response: Any) -> dict[str, list[str]]:
+        return parse_qs(urlsplit(response.url).query)
+
+    loss = chart(page, "train/loss")
+    with page.expect_response(for_loss, timeout=15_000) as first:
+        open_dashboard(page, demo_server, "?project=demo")
+        loss.scroll_into_view_if_needed()
+    assert first.value.status == 200, first.value.text()
+    assert "bands" not in query_of(first.value), first.value.url
+    plain = first.value.json()["series"]
+    assert len(plain) >= 4 and all(s["x"] for s in plain)
+    assert not [key for s in plain for key in BAND_KEYS if key in s], "the envelope came without bands=1"
+    envelope = page.locator("[data-testid=envelope]")
+    assert not envelope.is_checked() and envelope.is_enabled()
+    page.wait_for_function(f"(el) => ({DRAWN_SERIES})(el) > 1", arg=loss.element_handle(), timeout=10_000)
+    lines_only = loss.evaluate(DRAWN_SERIES)
+
+    # checked: the chart asks again, with bands=1, and draws a band (two more series) per run
+    with page.expect_response(for_loss, timeout=15_000) as with_bands:
+        envelope.check()
+    assert with_bands.value.status == 200, with_bands.value.text()
+    query = query_of(with_bands.value)
+    assert query.get("bands") == ["1"], with_bands.value.url
+    assert query["width"] == query_of(first.value)["width"]
+    banded = with_bands.value.json()["series"]
+    assert sorted(s["run_id"] for s in banded) == sorted(s["run_id"] for s in plain)
+    for s in banded:
+        assert s["band_x"] and len(s["band_x"]) == len(s["band_min"]) == len(s["band_max"]), s["run_id"]
+        assert all(lo <= hi for lo, hi in zip(s["band_min"], s["band_max"]) if lo is not None and hi is not None)
+    by_run = {s["run_id"]: s for s in plain}
+    assert all(s["x"] == by_run[s["run_id"]]["x"] and s["y"] == by_run[s["run_id"]]["y"] for s in banded)
+    assert "envelope=1" in page.url
+    page.wait_for_function(
+        "([el, n]) => el.__chart.u && el.__chart.u.series.length === n",
+        arg=[loss.element_handle(), lines_only + 2 * len(banded)],
+        timeout=10_000,
+    )
+    screenshot(page, "scalars-envelope")
+
+    # unchecked: asked again without it
+    with page.expect_response(for_loss, timeout=15_000) as without:
+        envelope.uncheck()
+    assert without.value.status == 200, without.value.text()
+    assert "bands" not in query_of(without.value), without.value.url
+    assert not [key for s in without.value.json()["series"] for key in BAND_KEYS if key in s]
+    assert "envelope=1" not in page.url
+    page.wait_for_function(
+        "([el, n]) => el.__chart.u && el.__chart.u.series.length === n",
+        arg=[loss.element_handle(), lines_only],
+        timeout=10_000,
+    )
+
+
 GROUPS_REQUEST = "/api/scalar_groups?"
 CHART_ITEMS = "(el) => el.__chart ? el.__chart.items.map(i => ({label: i.label, x: i.x, raw: i.raw})) : []"
 

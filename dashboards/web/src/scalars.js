@@ -202,7 +202,7 @@ export function createScalarsView(root, store) {
     // a spinner for new queries; live refreshes of what is on screen go unnoticed
     if (chart.fetchedQuery !== query) chart.setLoading(true);
     const s = store.get();
-    const q = { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth, bands: s.envelope };
+    const q = { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth, bands: !s.group && s.envelope };
     try {
       const opts = { signal: controller.signal };
       const resp = s.group ? await getScalarGroups({ ...q, groupBy: s.group }, opts) : await getScalars(q, opts);
