@@ -454,8 +454,12 @@ def histograms(
     edge_values, edge_offsets = edges.values.to_numpy(), edges.offsets.to_numpy()
     count_values, count_offsets = counts.values.to_numpy(), counts.offsets.to_numpy()
     values = percentiles(edge_values, edge_offsets, count_values, count_offsets, PERCENTILES)
-    names = ["step", "wall_time", "count", "min", "max"]
-    items = [dict(zip(names, row)) for row in zip(*(table.column(name).to_pylist() for name in names))]
+    items = [
+        {"step": step, "wall_time": wall_time, "count": count, "min": low, "max": high}
+        for step, wall_time, count, low, high in zip(
+            *(table.column(name).to_pylist() for name in ("step", "wall_time", "count", "min", "max"))
+        )
+    ]
     if buckets:  # NumPy views of the flat arrays, one pair per histogram (orjson writes them as lists)
         for i, item in enumerate(items):
             item["bucket_limits"] = edge_values[edge_offsets[i] : edge_offsets[i + 1]]
@@ -484,7 +488,7 @@ def percentiles(
     Histogram i has bucket counts counts[count_offsets[i]:count_offsets[i + 1]] and one more edge
     in `edges` (flat arrays, as Arrow list columns hold them). Vectorised over all histograms at
     once: the running count over every bucket of every histogram is monotone, so one
-    searchsorted per percentile finds each histogram's bucket.
+    searchsorted finds every histogram's bucket for every percentile.
     """
     histograms = len(count_offsets) - 1
     if histograms <= 0:
@@ -498,18 +502,21 @@ def percentiles(
     totals = running[ends] - before
     # Bucket b (an index into `counts`) of histogram i spans edges[b + edge_shift[i]] .. the next edge.
     edge_shift = np.asarray(edge_offsets[:-1]) - starts
-    result = np.empty((histograms, len(qs)))
-    for j, q in enumerate(qs):
-        wanted = totals * (q / 100.0)  # how many values lie below the percentile, in this histogram
-        # q = 0 wants the first non-empty bucket: the first whose running count passes `before`.
-        bucket = np.clip(np.searchsorted(running, before + wanted, side="right" if q == 0 else "left"), starts, ends)
-        inside = counts[bucket]
-        # Within the bucket, counted from the histogram's own start (not the running total of all
-        # histograms before it, whose rounding would swamp a small histogram after large ones).
-        below = running[bucket] - inside - before
-        share = np.divide(wanted - below, inside, out=np.zeros_like(wanted), where=inside > 0)
-        left, right = edges[bucket + edge_shift], edges[bucket + edge_shift + 1]
-        result[:, j] = left + np.clip(share, 0.0, 1.0) * (right - left)
+    # All percentiles of all histograms at once, as (histograms, percentiles) arrays.
+    q = np.asarray(qs, dtype=np.float64) / 100.0
+    wanted = totals[:, None] * q  # how many values lie below the percentile, in its histogram
+    found = np.searchsorted(running, (before[:, None] + wanted).ravel()).reshape(wanted.shape)
+    # q = 0 wants the first non-empty bucket: the first whose running count passes `before`.
+    found[:, q == 0] = np.searchsorted(running, before, side="right")[:, None]
+    bucket = np.minimum(np.maximum(found, starts[:, None]), ends[:, None])  # (np.clip is slower here)
+    inside = counts[bucket]
+    # Within the bucket, counted from the histogram's own start (not the running total of all
+    # histograms before it, whose rounding would swamp a small histogram after large ones).
+    below = running[bucket] - inside - before[:, None]
+    share = np.divide(wanted - below, inside, out=np.zeros_like(wanted), where=inside > 0)
+    left = edges[bucket + edge_shift[:, None]]
+    right = edges[bucket + edge_shift[:, None] + 1]
+    result: np.ndarray = left + np.minimum(np.maximum(share, 0.0), 1.0) * (right - left)
     result[totals == 0] = math.nan
     return result
 
