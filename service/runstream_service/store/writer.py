@@ -344,7 +344,8 @@ class StoreWriter:
                 ),
             )
         if scalar_parts:
-            scalar_rows = _clustered(pa.concat_tables(scalar_parts))
+            # In arrival order: the compactor sorts them by series and step (store/compactor.py).
+            scalar_rows = pa.concat_tables(scalar_parts)
             insert_rows(self._con, "scalar_points_hot", scalar_rows)
             self._update_series_stats(scalar_rows)
         if histogram_parts:
@@ -361,8 +362,15 @@ class StoreWriter:
         return duplicates, new_series, seqs
 
     def _update_series_stats(self, rows: pa.Table) -> None:
-        """Fold this commit's points (grouped by series) into series_stats."""
-        stats = _series_stats(rows)
+        """Fold this commit's points into series_stats (aggregated by DuckDB straight from the Arrow rows)."""
+        self._con.register("committed_points", rows)
+        try:
+            stats = self._con.sql(
+                "SELECT series_id, count(*) AS points, min(step) AS first_step, max(step) AS last_step, "
+                "min(wall_time) AS first_wall, max(wall_time) AS last_wall FROM committed_points GROUP BY series_id"
+            ).to_arrow_table()
+        finally:
+            self._con.unregister("committed_points")
         ids = stats.column("series_id").to_pylist()
         known = pa.array([i in self._stats_known for i in ids])
         if (new := stats.filter(pc.invert(known))).num_rows:
@@ -476,36 +484,6 @@ def _succeed(future: asyncio.Future[Any], result: Any) -> None:
 def _fail(future: asyncio.Future[Any], exc: BaseException) -> None:
     if not future.done():
         future.set_exception(exc)
-
-
-def _clustered(rows: pa.Table) -> pa.Table:
-    """The rows of one commit grouped by series, keeping arrival order inside a series.
-
-    Points arrive interleaved across runs and tags; grouped like this, each of DuckDB's row
-    groups holds few series, so its zone maps let a read of one series skip most of the table.
-    """
-    series_ids = rows.column("series_id").to_numpy()
-    if series_ids.size < 2 or bool((series_ids[1:] >= series_ids[:-1]).all()):
-        return rows
-    return rows.take(pa.array(np.argsort(series_ids, kind="stable")))
-
-
-def _series_stats(rows: pa.Table) -> pa.Table:
-    """Per series in `rows` (grouped by series): points, first and last step, first and last wall time."""
-    series_ids = rows.column("series_id").to_numpy()
-    steps = rows.column("step").to_numpy()
-    walls = rows.column("wall_time").to_numpy()
-    starts = np.flatnonzero(np.concatenate(([True], series_ids[1:] != series_ids[:-1])))
-    return pa.table(
-        {
-            "series_id": series_ids[starts],
-            "points": np.diff(np.concatenate((starts, [series_ids.size]))).astype(np.int64),
-            "first_step": np.minimum.reduceat(steps, starts),
-            "last_step": np.maximum.reduceat(steps, starts),
-            "first_wall": np.minimum.reduceat(walls, starts),
-            "last_wall": np.maximum.reduceat(walls, starts),
-        }
-    )
 
 
 def _histogram_table(parts: list[dict[str, Any]]) -> pa.Table:
