@@ -3,7 +3,9 @@
 Writers are spawned processes; processes 0,1 are ranks 0,1 of run "bench-a", processes 2,3 ranks 0,1
 of run "bench-b". Each logs points/4 scalar points as `Run.log` calls of 10 tags. The clock starts
 when all writers are connected and released together, and stops when the server's /healthz
-reports every point committed. Then the server is stopped (SIGTERM: drain, commit, checkpoint) and
+reports every point committed. The server compacts as it always does (store/compactor.py: every
+2M points); what the compactor did until then is printed ("meanwhile the compactor"). Then the
+server is stopped (SIGTERM: drain, commit, checkpoint) and
 `SELECT count(*) FROM scalars` must equal the points logged exactly, else the script exits 1.
 
 Baseline in the same run: the same number of rows (series_id int32, step int64, rank int32,
@@ -93,6 +95,7 @@ def bench_runstream(
         t_end = server.wait_committed(per_writer * writers, timeout=1800)
         elapsed = t_end - t0
         server_cpu = process_cpu_seconds(server.process.pid) - server_cpu
+        during = server.health()  # the compactor's work while the points came in
         stats = [results.get(timeout=600) for _ in procs]
         for p in procs:
             p.join(60)
@@ -105,6 +108,7 @@ def bench_runstream(
         health["per_run_rank"] = [list(r) for r in detail]
         health["db_bytes"] = server.database.stat().st_size
         health["server_cpu_s"] = server_cpu
+        health["during"] = {k: during.get(k) for k in ("compactions", "merges", "uncompacted_points")}
     for spy in spies:
         spy.wait(60)
     return elapsed, count, sorted(stats, key=lambda s: s["index"]), health
@@ -194,7 +198,8 @@ def main() -> int:
             f"writers log {[round(s['log_s'], 2) for s in stats]}s, "
             f"finish {[round(s['finish_s'], 2) for s in stats]}s, "
             f"cpu {[round(s['cpu_s'], 2) for s in stats]}s; server cpu {health['server_cpu_s']:.2f}s, "
-            f"batches {health['batches_committed']}, unsent {[s['unsent'] for s in stats]}"
+            f"batches {health['batches_committed']}, unsent {[s['unsent'] for s in stats]}; "
+            f"meanwhile the compactor: {health['during']}"
         )
     print(f"per run/rank (rep {args.repeat - 1}): {health['per_run_rank']}")
     elapsed, count, stats, health = sorted(runs, key=lambda r: r[0])[len(runs) // 2]  # the median run
@@ -222,6 +227,7 @@ def main() -> int:
         writer_cpu_s_total=sum(s["cpu_s"] for s in stats),
         server_cpu_s=health["server_cpu_s"],
         batches_committed=health["batches_committed"],
+        compactor_during=health["during"],
         goal_points_per_s=3_000_000,
         goal_ratio=0.5,
         goal_met=rate >= 3_000_000 and rate / baseline_rate >= 0.5,

@@ -53,26 +53,42 @@ FIELDS = tuple(Partials.__dataclass_fields__)
 
 
 def from_points(series_id: np.ndarray, step: np.ndarray, value: np.ndarray, level: int) -> Partials:
-    """Partials at `level` of points sorted by (series_id, step)."""
+    """Partials at `level` of points sorted by (series_id, step).
+
+    The same result as combining one partial per point (combine_sorted), in fewer passes over
+    the points: the compactor runs this on every point it writes.
+    """
+    series_id = np.asarray(series_id, dtype=np.int32)
     step = np.asarray(step, dtype=np.int64)
     value = np.asarray(value, dtype=np.float64)
+    bucket = step >> level
+    new_key = np.ones(step.size, dtype=bool)
+    new_key[1:] = (bucket[1:] != bucket[:-1]) | (series_id[1:] != series_id[:-1])
+    starts = np.flatnonzero(new_key)
+    last = np.append(starts[1:], step.size)[: starts.size] - 1  # rows of a key in step order: the last is latest
+    segment = np.cumsum(new_key) - 1
     number = ~np.isnan(value)
-    one_each = Partials(
-        series_id=np.asarray(series_id, dtype=np.int32),
-        bucket=step >> level,
-        points=np.ones(step.size, dtype=np.int64),
-        numbers=number.astype(np.int64),
-        sum=np.where(number, value, 0.0),
-        first_step=step,
-        first_value=value,
-        last_step=step,
-        last_value=value,
-        min_step=np.where(number, step, NO_STEP),
-        min_value=value,
-        max_step=np.where(number, step, NO_STEP),
-        max_value=value,
+    min_value = np.fmin.reduceat(value, starts)  # NaN only where a bucket holds no number
+    max_value = np.fmax.reduceat(value, starts)
+    # Ties of the smallest or largest number go to the earliest step (as in combine_sorted).
+    min_step = np.minimum.reduceat(np.where(value == min_value[segment], step, NO_VALUE), starts)
+    max_step = np.minimum.reduceat(np.where(value == max_value[segment], step, NO_VALUE), starts)
+    has_low, has_high = min_step != NO_VALUE, max_step != NO_VALUE
+    return Partials(
+        series_id=series_id[starts],
+        bucket=bucket[starts],
+        points=np.diff(np.append(starts, step.size)).astype(np.int64),
+        numbers=np.add.reduceat(number.astype(np.int64), starts),
+        sum=np.add.reduceat(np.where(number, value, 0.0), starts),
+        first_step=step[starts],
+        first_value=value[starts],
+        last_step=step[last],
+        last_value=value[last],
+        min_step=np.where(has_low, min_step, NO_STEP),
+        min_value=np.where(has_low, min_value, np.nan),
+        max_step=np.where(has_high, max_step, NO_STEP),
+        max_value=np.where(has_high, max_value, np.nan),
     )
-    return combine_sorted(one_each)
 
 
 def coarser(partials: Partials, levels: int = 1) -> Partials:
