@@ -4,8 +4,9 @@ Writers are spawned processes; processes 0,1 are ranks 0,1 of run "bench-a", pro
 of run "bench-b". Each logs points/4 scalar points as `Run.log` calls of 10 tags. The clock starts
 when all writers are connected and released together, and stops when the server's /healthz
 reports every point committed. The server compacts as it always does (store/compactor.py: every
-2M points); what the compactor did until then is printed ("meanwhile the compactor"). Then the
-server is stopped (SIGTERM: drain, commit, checkpoint) and
+2M points, but it waits while more than 1M points/s come in, until 16M wait); what the compactor
+did until then is printed ("meanwhile the compactor"), and how long after the last commit every
+point was compacted (caught_up_s). Then the server is stopped (SIGTERM: drain, commit, checkpoint) and
 `SELECT count(*) FROM scalars` must equal the points logged exactly, else the script exits 1.
 
 Baseline in the same run: the same number of rows (series_id int32, step int64, rank int32,
@@ -96,6 +97,9 @@ def bench_runstream(
         elapsed = t_end - t0
         server_cpu = process_cpu_seconds(server.process.pid) - server_cpu
         during = server.health()  # the compactor's work while the points came in
+        while server.health().get("uncompacted_points", 0) > 0 and time.monotonic() - t_end < 600:
+            time.sleep(0.1)
+        during["caught_up_s"] = round(time.monotonic() - t_end, 2)  # until every point was compacted
         stats = [results.get(timeout=600) for _ in procs]
         for p in procs:
             p.join(60)
@@ -108,7 +112,8 @@ def bench_runstream(
         health["per_run_rank"] = [list(r) for r in detail]
         health["db_bytes"] = server.database.stat().st_size
         health["server_cpu_s"] = server_cpu
-        health["during"] = {k: during.get(k) for k in ("compactions", "merges", "uncompacted_points")}
+        keys = ("compactions", "merges", "compaction_deferred", "uncompacted_points", "caught_up_s")
+        health["during"] = {k: during.get(k) for k in keys}
     for spy in spies:
         spy.wait(60)
     return elapsed, count, sorted(stats, key=lambda s: s["index"]), health

@@ -60,6 +60,7 @@ async def healthz(request: web.Request) -> web.Response:
             "merges": server.compactor.stats.merges,
             "generations": server.compactor.stats.generations,
             "compacting": server.compactor.stats.busy,
+            "compaction_deferred": server.compactor.stats.deferred,
         }
     )
 

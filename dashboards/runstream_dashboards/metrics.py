@@ -45,6 +45,11 @@ class ServerCollector(Collector):
         )
         yield CounterMetricFamily("runstream_merges", "Generations merged", value=compactor.merges)
         yield CounterMetricFamily(
+            "runstream_compaction_deferrals",
+            "Times compaction waited for an ingest burst to end",
+            value=compactor.deferred,
+        )
+        yield CounterMetricFamily(
             "runstream_compaction_seconds", "Time spent compacting and merging", value=compactor.seconds
         )
         yield GaugeMetricFamily(

@@ -38,6 +38,10 @@ class CompactionPolicy:
     hot_points: int = 2_000_000  # as soon as this many wait
     hot_seconds: float = 5.0  # ... or once they have waited this long
     poll_seconds: float = 0.5
+    # During a burst (more points committed in the last second than this), compaction waits so
+    # ingestion has the CPU, unless more than `burst_hot_points` wait (reads then scan too many).
+    burst_points_per_s: int = 1_000_000
+    burst_hot_points: int = 16_000_000
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,10 @@ rest of the table.
 The compactor has its own cursor and never blocks the writer: DuckDB lets the writer append to
 the hot table while the compactor deletes the rows its snapshot saw. Work is done in chunks of
 series of at most CHUNK_POINTS points, so memory stays bounded however large a merge is.
+
+Compacting costs about twice the CPU of ingesting a point, so during an ingest burst (see
+CompactionPolicy) it waits, before a compaction or merge and between chunks, and catches up
+when the burst is over; reads see the waiting points in the hot table meanwhile.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +43,10 @@ CHUNK_POINTS = 2_000_000
 POINT_COLUMNS = "series_id, step, rank, wall_time, value"
 
 
+class Stopping(Exception):
+    pass
+
+
 @dataclass
 class CompactorStats:
     """For /healthz and /metrics; written by the compactor thread only."""
@@ -50,6 +59,7 @@ class CompactorStats:
     uncompacted_points: int = 0  # hot points at the last look
     generations: int = 0
     busy: bool = False
+    deferred: int = 0  # times compaction waited for an ingest burst to end
 
 
 def merge_candidates(sizes: dict[int, int], base: int) -> list[int]:
@@ -85,8 +95,14 @@ def chunks(counts: list[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
 
 
 class Compactor:
-    def __init__(self, con: duckdb.DuckDBPyConnection, policy: CompactionPolicy | None = None) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        policy: CompactionPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,  # for bursts: the time of commits
+    ) -> None:
         self.policy = policy or CompactionPolicy()
+        self._clock = clock
         self._cur = con.cursor()  # made on the thread that owns `con`
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -100,6 +116,7 @@ class Compactor:
         self.stats.generations = len(self._generations)
         self._lock = threading.Lock()  # notify() runs on the writer thread
         self._notified = 0
+        self._recent: deque[tuple[float, int]] = deque()  # (time, points) of the last second's commits
         self._measure_hot()
 
     def start(self) -> None:
@@ -107,7 +124,11 @@ class Compactor:
 
     def notify(self, points: int) -> None:
         """The writer committed `points` hot points (called from the writer thread)."""
+        now = self._clock()
         with self._lock:
+            self._recent.append((now, points))
+            while self._recent[0][0] < now - 1.0:
+                self._recent.popleft()
             self._notified += points
             self.stats.uncompacted_points += points
             self._hot_since_wake += points
@@ -146,13 +167,31 @@ class Compactor:
                     logger.exception("compaction failed (%s); retrying later", exc)
                     self._stopping.wait(5.0)
 
+    def in_burst(self) -> bool:
+        """Ingestion is in a burst, and not so many points wait that compaction must go on anyway."""
+        now = self._clock()
+        with self._lock:
+            recent = sum(points for at, points in self._recent if at >= now - 1.0)
+            waiting = self.stats.uncompacted_points
+        return recent > self.policy.burst_points_per_s and waiting < self.policy.burst_hot_points
+
+    def _wait_for_burst_end(self) -> None:
+        if self.in_burst():
+            self.stats.deferred += 1
+            while self.in_burst() and not self._stopping.is_set():
+                self._stopping.wait(0.1)
+        if self._stopping.is_set():
+            raise Stopping("the server is stopping")  # rolled back by _run: the points stay hot
+
     def _step(self) -> None:
         """Compact the hot points when due, then do the merges that are due."""
+        self._wait_for_burst_end()
         hot = self._measure_hot()
         waited = time.monotonic() - self._last_compaction
         if hot and (hot >= self.policy.hot_points or waited >= self.policy.hot_seconds):
             self._timed(self._compact_hot)
         while not self._stopping.is_set() and (due := merge_candidates(self._generations, self.policy.hot_points)):
+            self._wait_for_burst_end()
             self._timed(self._merge, due)
 
     def _timed(self, work: Callable[..., None], *args: Any) -> None:
@@ -200,6 +239,7 @@ class Compactor:
         """Write the points of `table` matching `where` as `generation`, sorted, with rollups."""
         moved = 0
         for first, last in chunks(counts, CHUNK_POINTS):
+            self._wait_for_burst_end()
             rows = self._cur.sql(
                 f"SELECT {POINT_COLUMNS} FROM {table} WHERE {where} AND series_id BETWEEN {first} AND {last} "
                 "ORDER BY series_id, step, rank"
