@@ -61,6 +61,7 @@ async def healthz(request: web.Request) -> web.Response:
             "generations": server.compactor.stats.generations,
             "compacting": server.compactor.stats.busy,
             "compaction_deferred": server.compactor.stats.deferred,
+            "duckdb_memory_limit": server.memory_limit,
         }
     )
 
