@@ -234,3 +234,27 @@ def emit(name: str, value: float, unit: str, ratio: float | None = None, **extra
 
 def _round(x: float) -> float:
     return float(f"{x:.4g}")
+
+
+def settle(server: Server, timeout: float, quiet: float = 1.5) -> tuple[float, bool]:
+    """Wait until the server has compacted every point and is doing no merge either, for `quiet`
+    seconds on end: (seconds waited, whether /healthz reports "uncompacted_points" at all)."""
+    started = time.monotonic()
+    calm_since: float | None = None
+    last: tuple[Any, ...] = ()
+    while True:
+        health = server.health()
+        if "uncompacted_points" not in health:
+            return 0.0, False
+        now = time.monotonic()
+        state = tuple(health.get(k) for k in ("uncompacted_points", "compactions", "merges", "generations"))
+        if health["uncompacted_points"] == 0 and not health.get("compacting") and state == last:
+            calm_since = calm_since or now
+            if now - calm_since >= quiet:
+                return calm_since - started, True
+        else:
+            calm_since = None
+        last = state
+        if now - started > timeout:
+            raise TimeoutError(f"not settled after {timeout:.0f}s: {health}")
+        time.sleep(0.1)

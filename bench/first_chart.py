@@ -1,7 +1,8 @@
 """Time from navigation to the first charts drawn, in headless Chromium, for a big project.
 
 Data: 20 runs x 20 tags x 100,000 steps (40M points), sent over gRPC as SDK clients send them, by
-4 processes (bench/dataset.py), into a real server. Then Debian's Chromium (driven by Playwright)
+4 processes (bench/dataset.py), into a real server, which is left to compact them (/healthz polled
+until nothing waits, as in bench/timeseries.py). Then Debian's Chromium (driven by Playwright)
 opens the dashboard on that project with every run selected; the page records `performance.now()`
 when its first charts have drawn (`window.__runstream.firstChartsAt`, measured from the start of
 navigation). Median of --repeat fresh page loads (new browser context each time: no cache).
@@ -15,7 +16,7 @@ import argparse
 import shutil
 import statistics
 
-from _harness import Server, emit
+from _harness import Server, emit, settle
 from dataset import log_scalars
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
@@ -41,7 +42,8 @@ def main() -> int:
             server.address, args.runs, args.tags, args.steps, project="first-chart", writers=4, config=seed_config
         )
         points = data.points
-        print(f"logged {points:,} points in {data.seconds:.1f}s")
+        settle_s = settle(server, 900)[0]  # charts of compacted points, as a server shows them once settled
+        print(f"logged {points:,} points in {data.seconds:.1f}s, compacted {settle_s:.1f}s later")
 
         from playwright.sync_api import sync_playwright
 

@@ -2,7 +2,7 @@
 
 Data: one run logs 1M points of `loss`; then 20 runs log 100,000 points each of `loss`,
 interleaved as parallel runs arrive. Both sent over gRPC as SDK clients send them (bench/dataset.py),
-into a real server; each series has known spikes, which M4 must keep.
+into a real server, left to compact them first; each series has known spikes, which M4 must keep.
 Timings: GET /api/scalars?...&width=1000, warm, median of --repeat. Baseline in the same run:
 TensorBoard's way, EventAccumulator reading one tag of a 1M-point event file (written here
 record by record with tensorboardX's record writer), as TensorBoard's server does (it keeps
@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
-from _harness import Server, emit
+from _harness import Server, emit, settle
 from dataset import ScalarDataset, log_scalars, log_series
 
 
@@ -88,6 +88,7 @@ def main() -> int:
 
     with Server() as server:
         big, many = log_data(server, args.points, args.runs, args.per_run)
+        settle(server, 900)  # reads of compacted points, as a server answers them once settled
         spike = big.extremes(0)[1]
         base = f"http://127.0.0.1:{server.http_port}/api/scalars?tag=loss&width=1000"
         one_s, one = timed_get(f"{base}&runs={big.run_ids[0]}", args.repeat)

@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
-from _harness import Server, emit
+from _harness import Server, emit, settle
 from dataset import HistogramDataset, ScalarDataset, log_histograms, log_scalars, log_series
 
 PROJECT = "timeseries"
@@ -95,30 +95,6 @@ class Client:
 
     def close(self) -> None:
         self._conn.close()
-
-
-def settle(server: Server, timeout: float, quiet: float = 1.5) -> tuple[float, bool]:
-    """Wait until the server has compacted every point and is doing no merge either, for `quiet`
-    seconds on end: (seconds waited, whether /healthz reports "uncompacted_points" at all)."""
-    started = time.monotonic()
-    calm_since: float | None = None
-    last: tuple[Any, ...] = ()
-    while True:
-        health = server.health()
-        if "uncompacted_points" not in health:
-            return 0.0, False
-        now = time.monotonic()
-        state = tuple(health.get(k) for k in ("uncompacted_points", "compactions", "merges", "generations"))
-        if health["uncompacted_points"] == 0 and not health.get("compacting") and state == last:
-            calm_since = calm_since or now
-            if now - calm_since >= quiet:
-                return calm_since - started, True
-        else:
-            calm_since = None
-        last = state
-        if now - started > timeout:
-            raise TimeoutError(f"not settled after {timeout:.0f}s: {health}")
-        time.sleep(0.1)
 
 
 def check_series(series: dict[str, Any], data: ScalarDataset, run: int) -> list[str]:
