@@ -50,7 +50,9 @@ class ServerCollector(Collector):
             value=compactor.deferred,
         )
         yield CounterMetricFamily(
-            "runstream_compaction_seconds", "Time spent compacting and merging", value=compactor.seconds
+            "runstream_compaction_seconds",
+            "Time spent compacting and merging (waits for a burst to end included)",
+            value=compactor.seconds,
         )
         yield GaugeMetricFamily(
             "runstream_generations", "Compacted generations of scalar points", value=compactor.generations
