@@ -7,12 +7,16 @@ points (partials combined). The three must give identical results.
 
 from __future__ import annotations
 
+import itertools
+from unittest.mock import patch
+
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from runstream_service.settings import CompactionPolicy
+from runstream_service.store import compactor as compactor_module
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.queries import TooLarge, scalar_points, scalar_series
 from runstream_service.store.rollups import level_for
@@ -205,3 +209,23 @@ def test_full_read_every_point_in_step_order_and_bounded(layout: str) -> None:
     assert np.array_equal(got["step"], steps[(steps > 500) & (steps <= 2000)])
     with pytest.raises(TooLarge, match="30,000 points, more than 29,999"):
         scalar_points(con.cursor(), "r", "t7", None, None, limit=29_999)
+
+
+@pytest.mark.parametrize("coarse_rows", [1, 40, 10**9])
+def test_rollups_are_the_same_however_a_rewrite_is_chunked(coarse_rows: int) -> None:
+    rng = np.random.default_rng(5)
+    series = {sid: (np.arange(int(rng.integers(1, 5000))), rng.standard_normal(5000)) for sid in range(1, 7)}
+    series = {sid: (steps, values[: steps.size]) for sid, (steps, values) in series.items()}
+    columns = "series_id, level, bucket, points, numbers, sum, first_step, first_value, last_step, last_value"
+    whole = _store(series, "compacted").execute(f"SELECT {columns} FROM scalar_rollups ORDER BY ALL").fetchall()
+    with (
+        patch.object(compactor_module, "CHUNK_POINTS", 1),  # every series a chunk of its own
+        patch.object(compactor_module, "COARSE_ROWS", coarse_rows),
+    ):
+        con = _store(series, "compacted")
+    assert con.execute(f"SELECT {columns} FROM scalar_rollups ORDER BY ALL").fetchall() == whole
+    # The coarse levels were written level by level (all together, or in runs when flushed early).
+    levels = [level for (level,) in con.execute("SELECT level FROM scalar_rollups ORDER BY rowid").fetchall()]
+    coarse = [level for level in levels if level >= compactor_module.COARSE_LEVEL]
+    runs = sum(1 for a, b in itertools.pairwise(coarse) if b < a) + 1
+    assert runs == 1 if coarse_rows == 10**9 else runs > 1

@@ -31,6 +31,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runstream_service.settings import CompactionPolicy
 from runstream_service.store.rollups import all_levels
@@ -40,6 +41,8 @@ logger = logging.getLogger("runstream.compactor")
 
 FAN_IN = 4  # generations of one size class merged at once
 CHUNK_POINTS = 2_000_000
+COARSE_LEVEL = 8  # rollup levels from here on are written together per rewrite (CoarseRollups)
+COARSE_ROWS = 1_000_000  # ... or whenever this many rows are gathered (about 100 MB)
 POINT_COLUMNS = "series_id, step, rank, wall_time, value"
 
 
@@ -238,6 +241,7 @@ class Compactor:
     def _rewrite(self, counts: list[tuple[int, int]], table: str, where: str, generation: int) -> int:
         """Write the points of `table` matching `where` as `generation`, sorted, with rollups."""
         moved = 0
+        coarse = CoarseRollups()
         for first, last in chunks(counts, CHUNK_POINTS):
             self._wait_for_burst_end()
             rows = self._cur.sql(
@@ -248,8 +252,14 @@ class Compactor:
                 continue
             points = rows.append_column("generation", pa.array(np.full(rows.num_rows, generation, np.int32)))
             insert_rows(self._cur, "scalar_points", points)
-            insert_rows(self._cur, "scalar_rollups", _rollup_rows(rows, generation))
+            rollups = _rollup_rows(rows, generation)
+            is_coarse = pc.greater_equal(rollups.column("level"), COARSE_LEVEL)
+            insert_rows(self._cur, "scalar_rollups", rollups.filter(pc.invert(is_coarse)))
+            if coarse.add(rollups.filter(is_coarse)) >= COARSE_ROWS:
+                insert_rows(self._cur, "scalar_rollups", coarse.take())
             moved += rows.num_rows
+        if coarse.rows:
+            insert_rows(self._cur, "scalar_rollups", coarse.take())
         return moved
 
     def _finish(self, generation: int, points: int, dropped: list[int] | None = None) -> None:
@@ -263,6 +273,31 @@ class Compactor:
             self._generations[generation] = points
             self._next_generation += 1
         self.stats.generations = len(self._generations)
+
+
+class CoarseRollups:
+    """Rollup rows of the coarse levels, gathered over the chunks of one rewrite.
+
+    Each chunk's rollups are few rows per coarse level; written chunk by chunk, every row group
+    of scalar_rollups would hold all coarse levels, and a read of one level would scan them all.
+    Gathered and written level by level, a level lies in few row groups that zone maps find.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[pa.Table] = []
+        self.rows = 0
+
+    def add(self, rollups: pa.Table) -> int:
+        self._parts.append(rollups)
+        self.rows += rollups.num_rows
+        return self.rows
+
+    def take(self) -> pa.Table:
+        """Everything gathered, sorted by level (stable: by series and bucket within a level)."""
+        gathered = pa.concat_tables(self._parts)
+        self._parts, self.rows = [], 0
+        order = np.argsort(gathered.column("level").to_numpy(), kind="stable")
+        return gathered.take(pa.array(order))
 
 
 def _rollup_rows(rows: pa.Table, generation: int) -> pa.Table:
