@@ -19,6 +19,7 @@ from aiohttp import web
 from runstream_dashboards.app import make_app
 from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
+from runstream_service.malloc import keep_freed_memory
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.reader import StoreReader
@@ -130,5 +131,6 @@ async def serve(settings: ServerSettings, ready: asyncio.Event | None = None) ->
 
 
 def run(settings: ServerSettings) -> None:
+    keep_freed_memory()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(settings))

@@ -83,18 +83,20 @@ def _downsample(
 def _reference_columns(
     steps: np.ndarray, values: np.ndarray, lo: float, hi: float, width: int
 ) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
-    """The step axis' columns: buckets of 2**level steps, the range widened to whole buckets."""
+    """The step axis' columns: `width` columns of whole buckets of 2**level steps, with at least
+    `width` buckets over the range widened to whole buckets."""
     first, last = int(np.ceil(lo)), int(np.floor(hi))
     level = level_for(last - first + 1, width)
     bucket = steps.astype(np.int64) >> level
     inside = (bucket >= first >> level) & (bucket <= last >> level)
-    x, y, px = steps[inside].astype(np.float64), values[inside], bucket[inside]
     buckets = (last >> level) - (first >> level) + 1
-    if last - first + 1 > width:  # at least one column per pixel, at most about two
+    if last - first + 1 > width:  # at least one bucket per column, at most about two
         assert width <= buckets <= 2 * width + 1
+    column = ((bucket - (first >> level)) * width) // buckets
+    x, y, px = steps[inside].astype(np.float64), values[inside], column[inside]
     if x.size <= width:  # few points: exactly those in [lo, hi]
         inside = (steps >= lo) & (steps <= hi)
-        x, y, px = steps[inside].astype(np.float64), values[inside], bucket[inside]
+        x, y, px = steps[inside].astype(np.float64), values[inside], column[inside]
     return {int(p): np.flatnonzero(px == p) for p in np.unique(px)}, x, y
 
 
@@ -125,7 +127,7 @@ def _check_against_reference(
         )
         return
     assert not exact
-    assert len(got_x) <= 4 * len(columns)
+    assert len(band_min) == len(columns) and len(got_x) <= 4 * len(columns)  # the same columns, M4 in each
     for p, idx in columns.items():
         cx, cy = x[idx], y[idx]
         # The first and last point of the column are returned.

@@ -28,7 +28,7 @@ from runstream_service.store.downsample import (
     m4_sql,
     raw_points,
 )
-from runstream_service.store.rollups import NO_STEP, Partials, combine, level_for
+from runstream_service.store.rollups import NO_STEP, Partials, columns_of, level_for
 
 # DuckDB suggests the relation API for Arrow output; for rows with list columns (histograms) a
 # DB-API result was measured twice as fast (10 vs 20 ms for 10,000 histograms of 64 buckets).
@@ -189,14 +189,17 @@ def _integer_x(downsampled: Downsampled) -> Downsampled:
 def _step_columns(
     cur: duckdb.DuckDBPyConnection, ids: tuple[int, ...], lo: int, hi: int, width: int
 ) -> tuple[dict[int, Downsampled], list[int]]:
-    """M4 per rollup bucket of the coarsest level with at least `width` buckets in [lo, hi].
+    """M4 per column: `width` columns over [lo, hi], each of whole rollup buckets of the coarsest
+    level with at least `width` buckets there (rollups.columns_of).
 
     Returns the downsampled series, and the series with at most `width` points (to read exactly).
     """
     if lo > hi:
         return {}, []
     level = level_for(hi - lo + 1, width)
-    partials = step_partials(cur, ids, level, lo >> level, hi >> level)
+    first_bucket, last_bucket = lo >> level, hi >> level
+    buckets = step_partials(cur, ids, level, first_bucket, last_bucket)  # as stored: not yet combined
+    partials = columns_of(buckets, first_bucket, last_bucket - first_bucket + 1, width)
     many = _more_than(partials.series_id, partials.points, width)
     few = sorted(set(np.unique(partials.series_id).tolist()) - many)
     chosen = np.isin(partials.series_id, np.fromiter(many, dtype=np.int32, count=len(many)))
@@ -229,7 +232,8 @@ def _more_than(owner: np.ndarray, points: np.ndarray, width: int) -> set[int]:
 def step_partials(
     cur: duckdb.DuckDBPyConnection, ids: tuple[int, ...], level: int, first_bucket: int, last_bucket: int
 ) -> Partials:
-    """One combined partial per series and bucket of 2**level steps, sorted by series and bucket."""
+    """Partials per series and bucket of 2**level steps, in any order, several per bucket when it
+    spans generations and hot points (rollups.combine combines them)."""
     table = cur.sql(bucket_partials_sql(ids, level, first_bucket, last_bucket)).to_arrow_table()
 
     def column(name: str, fill: Any = None) -> np.ndarray:
@@ -239,22 +243,20 @@ def step_partials(
         array: np.ndarray = values.to_numpy()
         return array
 
-    return combine(
-        Partials(
-            series_id=column("series_id").astype(np.int32),
-            bucket=column("bucket"),
-            points=column("points"),
-            numbers=column("numbers"),
-            sum=column("sum").astype(np.float64),
-            first_step=column("first_step"),
-            first_value=column("first_value", math.nan),
-            last_step=column("last_step"),
-            last_value=column("last_value", math.nan),
-            min_step=column("min_step", NO_STEP),
-            min_value=column("min_value", math.nan),
-            max_step=column("max_step", NO_STEP),
-            max_value=column("max_value", math.nan),
-        )
+    return Partials(
+        series_id=column("series_id").astype(np.int32),
+        bucket=column("bucket"),
+        points=column("points"),
+        numbers=column("numbers"),
+        sum=column("sum").astype(np.float64),
+        first_step=column("first_step"),
+        first_value=column("first_value", math.nan),
+        last_step=column("last_step"),
+        last_value=column("last_value", math.nan),
+        min_step=column("min_step", NO_STEP),
+        min_value=column("min_value", math.nan),
+        max_step=column("max_step", NO_STEP),
+        max_value=column("max_value", math.nan),
     )
 
 
@@ -382,11 +384,14 @@ def scalar_groups(
         first, last = math.ceil(lo), math.floor(hi)
         level = level_for(last - first + 1, width)
         # A column where a run has only NaN gives that run no value there (a gap when no run has one).
-        per_run = f"""SELECT series_id, bucket AS col,
+        first_bucket, last_bucket = first >> level, last >> level
+        buckets = last_bucket - first_bucket + 1
+        # Buckets spread over `width` columns as in /api/scalars (rollups.columns_of).
+        per_run = f"""SELECT series_id, ((bucket - {first_bucket}) * {width}) // {buckets} AS col,
             CASE WHEN sum(numbers) > 0 THEN sum(sum) / sum(numbers) END AS mean,
             (min(first_step) + max(last_step)) / 2.0 AS x
-        FROM ({bucket_partials_sql(ids, level, first >> level, last >> level)})
-        GROUP BY series_id, bucket"""
+        FROM ({bucket_partials_sql(ids, level, first_bucket, last_bucket)})
+        GROUP BY series_id, col"""
     else:
         span = hi - lo
         scale = width / span if span > 0 else 0.0

@@ -12,7 +12,7 @@ and of not yet compacted points, and the result equals M4 computed on every raw 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -161,6 +161,15 @@ def all_levels(series_id: np.ndarray, step: np.ndarray, value: np.ndarray) -> li
         partials = coarser(partials)
         levels.append((level, partials))
     return levels
+
+
+def columns_of(partials: Partials, first_bucket: int, buckets: int, width: int) -> Partials:
+    """Partials per (series, column), in any order: `buckets` buckets from `first_bucket` spread
+    evenly over `width` columns, the column in the `bucket` field. Each column is made of whole
+    buckets, so its M4 is exact; with at least `width` buckets every column has at least one.
+    """
+    column = ((partials.bucket - first_bucket) * width) // max(buckets, 1)
+    return combine(replace(partials, bucket=column))
 
 
 def level_for(span_steps: int, width: int) -> int:
