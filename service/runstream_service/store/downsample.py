@@ -5,8 +5,9 @@ value, so a line drawn through them looks exactly like a line through every poin
 spike is hidden (TensorBoard instead keeps 1,000 random points per tag). When the visible
 range holds no more points than pixels, every point is returned as it is.
 
-On the step axis the columns are the step buckets of a rollup level (store/rollups.py): the
-coarsest level that still gives at least one column per pixel. The compacted points' partials
+On the step axis each of the `width` columns is made of whole step buckets of a rollup level
+(store/rollups.py: the coarsest level with at least one bucket per column, so every column's
+M4 is exact, not estimated across a bucket that straddles two columns). The compacted points' partials
 come from scalar_rollups, so the read costs O(columns) whatever the series' length; only the
 hot (not yet compacted) points are aggregated here. On the wall-time axes the columns are
 `width` equal slices of the range, aggregated from the points.
