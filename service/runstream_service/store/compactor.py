@@ -189,7 +189,9 @@ class Compactor:
     def _step(self) -> None:
         """Compact the hot points when due, then do the merges that are due."""
         self._wait_for_burst_end()
-        hot = self._measure_hot()
+        with self._lock:  # nothing was hot and nothing came since: no need to count (an idle server stays idle)
+            idle = self._notified == 0 and self.stats.uncompacted_points == 0
+        hot = 0 if idle else self._measure_hot()
         waited = time.monotonic() - self._last_compaction
         if hot and (hot >= self.policy.hot_points or waited >= self.policy.hot_seconds):
             self._timed(self._compact_hot)
