@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--memory-limit",
-        default="2GB",
-        help="DuckDB's memory (cached data, sorts, joins; it spills to disk beyond), e.g. 512MB, 4GB "
-        "(default: %(default)s)",
+        default=None,
+        help="DuckDB's memory (cached data, sorts, joins; it spills to disk beyond), e.g. 4GB "
+        "(default: DuckDB's, 80%% of the machine's memory)",
     )
     serve.add_argument("--demo", action="store_true", help="also stream synthetic demo runs into this server")
     serve.add_argument(
@@ -150,7 +150,9 @@ def _serve(args: argparse.Namespace) -> int:
     if args.compact_points < 1 or args.compact_seconds <= 0:
         print("runstream: --compact-points and --compact-seconds must be positive", file=sys.stderr)
         return 2
-    if not re.fullmatch(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", args.memory_limit.strip()):
+    if args.memory_limit is not None and not re.fullmatch(
+        r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", args.memory_limit.strip()
+    ):
         print(f"runstream: --memory-limit {args.memory_limit!r}: give a size such as 512MB or 4GB", file=sys.stderr)
         return 2
     if not 0 < args.sql_timeout <= 60:
@@ -162,7 +164,7 @@ def _serve(args: argparse.Namespace) -> int:
         http=args.http,
         insecure=args.insecure,
         sql_timeout=args.sql_timeout,
-        memory_limit=args.memory_limit.strip(),
+        memory_limit=args.memory_limit.strip() if args.memory_limit else None,
         slow_writer_us=args.test_slow_writer_us,
         tokens=tokens,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,

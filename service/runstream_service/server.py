@@ -38,10 +38,10 @@ class Server:
         settings.data.mkdir(parents=True, exist_ok=True)
         # No file readers, COPY, ATTACH or extension loading for anyone, user SQL included. Beyond
         # memory_limit, DuckDB spills sorts and joins to runstream.duckdb.tmp/ beside the database.
-        self.con = duckdb.connect(
-            str(settings.database),
-            config={"enable_external_access": False, "memory_limit": settings.memory_limit},
-        )
+        config: dict[str, str | bool | int | float | list[str]] = {"enable_external_access": False}
+        if settings.memory_limit is not None:
+            config["memory_limit"] = settings.memory_limit
+        self.con = duckdb.connect(str(settings.database), config=config)
         self.memory_limit: str = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us)
         self.reader = StoreReader(self.con)

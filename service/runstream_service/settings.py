@@ -51,7 +51,7 @@ class ServerSettings:
     http: str
     insecure: bool = False
     sql_timeout: float = 10.0  # seconds a user's SQL may run
-    memory_limit: str = "2GB"  # DuckDB's memory_limit
+    memory_limit: str | None = None  # DuckDB's memory_limit; None: DuckDB's default
     slow_writer_us: float = 0.0  # testing only: extra writer time per point, to show backpressure
     tokens: TokenTable | None = None  # None: no authentication (loopback, or --insecure)
     tls_cert: Path | None = None
