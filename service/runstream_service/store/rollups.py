@@ -173,7 +173,7 @@ def columns_of(partials: Partials, first_bucket: int, buckets: int, width: int) 
 
 
 def level_for(span_steps: int, width: int) -> int:
-    """The coarsest level whose buckets still give at least `width` columns over `span_steps` steps."""
+    """The coarsest level with at least `width` buckets over `span_steps` steps (one or more per column)."""
     if span_steps <= width:
         return 0
     return min(int(span_steps // width).bit_length() - 1, LEVEL_MAX)
