@@ -200,9 +200,7 @@ def _step_columns(
     first_bucket, last_bucket = lo >> level, hi >> level
     buckets = step_partials(cur, ids, level, first_bucket, last_bucket)  # as stored: not yet combined
     partials = columns_of(buckets, first_bucket, last_bucket - first_bucket + 1, width)
-    many = _more_than(partials.series_id, partials.points, width)
-    few = sorted(set(np.unique(partials.series_id).tolist()) - many)
-    chosen = np.isin(partials.series_id, np.fromiter(many, dtype=np.int32, count=len(many)))
+    chosen, few = _downsampled_or_few(partials.series_id, partials.points, width)
     no_low, no_high = partials.min_step == NO_STEP, partials.max_step == NO_STEP
     found = assemble(
         {
@@ -222,11 +220,12 @@ def _step_columns(
     return found, few
 
 
-def _more_than(owner: np.ndarray, points: np.ndarray, width: int) -> set[int]:
-    """The series (ids in `owner`, one per row) whose rows hold more than `width` points in all."""
+def _downsampled_or_few(owner: np.ndarray, points: np.ndarray, width: int) -> tuple[np.ndarray, list[int]]:
+    """Rows of M4 columns (series ids in `owner`, points per row): which rows belong to series with
+    more than `width` points (downsampled), and the other series (read again, exactly)."""
     ids, inverse = np.unique(owner, return_inverse=True)
-    totals = np.bincount(inverse, weights=points, minlength=ids.size)
-    return {int(i) for i in ids[totals > width]}
+    many = np.bincount(inverse, weights=points, minlength=ids.size) > width
+    return many[inverse], [int(i) for i in ids[~many]]
 
 
 def step_partials(
@@ -273,9 +272,7 @@ def _wall_columns(
     rows = cur.execute(m4_sql(ids, x_axis, lo, hi, width, starts)).fetchnumpy()
     owner = np.asarray(rows["s"])
     columns = {name: _as_float(values) for name, values in rows.items() if name != "s"}
-    many = _more_than(owner, columns["n"], width)
-    few = sorted(set(np.unique(owner).tolist()) - many)
-    chosen = np.isin(owner, np.fromiter(many, dtype=owner.dtype, count=len(many)))
+    chosen, few = _downsampled_or_few(owner, columns["n"], width)
     found = assemble({"s": owner[chosen]} | {name: values[chosen] for name, values in columns.items()})
     return found, few
 
