@@ -102,7 +102,7 @@ class Compactor:
         self,
         con: duckdb.DuckDBPyConnection,
         policy: CompactionPolicy | None = None,
-        clock: Callable[[], float] = time.monotonic,  # for bursts: the time of commits
+        clock: Callable[[], float] = time.monotonic,  # the compactor's only clock: bursts, and how long points wait
     ) -> None:
         self.policy = policy or CompactionPolicy()
         self._clock = clock
@@ -110,7 +110,7 @@ class Compactor:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="runstream-compactor", daemon=True)
-        self._last_compaction = time.monotonic()
+        self._last_compaction = clock()
         self._hot_since_wake = 0
         self.stats = CompactorStats()
         rows = self._cur.execute("SELECT generation, points FROM scalar_generations").fetchall()
@@ -192,7 +192,7 @@ class Compactor:
         with self._lock:  # nothing was hot and nothing came since: no need to count (an idle server stays idle)
             idle = self._notified == 0 and self.stats.uncompacted_points == 0
         hot = 0 if idle else self._measure_hot()
-        waited = time.monotonic() - self._last_compaction
+        waited = self._clock() - self._last_compaction
         if hot and (hot >= self.policy.hot_points or waited >= self.policy.hot_seconds):
             self._timed(self._compact_hot)
         while not self._stopping.is_set() and (due := merge_candidates(self._generations, self.policy.hot_points)):
@@ -218,7 +218,7 @@ class Compactor:
         moved = self._rewrite(counts, "scalar_points_hot", "TRUE", generation)
         cur.execute("DELETE FROM scalar_points_hot")  # only the rows this snapshot saw
         self._finish(generation, moved)
-        self._last_compaction = time.monotonic()
+        self._last_compaction = self._clock()
         self.stats.compactions += 1
         self.stats.points_compacted += moved
         self._measure_hot()
