@@ -15,6 +15,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+# Re-exported: the errors of this module (401 / 403) are part of the service's one error tree.
+from runstream_service.errors import AuthError as AuthError
+from runstream_service.errors import PermissionDenied as PermissionDenied
+from runstream_service.errors import Unauthenticated as Unauthenticated
+
 READ = "read"
 WRITE_ANY = "write:*"
 WRITE_PREFIX = "write:"
@@ -27,20 +32,6 @@ _PROJECT_RE = re.compile(r"[^\s,]+")
 
 class TokenFileError(ValueError):
     """The token file cannot be used; the message names the file, the line and what is wrong."""
-
-
-class AuthError(Exception):
-    """A call that may not proceed; `status` is 401 (no or unknown token) or 403 (wrong scope)."""
-
-    status = 401
-
-
-class Unauthenticated(AuthError):
-    status = 401
-
-
-class PermissionDenied(AuthError):
-    status = 403
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Re-exported: what the reads raise belongs to the service's one error tree (HTTP 404 / 400).
+from runstream_service.errors import NotFound as NotFound
+from runstream_service.errors import TooLarge as TooLarge
 from runstream_service.store.downsample import (
     Downsampled,
     assemble,
@@ -35,14 +38,6 @@ from runstream_service.store.rollups import NO_STEP, Partials, columns_of, level
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
 
 PERCENTILES = (0.0, 6.68, 15.87, 30.85, 50.0, 69.15, 84.13, 93.32, 100.0)  # TensorBoard's distribution bands
-
-
-class NotFound(LookupError):
-    pass
-
-
-class TooLarge(ValueError):
-    """The answer would be larger than the caller allows."""
 
 
 def list_projects(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:

@@ -44,15 +44,15 @@ from typing import Any, NamedTuple
 
 import duckdb
 
+from runstream_service.errors import BadRequest
+
 MAX_SQL_CHARS = 20_000
 MAX_LIMIT = 100_000
 MAX_TIMEOUT_S = 60.0
 
 
-class ReadOnlySqlError(Exception):
+class ReadOnlySqlError(BadRequest):
     """Any refusal or failure of user SQL; the HTTP answer is ``{"error": str(exc), "status": 400}``."""
-
-    status = 400
 
 
 class UnsafeSql(ReadOnlySqlError):
