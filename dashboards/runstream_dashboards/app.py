@@ -2,6 +2,7 @@
 
 Handlers parse parameters, run a query from runstream_service.store.queries on a read
 cursor (never on the event loop), and shape JSON. Errors go through errors.json_errors.
+The app holds only an `AppDeps` (ports.py), never the server: runstream_service.server builds it.
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from runstream_dashboards import auth, params
-from runstream_dashboards.errors import HttpError, json_errors
-from runstream_dashboards.metrics import ServerCollector, render
+from runstream_dashboards.errors import json_errors
+from runstream_dashboards.metrics import HealthCollector, render
+from runstream_dashboards.ports import AppDeps
+from runstream_service.errors import BadRequest, NotFound
 from runstream_service.store import queries, readonly_sql
 from runstream_service.store.downsample import X_AXES
 
-if TYPE_CHECKING:
-    from runstream_service.server import Server
-
-SERVER_KEY: web.AppKey[Server] = web.AppKey("server")
+DEPS_KEY: web.AppKey[AppDeps] = web.AppKey("deps")
 REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 STATIC_DIR = Path(__file__).parent / "static"
 EVENT_INTERVAL_SECONDS = 1.0
@@ -35,8 +35,8 @@ MAX_HISTOGRAMS = 10_000
 MAX_POINTS_ROWS = 10_000_000  # one full read: 10M points are about 0.5 GB of JSON
 
 
-def _server(request: web.Request) -> Server:
-    return request.app[SERVER_KEY]
+def _deps(request: web.Request) -> AppDeps:
+    return request.app[DEPS_KEY]
 
 
 def _json(payload: Any, headers: dict[str, str] | None = None) -> web.Response:
@@ -46,22 +46,21 @@ def _json(payload: Any, headers: dict[str, str] | None = None) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    server = _server(request)
-    stats = server.writer.stats
+    health = _deps(request).health()
     return _json(
         {
             "status": "ok",
-            "points_committed": stats.points,
-            "batches_committed": stats.batches,
-            "batches_rejected": server.ingest.counters.rejected_batches,
-            "queued_points": server.writer.queued_points,
-            "uncompacted_points": server.compactor.stats.uncompacted_points,
-            "compactions": server.compactor.stats.compactions,
-            "merges": server.compactor.stats.merges,
-            "generations": server.compactor.stats.generations,
-            "compacting": server.compactor.stats.busy,
-            "compaction_deferred": server.compactor.stats.deferred,
-            "duckdb_memory_limit": server.memory_limit,
+            "points_committed": health.points_committed,
+            "batches_committed": health.batches_committed,
+            "batches_rejected": health.batches_rejected,
+            "queued_points": health.queued_points,
+            "uncompacted_points": health.uncompacted_points,
+            "compactions": health.compactions,
+            "merges": health.merges,
+            "generations": health.generations,
+            "compacting": health.compacting,
+            "compaction_deferred": health.compaction_deferred,
+            "duckdb_memory_limit": health.duckdb_memory_limit,
         }
     )
 
@@ -72,21 +71,21 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def projects(request: web.Request) -> web.Response:
-    return _json({"projects": await _server(request).reader.run(queries.list_projects)})
+    return _json({"projects": await _deps(request).reader.run(queries.list_projects)})
 
 
 async def runs(request: web.Request) -> web.Response:
     project = request.query.get("project") or None
     text = request.query.get("q") or None
     config = {k[len("config.") :]: v for k, v in request.query.items() if k.startswith("config.") and len(k) > 7}
-    found = await _server(request).reader.run(lambda cur: queries.list_runs(cur, project, text, config))
+    found = await _deps(request).reader.run(lambda cur: queries.list_runs(cur, project, text, config))
     keys = sorted({key for run in found for key in run["config"]})
     return _json({"runs": found, "config_keys": keys})
 
 
 async def tags(request: web.Request) -> web.Response:
     ids = params.run_ids(request)
-    return _json(await _server(request).reader.run(lambda cur: queries.list_tags(cur, ids)))
+    return _json(await _deps(request).reader.run(lambda cur: queries.list_tags(cur, ids)))
 
 
 async def scalars(request: web.Request) -> web.Response:
@@ -95,10 +94,10 @@ async def scalars(request: web.Request) -> web.Response:
     x_axis = params.choice(request, "x", X_AXES)
     x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
     if x_min is not None and x_max is not None and x_min > x_max:
-        raise HttpError(400, f"x_min ({x_min}) must not be greater than x_max ({x_max})")
+        raise BadRequest(f"x_min ({x_min}) must not be greater than x_max ({x_max})")
     width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
     bands = params.choice(request, "bands", ("0", "1")) == "1"  # the envelope, only when it is drawn
-    found = await _server(request).reader.run(
+    found = await _deps(request).reader.run(
         lambda cur: queries.scalar_series(cur, ids, tag, x_axis, x_min, x_max, width)
     )
     series = [
@@ -115,12 +114,9 @@ async def points(request: web.Request) -> web.Response:
     tag = params.required(request, "tag")
     x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
     as_csv = params.choice(request, "format", ("json", "csv")) == "csv"
-    try:
-        found = await _server(request).reader.run(
-            lambda cur: queries.scalar_points(cur, run_id, tag, x_min, x_max, MAX_POINTS_ROWS)
-        )
-    except queries.TooLarge as exc:
-        raise HttpError(400, str(exc)) from None
+    found = await _deps(request).reader.run(
+        lambda cur: queries.scalar_points(cur, run_id, tag, x_min, x_max, MAX_POINTS_ROWS)
+    )
     if as_csv:
         body = await asyncio.to_thread(_points_csv, found)
         return web.Response(
@@ -153,9 +149,9 @@ async def scalar_groups(request: web.Request) -> web.Response:
     x_axis = params.choice(request, "x", X_AXES)
     x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
     if x_min is not None and x_max is not None and x_min > x_max:
-        raise HttpError(400, f"x_min ({x_min}) must not be greater than x_max ({x_max})")
+        raise BadRequest(f"x_min ({x_min}) must not be greater than x_max ({x_max})")
     width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
-    found = await _server(request).reader.run(
+    found = await _deps(request).reader.run(
         lambda cur: queries.scalar_groups(cur, ids, tag, key, x_axis, x_min, x_max, width)
     )
     return _json({"tag": tag, "group_by": key, "x": x_axis, "width": width, "groups": found})
@@ -166,14 +162,14 @@ async def histograms(request: web.Request) -> web.Response:
     tag = params.required(request, "tag")
     limit = params.integer(request, "limit", 50, 1, MAX_HISTOGRAMS)
     buckets = params.choice(request, "buckets", ("1", "0")) == "1"
-    result = await _server(request).reader.run(lambda cur: queries.histograms(cur, run_id, tag, limit, buckets))
+    result = await _deps(request).reader.run(lambda cur: queries.histograms(cur, run_id, tag, limit, buckets))
     return _json(result)
 
 
 async def images(request: web.Request) -> web.Response:
     run_id = params.required(request, "run")
     tag = params.required(request, "tag")
-    found = await _server(request).reader.run(lambda cur: queries.list_images(cur, run_id, tag))
+    found = await _deps(request).reader.run(lambda cur: queries.list_images(cur, run_id, tag))
     for image in found:
         image["url"] = str(
             request.app.router["image"]
@@ -187,7 +183,7 @@ async def texts(request: web.Request) -> web.Response:
     run_id = params.required(request, "run")
     tag = params.required(request, "tag")
     limit = params.integer(request, "limit", 1000, 1, 100_000)
-    found = await _server(request).reader.run(lambda cur: queries.list_texts(cur, run_id, tag, limit))
+    found = await _deps(request).reader.run(lambda cur: queries.list_texts(cur, run_id, tag, limit))
     return _json({"run_id": run_id, "tag": tag, "texts": found})
 
 
@@ -196,9 +192,9 @@ async def image(request: web.Request) -> web.Response:
     tag = params.required(request, "tag")
     step = params.integer(request, "step", -1, 0, 2**63 - 1)
     if step < 0:
-        raise HttpError(400, "missing query parameter 'step'")
+        raise BadRequest("missing query parameter 'step'")
     rank = params.integer(request, "rank", 0, 0, 2**31 - 1)
-    found = await _server(request).reader.run(lambda cur: queries.image_bytes(cur, run_id, tag, step, rank))
+    found = await _deps(request).reader.run(lambda cur: queries.image_bytes(cur, run_id, tag, step, rank))
     etag = '"' + hashlib.blake2b(found.data, digest_size=12).hexdigest() + '"'
     # Behind tokens, shared caches must not keep an image for people without one.
     audience = "public" if request.app[auth.TOKENS_KEY] is None else "private"
@@ -212,38 +208,34 @@ async def sql(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HttpError(400, 'the body must be JSON: {"sql": "SELECT ...", "limit": 1000}') from None
+        raise BadRequest('the body must be JSON: {"sql": "SELECT ...", "limit": 1000}') from None
     if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
-        raise HttpError(400, 'the body must be a JSON object with a string "sql"')
+        raise BadRequest('the body must be a JSON object with a string "sql"')
     limit = body.get("limit", 1000)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
-        raise HttpError(400, '"limit" must be an integer between 1 and 100000')
+        raise BadRequest('"limit" must be an integer between 1 and 100000')
     query: str = body["sql"]
-    try:
-        result = await _server(request).reader.run(
-            lambda cur: readonly_sql.run_read_only(cur, query, limit, timeout=_server(request).settings.sql_timeout)
-        )
-    except readonly_sql.ReadOnlySqlError as exc:
-        raise HttpError(exc.status, str(exc)) from None
+    timeout = _deps(request).sql_timeout
+    result = await _deps(request).reader.run(lambda cur: readonly_sql.run_read_only(cur, query, limit, timeout))
     return _json(result)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `update` with the runs that received data, at most once a second."""
-    stats = _server(request).writer.stats
+    changes = _deps(request).changes
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
-    seen = stats.commit_number
+    seen = changes.commit_number
     await response.write(b"retry: 2000\n\n")
     while True:
         await asyncio.sleep(EVENT_INTERVAL_SECONDS)
-        if stats.commit_number == seen:
+        if changes.commit_number == seen:
             await response.write(b": keep-alive\n\n")
             continue
-        changed = stats.runs_changed_since(seen)
-        seen = stats.commit_number
+        changed = changes.runs_changed_since(seen)
+        seen = changes.commit_number
         payload = json.dumps({"runs": changed, "time": time.time()})
         await response.write(f"event: update\ndata: {payload}\n\n".encode())
 
@@ -251,18 +243,17 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def index(request: web.Request) -> web.StreamResponse:
     page = STATIC_DIR / "index.html"
     if not page.exists():
-        raise HttpError(
-            404, "the web UI is not built: run `make demo` (or `npm ci && npm run build` in dashboards/web)"
-        )
+        raise NotFound("the web UI is not built: run `make demo` (or `npm ci && npm run build` in dashboards/web)")
     return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
 
 
-def make_app(server: Server) -> web.Application:
+def make_app(deps: AppDeps) -> web.Application:
+    """The HTTP app over `deps`; errors rendered as JSON (outermost), then the token check."""
     app = web.Application(middlewares=[json_errors, auth.require_token], client_max_size=1 << 20)
-    app[SERVER_KEY] = server
-    auth.setup(app, server.settings.tokens)
+    app[DEPS_KEY] = deps
+    auth.setup(app, deps.tokens)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(ServerCollector(server))
+    registry.register(HealthCollector(deps.health))
     app[REGISTRY_KEY] = registry
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

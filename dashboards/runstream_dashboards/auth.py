@@ -4,7 +4,7 @@ A request proves itself with the header `Authorization: Bearer TOKEN`, or with t
 that `GET /login?token=TOKEN` sets (HttpOnly, SameSite=Strict; Secure over TLS), so a browser can
 open the dashboard and the web UI's own requests carry the session. Without tokens configured,
 everything is open (the server then only listens on loopback, or was started with --insecure).
-Failures raise HttpError, which errors.json_errors turns into 401 / 403 JSON.
+Failures raise Unauthenticated or PermissionDenied, which errors.json_errors turns into 401 / 403 JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from collections import OrderedDict
 
 from aiohttp import web
 
-from runstream_dashboards.errors import Handler, HttpError
-from runstream_service.auth import AuthError, Token, TokenTable, bearer, require_read
+from runstream_dashboards.errors import Handler
+from runstream_service.auth import Token, TokenTable, bearer, require_read
+from runstream_service.errors import Unauthenticated
 
 COOKIE = "runstream_session"
 SESSION_SECONDS = 7 * 24 * 3600
@@ -94,18 +95,14 @@ async def require_token(request: web.Request, handler: Handler) -> web.StreamRes
         return await handler(request)
     how, token = _token_of(request)
     if how is None:
-        raise HttpError(
-            401,
+        raise Unauthenticated(
             "a token with the scope 'read' is required: send `Authorization: Bearer TOKEN`, "
             "or open /login in a browser",
         )
     if token is None:
         what = "unknown token" if how == "header" else "the session has expired or is unknown"
-        raise HttpError(401, f"{what}; send a valid `Authorization: Bearer TOKEN`, or sign in again at /login")
-    try:
-        require_read(token)
-    except AuthError as exc:
-        raise HttpError(exc.status, str(exc)) from None
+        raise Unauthenticated(f"{what}; send a valid `Authorization: Bearer TOKEN`, or sign in again at /login")
+    require_read(token)
     return await handler(request)
 
 
@@ -120,11 +117,8 @@ async def login(request: web.Request) -> web.StreamResponse:
         return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
     token = tokens.lookup(presented)
     if token is None:
-        raise HttpError(401, "unknown token; check it against the server's token file")
-    try:
-        require_read(token)
-    except AuthError as exc:
-        raise HttpError(exc.status, str(exc)) from None
+        raise Unauthenticated("unknown token; check it against the server's token file")
+    require_read(token)
     response = web.Response(
         status=303, headers={"Location": "/", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     )

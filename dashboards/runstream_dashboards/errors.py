@@ -1,4 +1,9 @@
-"""The HTTP side's one error path: every failure becomes JSON {"error": ..., "status": ...}."""
+"""The HTTP side's one error path: every failure becomes JSON {"error": ..., "status": ...}.
+
+Handlers and the code below them raise the service's errors (runstream_service.errors: BadRequest,
+NotFound, TooLarge, Unauthenticated, PermissionDenied, the read-only SQL errors, ...); each carries
+its HTTP status, and `json_errors` renders it. Handlers never translate an error by hand.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from runstream_service.store.queries import NotFound
+from runstream_service.errors import RunstreamError
 
 logger = logging.getLogger("runstream.http")
-
-
-class HttpError(Exception):
-    """Raised by handlers: `status` and a message that tells the user what to do."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def error_json(status: int, message: str) -> web.Response:
@@ -31,10 +28,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except HttpError as exc:
-        return error_json(exc.status, str(exc))
-    except NotFound as exc:
-        return error_json(404, str(exc))
+    except RunstreamError as exc:
+        return error_json(exc.http_status, str(exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -1,5 +1,8 @@
 """`runstream serve`: gRPC ingestion (and the HTTP side) on one uvloop event loop, one DuckDB file.
 
+This is the composition point: the HTTP app gets only an AppDeps (reads, a health snapshot, the
+change feed, settings and tokens) built here, and never sees this module.
+
 SIGTERM and Ctrl-C drain: new calls are refused, queued batches are committed,
 the database is checkpointed, then the process exits.
 """
@@ -17,13 +20,14 @@ import uvloop
 from aiohttp import web
 
 from runstream_dashboards.app import make_app
+from runstream_dashboards.ports import AppDeps, Health
 from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.malloc import keep_freed_memory
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.reader import StoreReader
-from runstream_service.store.writer import StoreWriter
+from runstream_service.store.writer import COMMIT_SECONDS_BUCKETS, StoreWriter
 
 logger = logging.getLogger("runstream.server")
 
@@ -74,7 +78,7 @@ class Server:
             raise OSError(f"cannot listen for gRPC on {self.settings.grpc} (in use, or not an address of this host)")
         await self._grpc.start()
         # Open event streams are cut after a second at shutdown; browsers reconnect by themselves.
-        self._http = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
+        self._http = web.AppRunner(make_app(self._app_deps()), access_log=None, shutdown_timeout=1.0)
         await self._http.setup()
         host, port = split_address(self.settings.http)
         site = web.TCPSite(self._http, host, port, ssl_context=self._http_ssl())
@@ -94,6 +98,37 @@ class Server:
         )
         if self.settings.tokens and not tls:
             logger.warning("runstream: tokens without TLS travel in clear text; see --tls-cert and --tls-key")
+
+    def _app_deps(self) -> AppDeps:
+        return AppDeps(
+            reader=self.reader,
+            health=self.health,
+            changes=self.writer.stats,
+            sql_timeout=self.settings.sql_timeout,
+            tokens=self.settings.tokens,
+        )
+
+    def health(self) -> Health:
+        """The counters of the writer, the ingest service and the compactor, copied at one moment."""
+        writer, compactor = self.writer.stats, self.compactor.stats
+        return Health(
+            points_committed=writer.points,
+            batches_committed=writer.batches,
+            batches_duplicate=writer.duplicates,
+            batches_rejected=self.ingest.counters.rejected_batches,
+            queued_points=self.writer.queued_points,
+            uncompacted_points=compactor.uncompacted_points,
+            compactions=compactor.compactions,
+            merges=compactor.merges,
+            generations=compactor.generations,
+            compacting=compactor.busy,
+            compaction_deferred=compactor.deferred,
+            compaction_seconds=compactor.seconds,
+            duckdb_memory_limit=self.memory_limit,
+            commits=writer.commits,
+            commit_seconds_sum=writer.commit_seconds_sum,
+            commit_seconds_buckets=tuple(zip(COMMIT_SECONDS_BUCKETS, writer.commit_seconds_buckets, strict=True)),
+        )
 
     def _http_ssl(self) -> ssl.SSLContext | None:
         if not (self.settings.tls_cert and self.settings.tls_key):

@@ -1,0 +1,67 @@
+"""What the HTTP app needs from the service, and nothing more.
+
+The app reads through these few seams instead of holding the whole server: the server (the one
+composition point, runstream_service.server) builds an `AppDeps` from its reader, writer and compactor,
+and a unit test builds one from fakes, with no DuckDB, threads or gRPC behind it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import duckdb
+
+from runstream_service.auth import TokenTable
+
+T = TypeVar("T")
+
+
+class Reader(Protocol):
+    """Runs a read on a DuckDB cursor away from the event loop (runstream_service.store.reader)."""
+
+    async def run(self, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T: ...
+
+
+class ChangeFeed(Protocol):
+    """Which runs received data: a commit counter, and the runs committed to since a given count."""
+
+    @property
+    def commit_number(self) -> int: ...
+
+    def runs_changed_since(self, commit_number: int) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Health:
+    """The server's counters at one moment; /healthz and /metrics both render one of these."""
+
+    points_committed: int
+    batches_committed: int
+    batches_duplicate: int
+    batches_rejected: int
+    queued_points: int
+    uncompacted_points: int
+    compactions: int
+    merges: int
+    generations: int
+    compacting: bool
+    compaction_deferred: int
+    compaction_seconds: float
+    duckdb_memory_limit: str
+    commits: int
+    commit_seconds_sum: float
+    # (upper bound in seconds, commits in that bucket alone), in ascending order of the bounds
+    commit_seconds_buckets: tuple[tuple[float, int], ...]
+
+
+@dataclass(frozen=True)
+class AppDeps:
+    """Everything `make_app` takes: reads, a health snapshot, the change feed, settings and tokens."""
+
+    reader: Reader
+    health: Callable[[], Health]
+    changes: ChangeFeed
+    sql_timeout: float
+    tokens: TokenTable | None  # None: no authentication
