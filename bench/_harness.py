@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmarks: a `runstream serve` subprocess, timing, the final JSON line.
+"""Shared helpers for the benchmarks: a `runstream serve` subprocess (the shared launcher), timing, the final JSON line.
 
 Benchmarks import this as `from _harness import ...`; run them as `python bench/NAME.py` (the
 script's folder is on sys.path then).
@@ -10,28 +10,20 @@ import gc
 import hashlib
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from runstream_service.launcher import MODULE_ARGS, LocalServer
 
 
-class Server:
-    """`python -m runstream_service serve` on free loopback ports, with its data in a temp dir.
+class Server(LocalServer):
+    """The shared `runstream serve` launcher with its data in a temp dir (unless given), for benchmarks.
 
     Use as a context manager; `stop()` sends SIGTERM (the server drains and commits), after which
     `sql()` can open the database file.
@@ -48,57 +40,15 @@ class Server:
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="runstream-bench-")
             data_dir = Path(self._tmp.name) / "data"
-        self.data_dir = data_dir
-        self.grpc_port = free_port()
-        self.http_port = free_port()
-        self.log_path = data_dir.parent / "server.log"
+        python_args = list(launcher or MODULE_ARGS)  # or a script that wraps the CLI
+        if profile_to is not None:  # cProfile the whole server; written at exit (after SIGTERM)
+            python_args = ["-m", "cProfile", "-o", str(profile_to), *python_args]
+        super().__init__(data_dir, extra_args, log_path=data_dir.parent / "server.log", python_args=python_args)
         self.profile_to = profile_to
-        self.launcher = launcher or ["-m", "runstream_service"]  # or a script that wraps the CLI
-        self.process: subprocess.Popen[bytes] | None = None
-        self.extra_args = extra_args
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
 
     @property
     def database(self) -> Path:
         return self.data_dir / "runstream.duckdb"
-
-    def start(self, timeout: float = 30.0) -> Server:
-        command = [sys.executable]
-        if self.profile_to is not None:  # cProfile the whole server; written at exit (after SIGTERM)
-            command += ["-m", "cProfile", "-o", str(self.profile_to)]
-        command += [
-            *self.launcher,
-            "serve",
-            "--data",
-            str(self.data_dir),
-            "--grpc",
-            self.address,
-            "--http",
-            f"127.0.0.1:{self.http_port}",
-            *self.extra_args,
-        ]
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                self.health()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"server not healthy within {timeout}s:\n{self.log()}")
-
-    def health(self) -> dict[str, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5) as reply:
-            return dict(json.load(reply))
 
     def points_committed(self) -> int:
         return int(self.health()["points_committed"])
@@ -114,22 +64,6 @@ class Server:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"server died:\n{self.log()}")
             time.sleep(poll)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 120.0) -> int:
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
-
-    def kill(self) -> None:
-        """SIGKILL: no drain, no checkpoint; the next start() replays DuckDB's WAL."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
 
     def restart(self, timeout: float = 60.0) -> Server:
         """Start a new server process on the same ports and data directory."""
@@ -148,14 +82,9 @@ class Server:
             con.close()
 
     def cleanup(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.close()
         if self._tmp is not None:
             self._tmp.cleanup()
-
-    def __enter__(self) -> Server:
-        return self.start()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

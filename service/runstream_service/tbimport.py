@@ -581,46 +581,20 @@ def local_server(data_dir: Path, timeout: float = 60.0) -> Iterator[str]:
 
     Stopped with SIGTERM (it drains and checkpoints). Fails if another process holds the database.
     """
-    import signal
-    import subprocess
-    import tempfile
-    import urllib.request
+    from runstream_service.launcher import LocalServer, ServerStartError
 
-    ports = []
-    for _ in range(2):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-    grpc_address, http_address = f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}"
-    command = [sys.executable, "-m", "runstream_service", "serve", "--data", str(data_dir)]
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
-        [*command, "--grpc", grpc_address, "--http", http_address], stdout=log, stderr=subprocess.STDOUT
-    )
+    server = LocalServer(data_dir)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                error = log.read().decode(errors="replace")
-                raise RuntimeError(f"could not start a local server on {data_dir}: {error.strip()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://{http_address}/healthz", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the local server on {data_dir} did not start within {timeout:.0f}s") from None
-                time.sleep(0.05)
-        yield grpc_address
+        try:
+            server.start(timeout)
+        except ServerStartError as exc:
+            raise RuntimeError(f"could not start a local server on {data_dir}: {exc}") from None
+        yield server.address
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(120)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+        try:
+            server.stop()
+        finally:
+            server.close()
 
 
 def frame_record(data: bytes) -> bytes:
