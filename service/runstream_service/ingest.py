@@ -19,6 +19,7 @@ from google.protobuf.message import DecodeError
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
 from runstream_service.auth import AuthError, PermissionDenied, Token, TokenTable, bearer, require_write
+from runstream_service.errors import grpc_status
 from runstream_service.limits import DEFAULT_LIMITS, Limits
 from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, UnknownRun
 from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
@@ -50,10 +51,6 @@ class _Failed:
 @dataclass(frozen=True)
 class _Denied:
     error: AuthError
-
-
-# Authentication errors become status codes here and nowhere else.
-_AUTH_CODES = {401: grpc.StatusCode.UNAUTHENTICATED, 403: grpc.StatusCode.PERMISSION_DENIED}
 
 
 class _Draining:
@@ -102,7 +99,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                 else:
                     require_write(token, project)
         except AuthError as exc:
-            await context.abort(_AUTH_CODES[exc.status], str(exc))
+            await context.abort(*grpc_status(exc))
         return token
 
     async def OpenRun(self, request: pb.OpenRunRequest | Unparseable, context: Context) -> pb.OpenRunResponse:
@@ -180,7 +177,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(item.seq)),))
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {item.seq}: {item.error}")
                 if isinstance(item, _Denied):
-                    await context.abort(_AUTH_CODES[item.error.status], str(item.error))
+                    await context.abort(*grpc_status(item.error))
                 if isinstance(item, _Failed):
                     await context.abort(grpc.StatusCode.INTERNAL, f"the server failed to take a batch ({item.error})")
                 batch, commit = item
