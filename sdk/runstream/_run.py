@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any
 
-import grpc
 import numpy as np
 
 from runstream import _inputs
@@ -29,12 +28,12 @@ from runstream._errors import AuthError, ForkedProcessError, RunFinishedError, S
 from runstream._sender import Buffers, Sender, SenderLimits, SendReport
 from runstream._settings import SdkConfig, resolve
 from runstream._spool import Spool, spool_path
+from runstream._sync import sync_in_background
+from runstream._transport import Transport, TransportError, for_settings
 from runstream.v1 import ingest_pb2 as pb
-from runstream.v1 import ingest_pb2_grpc as pb_grpc
 
 logger = logging.getLogger("runstream")
 
-MAX_MESSAGE_BYTES = 64 << 20
 _now = time.time
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
@@ -110,8 +109,7 @@ class Run:
     ) -> Run:
         run = cls.__new__(cls)
         run._settings = settings
-        run._metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
-        run._channel = _channel(settings)
+        run._transport = for_settings(settings)
         request = pb.OpenRunRequest(
             project=settings.project,
             name=name or "",
@@ -126,13 +124,10 @@ class Run:
         open_later: pb.OpenRunRequest | None = None  # the server was unreachable: the sender opens the run
         if not offline:
             try:
-                reply = pb_grpc.IngestStub(run._channel).OpenRun(
-                    request, timeout=connect_timeout, wait_for_ready=True, metadata=run._metadata
-                )
-            except grpc.RpcError as exc:
-                unreachable = exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-                if require_server or not unreachable:
-                    run._channel.close()
+                reply = run._transport.open_run(request, timeout=connect_timeout, wait_for_ready=True)
+            except TransportError as exc:
+                if require_server or not exc.unreachable:
+                    run._transport.close()
                     raise _open_error(settings.server, exc, connect_timeout, settings.project) from None
                 open_later = request
                 logger.warning(
@@ -185,18 +180,16 @@ class Run:
         )
         if offline:  # made now, so a directory that cannot be written fails init() and not later
             run._sender = Sender(
-                run._channel, run._metadata, run.id, settings.rank, writer_id, run._buffers, limits,
+                run._transport, run.id, settings.rank, writer_id, run._buffers, limits,
                 spool=make_spool(), offline=True,
             )  # fmt: skip
         else:
             run._sender = Sender(
-                run._channel, run._metadata, run.id, settings.rank, writer_id, run._buffers, limits,
+                run._transport, run.id, settings.rank, writer_id, run._buffers, limits,
                 spool_factory=make_spool, open_request=open_later,
             )  # fmt: skip
         run._sender.start()
         if not offline and open_later is None:  # the server answers: send what earlier (killed) runs left
-            from runstream._sync import sync_in_background
-
             sync_in_background(settings.dir, settings.server, settings.token)
         _live_runs.add(run)
         return run
@@ -205,8 +198,7 @@ class Run:
     id: str
     rank: int
     _settings: SdkConfig
-    _metadata: tuple[tuple[str, str], ...]
-    _channel: grpc.Channel
+    _transport: Transport
     _buffers: Buffers
     _scalars: Any  # the deque of _buffers, bound here to save a lookup per call
     _sender: Sender
@@ -416,14 +408,13 @@ class Run:
         # With batches left in the spool, `runstream sync` marks the rank finished after uploading them.
         if not report.spool_dir:
             try:
-                pb_grpc.IngestStub(self._channel).FinishRun(
+                self._transport.finish_run(
                     pb.FinishRunRequest(run_id=self.id, rank=self.rank, status=status, end_time=time.time()),
                     timeout=10.0,
-                    metadata=self._metadata,
                 )
-            except grpc.RpcError as exc:
-                logger.error("runstream: could not mark run %s as %s: %s", self.id, status, exc.details())
-        self._channel.close()
+            except TransportError as exc:
+                logger.error("runstream: could not mark run %s as %s: %s", self.id, status, exc.details)
+        self._transport.close()
         _live_runs.discard(self)
         return report
 
@@ -439,52 +430,25 @@ class Run:
         return f"<runstream.Run id={self.id!r} rank={self.rank} server={self._settings.server!r}>"
 
 
-def _channel(settings: SdkConfig) -> grpc.Channel:
-    """A channel to `server`: TLS when RUNSTREAM_TLS_CA (init(tls_ca=...)) names a CA file, or when
-    `server` starts with https:// (then the system's trusted CAs); otherwise plain text."""
-    options = [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        # gRPC's own reconnect backoff grows to 120 s; after a long outage the channel would not even
-        # try to reconnect for that long. The sender has its own backoff (at most 5 s).
-        ("grpc.initial_reconnect_backoff_ms", 200),
-        ("grpc.max_reconnect_backoff_ms", 2000),
-    ]
-    target = settings.server
-    https = target.startswith("https://")
-    target = target.removeprefix("https://").removeprefix("http://").rstrip("/")
-    if not (settings.tls_ca or https):
-        return grpc.insecure_channel(target, options=options)
-    root = None
-    if settings.tls_ca:
-        try:
-            with open(settings.tls_ca, "rb") as file:
-                root = file.read()
-        except OSError as exc:
-            raise ValueError(f"cannot read the TLS CA file {settings.tls_ca!r} (RUNSTREAM_TLS_CA): {exc}") from None
-    return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates=root), options=options)
-
-
-def _open_error(server: str, exc: grpc.RpcError, timeout: float, project: str = "") -> Exception:
-    code = exc.code() if hasattr(exc, "code") else None
-    if code == grpc.StatusCode.UNAUTHENTICATED:
+def _open_error(server: str, exc: TransportError, timeout: float, project: str = "") -> Exception:
+    if exc.code == "UNAUTHENTICATED":
         return AuthError(
-            f"the runstream server at {server} refused the token: {exc.details()}. "
+            f"the runstream server at {server} refused the token: {exc.details}. "
             "Set RUNSTREAM_TOKEN (or init(token=...)) to a token from the server's token file."
         )
-    if code == grpc.StatusCode.PERMISSION_DENIED:
+    if exc.code == "PERMISSION_DENIED":
         return AuthError(
             f"the runstream server at {server} does not let this token write to project {project!r}: "
-            f"{exc.details()}. Use a token with the scope 'write:{project}' or 'write:*'."
+            f"{exc.details}. Use a token with the scope 'write:{project}' or 'write:*'."
         )
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    if exc.unreachable:
         return ServerUnavailableError(
             f"cannot reach the runstream server at {server} within {timeout:.0f}s. Start one with "
             "`runstream serve`, or point RUNSTREAM_SERVER (or init(server=...)) at a running one."
         )
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return ValueError(f"the server refused to open the run: {exc.details()}")
-    return ServerUnavailableError(f"opening the run on {server} failed: {code}: {exc.details()}")
+    if exc.code == "INVALID_ARGUMENT":
+        return ValueError(f"the server refused to open the run: {exc.details}")
+    return ServerUnavailableError(f"opening the run on {server} failed: StatusCode.{exc.code}: {exc.details}")
 
 
 def _after_fork_in_child() -> None:

@@ -16,39 +16,54 @@ seq order) keeps the order; the server's (writer_id, seq) check makes replays id
 
 from __future__ import annotations
 
+import enum
 import logging
-import queue
 import random
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import grpc
 
 from runstream._encode import EncodedBatch, HistogramRow, ImageRow, ScalarRow, TextRow, encode_batch
 from runstream._spool import Spool
+from runstream._transport import Transport, TransportError, WriteStream
 from runstream.v1 import ingest_pb2 as pb
-from runstream.v1 import ingest_pb2_grpc as pb_grpc
 
 logger = logging.getLogger("runstream")
 
-REJECTED_SEQ_KEY = "runstream-rejected-seq"
-RETRY_AFTER_KEY = "runstream-retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: seconds to wait
-MAX_RETRY_AFTER = 60.0
 
+class SenderMode(enum.Enum):
+    """Where new batches go, and what the sender does about the server meanwhile.
 
-def _retry_hint(error: grpc.RpcError) -> float | None:
-    metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-    for item in metadata or ():
-        if item.key == RETRY_AFTER_KEY:
-            try:
-                return min(max(float(item.value), 0.0), MAX_RETRY_AFTER)
-            except (TypeError, ValueError):
-                return None
-    return None
+    | mode         | new batches go to                          | the sender meanwhile                       |
+    | ------------ | ------------------------------------------ | ------------------------------------------ |
+    | OFFLINE      | the spool                                  | never contacts a server                    |
+    | UNOPENED     | the spool                                  | retries OpenRun with backoff               |
+    | DISCONNECTED | the spool (and the window is copied there) | reconnects at the retry time, resends      |
+    | CONNECTED    | the window; the spool once the server is   | streams every batch as soon as it is made  |
+    |              | slow (window full, buffers half full)      |                                            |
+
+    Transitions, each made by `Sender._enter` (which logs it at debug level):
+
+    | from         | to           | when                                                              |
+    | ------------ | ------------ | ----------------------------------------------------------------- |
+    | (start)      | OFFLINE      | `mode="offline"`; there is no way out of it                       |
+    | (start)      | UNOPENED     | the server did not answer `init()`'s OpenRun                      |
+    | (start)      | CONNECTED    | it did                                                            |
+    | UNOPENED     | DISCONNECTED | OpenRun succeeded now; the first ack will prove the stream works  |
+    | DISCONNECTED | CONNECTED    | an ack arrived                                                    |
+    | CONNECTED    | DISCONNECTED | the stream ended with an error other than a rejected batch        |
+
+    Closing is not a mode but a deadline beside it (`Sender._close_deadline`): a run is closed in any
+    mode, and closing changes neither where batches go nor whether the server is retried; it only
+    makes the loop end once everything is delivered or the deadline has passed.
+    """
+
+    OFFLINE = "offline"
+    UNOPENED = "unopened"
+    DISCONNECTED = "disconnected"
+    CONNECTED = "connected"
 
 
 @dataclass(frozen=True)
@@ -119,62 +134,27 @@ class Buffers:
     def pending_bytes(self) -> int:
         return self.bytes_in - self.bytes_out
 
+    def waiting_points(self) -> int:
+        """Scalar points waiting, estimated as rows times the tags of the last row: one len() instead of
+        a sum over the rows (a training loop logs the same tags call after call)."""
+        scalars = self.scalars
+        rows = len(scalars)
+        return rows * len(scalars[-1][2]) if rows else 0
+
     def empty(self) -> bool:
         return not (self.scalars or self.histograms or self.images or self.texts)
 
 
-class _Stream:
-    """One Write call: requests go in through a queue, acks come back on a reader thread."""
-
-    def __init__(
-        self,
-        stub: pb_grpc.IngestStub,
-        metadata: tuple[tuple[str, str], ...],
-        on_ack: Callable[[pb.WriteAck], None],
-        on_end: Callable[[_Stream, grpc.RpcError | None], None],
-    ) -> None:
-        self.requests: queue.SimpleQueue[pb.Batch | None] = queue.SimpleQueue()
-        self.sent_upto = 0
-        self.alive = True
-        self._on_ack = on_ack
-        self._on_end = on_end
-        self._call = stub.Write(self._request_iterator(), metadata=metadata)
-        self._reader = threading.Thread(target=self._read_acks, name="runstream-acks", daemon=True)
-        self._reader.start()
-
-    def _request_iterator(self) -> Iterator[pb.Batch]:
-        while True:
-            item = self.requests.get()
-            if item is None:
-                return
-            yield item
-
-    def send(self, message: pb.Batch) -> None:
-        self.requests.put(message)
-
-    def close(self) -> None:
-        self.requests.put(None)
-
-    def cancel(self) -> None:
-        self.requests.put(None)
-        self._call.cancel()
-
-    def _read_acks(self) -> None:
-        error: grpc.RpcError | None = None
-        try:
-            for ack in self._call:
-                self._on_ack(ack)
-        except grpc.RpcError as exc:
-            error = exc
-        self.alive = False
-        self._on_end(self, error)
-
-
 class Sender:
+    """Drains `buffers` into batches, sends them through `transport`, keeps them until acknowledged.
+
+    Its mode (`SenderMode`) says where new batches go; `clock` times its schedule (retries, the
+    spool interval, `close`'s deadline) and is a parameter so that tests can run it on a fake clock.
+    """
+
     def __init__(
         self,
-        channel: grpc.Channel,
-        metadata: tuple[tuple[str, str], ...],
+        transport: Transport,
         run_id: str,
         rank: int,
         writer_id: str,
@@ -185,16 +165,22 @@ class Sender:
         spool_factory: Callable[[], Spool] | None = None,
         open_request: pb.OpenRunRequest | None = None,
         offline: bool = False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._stub = pb_grpc.IngestStub(channel)
+        self._transport = transport
+        self._clock = clock
         self._spool = spool  # recovered (runstream sync) or created on first need by spool_factory
         self._spool_factory = spool_factory
         self._spool_failed = False
         self._spool_only: deque[int] = deque(spool.pending() if spool is not None else ())  # ascending
         self._held: EncodedBatch | None = None  # encoded, waiting for room in a full spool (policy block)
-        self._open_request = open_request  # not None until the run is opened on the server
-        self._offline = offline
-        self._connected = open_request is None and not offline
+        self._open_request = open_request  # what to open on the server while the mode is UNOPENED
+        if offline:
+            self._mode = SenderMode.OFFLINE
+        elif open_request is not None:
+            self._mode = SenderMode.UNOPENED
+        else:
+            self._mode = SenderMode.CONNECTED
         self._acked_upto = 0
         self._dropped_points = 0
         self._dropped_batches = 0
@@ -202,7 +188,6 @@ class Sender:
         self._spooled_at = 0.0
         self.acked_batches = 0  # acknowledged by the server (committed, or duplicates of committed ones)
         self.acked_points = 0
-        self._metadata = metadata
         self._run_id = run_id
         self._rank = rank
         self._writer_id = writer_id
@@ -212,12 +197,10 @@ class Sender:
         self._unacked: OrderedDict[int, EncodedBatch] = OrderedDict()
         self._cond = threading.Condition()
         self._wake = threading.Event()
-        self._stream: _Stream | None = None
-        self._stream_failed_at = 0.0
+        self._stream: WriteStream | None = None
         self._backoff = limits.backoff_initial
-        self._retry_at = 0.0
-        self._closing = False
-        self._deadline = float("inf")
+        self._retry_at = 0.0  # no new stream (or OpenRun) before this time of `clock`
+        self._close_deadline: float | None = None  # set by close(): stop once drained or past it
         self._rejected = 0
         self._last_error = ""
         self._spool_points: dict[int, int] = {}  # seq -> points of batches written to the spool
@@ -229,6 +212,18 @@ class Sender:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def mode(self) -> SenderMode:
+        return self._mode
+
+    def _enter(self, mode: SenderMode, why: str) -> None:
+        """The one place the mode changes (from the sender thread or an ack reader thread)."""
+        with self._cond:
+            if self._mode is mode:
+                return
+            logger.debug("runstream: sender of run %s: %s -> %s (%s)", self._run_id, self._mode.name, mode.name, why)
+            self._mode = mode
 
     def wake(self) -> None:
         if not self._wake.is_set():  # set() takes a lock; log() calls this often
@@ -251,7 +246,7 @@ class Sender:
         """Everything logged so far is acknowledged (offline: written to the spool)."""
         if not self._buffers.empty() or self._held is not None:
             return False
-        return self._offline or not (self._unacked or self._spool_only)
+        return self._mode is SenderMode.OFFLINE or not (self._unacked or self._spool_only)
 
     @property
     def spool(self) -> Spool | None:
@@ -263,11 +258,10 @@ class Sender:
         What is still unacknowledged then is written to the spool (if one can be made), with
         `status` as the run's end for `runstream sync`; an empty spool is removed unless `keep_spool`.
         """
-        self._deadline = time.monotonic() + timeout
-        self._closing = True
+        self._close_deadline = self._clock() + timeout
         self._wake.set()
         self._thread.join(timeout + 5.0)
-        unopened = self._offline or self._open_request is not None  # the server has not heard of the run
+        unopened = self._mode in (SenderMode.OFFLINE, SenderMode.UNOPENED)  # the server has not heard of the run
         spool = self._get_spool() if unopened else self._spool
         with self._cond:
             spooled = set(spool.pending()) if spool is not None else set()
@@ -305,15 +299,15 @@ class Sender:
                 self._wake.wait(self._limits.flush_interval)
                 self._wake.clear()
                 self._forget_acked()
-                if not self._connected:
+                if self._mode is not SenderMode.CONNECTED:
                     self._persist_window()
                 self._load_from_spool()
                 self._encode_pending()
                 self._pump()
-                if self._closing:
+                if self._close_deadline is not None:
                     with self._cond:
                         done = self._drained()
-                    if done or time.monotonic() >= self._deadline:
+                    if done or self._clock() >= self._close_deadline:
                         break
         except Exception:  # pragma: no cover - a bug; say so rather than die silently
             logger.exception("runstream: the sender thread failed; points logged from now on are not sent")
@@ -368,7 +362,7 @@ class Sender:
 
     def _load_from_spool(self) -> None:
         """Move the oldest spooled batches into the in-memory window (to be sent), while it has room."""
-        if self._offline or self._spool is None:
+        if self._mode is SenderMode.OFFLINE or self._spool is None:
             return
         while self._spool_only:
             with self._cond:
@@ -390,19 +384,17 @@ class Sender:
                 self._cond.notify_all()
 
     def _must_spool(self, window_has_room: bool) -> bool:
-        if self._offline or not self._connected or self._spool_only or self._open_request is not None:
+        if self._mode is not SenderMode.CONNECTED or self._spool_only:
             return True
         if window_has_room:
             return False
-        scalars = self._buffers.scalars
-        rows = len(scalars)
-        points = rows * len(scalars[-1][2]) if rows else 0
+        points = self._buffers.waiting_points()
         return points >= self._limits.spill_points or self._buffers.pending_bytes() >= self._limits.spill_bytes
 
     def _to_spool(self, batch: EncodedBatch, spool: Spool, force: bool = False) -> bool:
         """Write `batch` to the spool; False (batch held) when the budget is exhausted under "block"."""
         data = batch.message.SerializeToString()
-        if self._offline and spool.policy == "block":
+        if self._mode is SenderMode.OFFLINE and spool.policy == "block":
             force = True  # offline, nothing would ever free room: blocking would hang the job for good
             if not self._budget_warned and not spool.has_room(len(data)):
                 self._budget_warned = True
@@ -444,7 +436,7 @@ class Sender:
     def _spool_the_rest(self) -> None:
         """Closing: whatever is not acknowledged goes to the spool, so `runstream sync` can send it."""
         with self._cond:
-            if self._drained() and not self._offline:
+            if self._drained() and self._mode is not SenderMode.OFFLINE:
                 return
             memory = [b for b in self._unacked.values() if b.seq > self._acked_upto]
         if not memory and self._held is None and self._buffers.empty():
@@ -487,20 +479,18 @@ class Sender:
             if self._held is not None:
                 batch, self._held = self._held, None
             else:
-                if not self._closing and self._spool_soon():
+                if self._close_deadline is None and self._spool_soon():
                     return
                 batch = self._take_batch()
-            self._spooled_at = time.monotonic()
+            self._spooled_at = self._clock()
             if not self._to_spool(batch, spool):
                 return
 
     def _spool_soon(self) -> bool:
         """Wait a little for a bigger batch: spooled batches are replayed one by one, small ones slowly."""
-        if time.monotonic() - self._spooled_at >= self._limits.spool_interval:
+        if self._clock() - self._spooled_at >= self._limits.spool_interval:
             return False
-        scalars = self._buffers.scalars
-        rows = len(scalars)
-        points = rows * len(scalars[-1][2]) if rows else 0
+        points = self._buffers.waiting_points()
         limits = self._limits
         return points < min(limits.batch_points // 2, limits.spill_points) and self._buffers.pending_bytes() < min(
             limits.batch_bytes // 2, limits.spill_bytes
@@ -537,17 +527,17 @@ class Sender:
 
     def _pump(self) -> None:
         """Make sure a stream is open and every unacknowledged batch has been put on it."""
-        if self._offline:
+        if self._mode is SenderMode.OFFLINE:
             return
         if self._stream is None or not self._stream.alive:
-            if time.monotonic() < self._retry_at:
+            if self._clock() < self._retry_at:
                 return
-            if self._open_request is not None and not self._open_run(self._open_request):
+            if self._mode is SenderMode.UNOPENED and not self._open_run():
                 return
             with self._cond:
                 if not self._unacked:
                     return
-            self._stream = _Stream(self._stub, self._metadata, self._on_ack, self._on_stream_end)
+            self._stream = WriteStream(self._transport, self._on_ack, self._on_stream_end)
         stream = self._stream
         with self._cond:
             to_send = [b for seq, b in self._unacked.items() if seq > stream.sent_upto]
@@ -555,21 +545,22 @@ class Sender:
             stream.send(batch.message)
             stream.sent_upto = batch.seq
 
-    def _open_run(self, request: pb.OpenRunRequest) -> bool:
+    def _open_run(self) -> bool:
         """The server was not reachable at init(): open the run now, before sending its batches."""
+        request = self._open_request
+        assert request is not None, "UNOPENED without the request to open"
         try:
-            self._stub.OpenRun(request, timeout=10.0, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            code = exc.code() if hasattr(exc, "code") else None
-            self._last_error = f"{code.name if code else 'ERROR'}: {exc.details() if hasattr(exc, 'details') else exc}"
-            if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            self._transport.open_run(request, timeout=10.0)
+        except TransportError as exc:
+            self._last_error = str(exc)
+            if not exc.unreachable:
                 logger.error("runstream: the server refused to open run %s: %s", request.run_id, self._last_error)
                 self._backoff = self._limits.backoff_max
             delay = self._backoff * (0.5 + random.random())
             self._backoff = min(self._backoff * 2, self._limits.backoff_max)
-            self._retry_at = time.monotonic() + delay
+            self._retry_at = self._clock() + delay
             return False
-        self._open_request = None
+        self._enter(SenderMode.DISCONNECTED, "the run is open on the server; no stream acknowledged yet")
         logger.warning("runstream: the server is reachable; run %s is open there now", request.run_id)
         return True
 
@@ -579,44 +570,41 @@ class Sender:
             if batch is not None:
                 self.acked_batches += 1
                 self.acked_points += batch.points
-            self._connected = True
+            if self._mode is not SenderMode.CONNECTED:
+                self._enter(SenderMode.CONNECTED, f"batch {ack.seq} acknowledged")
             if ack.seq > self._acked_upto:
                 self._acked_upto = ack.seq
             self._backoff = self._limits.backoff_initial
             self._cond.notify_all()
         self._wake.set()
 
-    def _on_stream_end(self, stream: _Stream, error: grpc.RpcError | None) -> None:
+    def _on_stream_end(self, stream: WriteStream, error: TransportError | None) -> None:
         if error is None:
             return
-        code = error.code() if hasattr(error, "code") else None
-        details = error.details() if hasattr(error, "details") else str(error)
-        self._last_error = f"{code.name if code else 'ERROR'}: {details}"
-        if code == grpc.StatusCode.INVALID_ARGUMENT:
-            self._drop_rejected(error, details or "")
+        self._last_error = str(error)
+        if error.code == "INVALID_ARGUMENT":
+            self._drop_rejected(error)
             self._retry_at = 0.0
-        elif code == grpc.StatusCode.CANCELLED and self._closing:
+        elif error.code == "CANCELLED" and self._close_deadline is not None:
             return
         else:
-            self._connected = False  # new batches go to the spool until the server acknowledges again
+            # new batches go to the spool until the server acknowledges again
+            self._enter(SenderMode.DISCONNECTED, f"the stream ended: {error}")
             delay = self._backoff * (0.5 + random.random())
             self._backoff = min(self._backoff * 2, self._limits.backoff_max)
-            hint = _retry_hint(error) if code == grpc.StatusCode.RESOURCE_EXHAUSTED else None
+            hint = error.retry_after if error.code == "RESOURCE_EXHAUSTED" else None
             if hint is not None:  # an overloaded server said when to come back: that, not our backoff
                 delay = hint
-            self._retry_at = time.monotonic() + delay
+            self._retry_at = self._clock() + delay
             logger.debug("runstream: stream ended (%s); retrying in %.2fs", self._last_error, delay)
         self._wake.set()
 
-    def _drop_rejected(self, error: grpc.RpcError, details: str) -> None:
-        metadata = error.trailing_metadata() if hasattr(error, "trailing_metadata") else None
-        trailing: dict[str, Any] = {item.key: item.value for item in metadata or ()}
-        raw_seq = trailing.get(REJECTED_SEQ_KEY)
+    def _drop_rejected(self, error: TransportError) -> None:
         with self._cond:
-            seq = int(raw_seq) if raw_seq else next(iter(self._unacked), 0)
+            seq = error.rejected_seq or next(iter(self._unacked), 0)
             batch = self._unacked.pop(seq, None)
             self._acked_upto = max(self._acked_upto, seq)  # rejected for good: no replay from the spool
             self._rejected += 1
             self._cond.notify_all()
         lost = batch.points if batch else 0
-        logger.error("runstream: the server rejected batch %d (%d points): %s", seq, lost, details)
+        logger.error("runstream: the server rejected batch %d (%d points): %s", seq, lost, error.details)

@@ -87,8 +87,6 @@ class Spool:
         self.policy = policy
         self.acked = 0
         self.recovery = Recovery()
-        self.dropped_batches = 0
-        self.dropped_points = 0
         self._segments: list[_Segment] = []
         self._index: dict[int, tuple[_Segment, int, int]] = {}  # seq -> segment, offset of payload, length
         self._heap: list[int] = []  # the seqs of _index, for acknowledging in order

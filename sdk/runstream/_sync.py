@@ -17,13 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
-
 from runstream._sender import Buffers, Sender, SenderLimits
 from runstream._settings import resolve
 from runstream._spool import Spool, SpoolLocked, find_spools
+from runstream._transport import TransportError, for_settings
 from runstream.v1 import ingest_pb2 as pb
-from runstream.v1 import ingest_pb2_grpc as pb_grpc
 
 logger = logging.getLogger("runstream")
 
@@ -60,8 +58,6 @@ def sync(
 
 
 def _sync_one(path: Path, server: str | None, token: str | None, connect_timeout: float, timeout: float) -> SyncResult:
-    from runstream._run import _channel  # the SDK's channel: TLS and options as init() makes them
-
     try:
         spool = Spool.open(path)
     except SpoolLocked:
@@ -74,10 +70,8 @@ def _sync_one(path: Path, server: str | None, token: str | None, connect_timeout
     if server is None and "RUNSTREAM_SERVER" not in os.environ:
         server = header.get("server") or None
     settings = resolve({"server": server, "token": token})
-    metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
-    channel = _channel(settings)
+    transport = for_settings(settings)  # TLS, token and options as init() makes them
     try:
-        stub = pb_grpc.IngestStub(channel)
         request = pb.OpenRunRequest(
             project=header["project"],
             name=header["name"],
@@ -89,16 +83,14 @@ def _sync_one(path: Path, server: str | None, token: str | None, connect_timeout
             start_time=header.get("start_time", 0.0),
         )
         try:
-            stub.OpenRun(request, timeout=connect_timeout, wait_for_ready=True, metadata=metadata)
-        except grpc.RpcError as exc:
-            result.detail = f"OpenRun on {settings.server}: {exc.code().name}: {exc.details()}"
+            transport.open_run(request, timeout=connect_timeout, wait_for_ready=True)
+        except TransportError as exc:
+            result.detail = f"OpenRun on {settings.server}: {exc}"
             result.left_batches = len(spool)
             spool.close()
             return result
         limits = SenderLimits()
-        sender = Sender(
-            channel, metadata, request.run_id, request.rank, header["writer_id"], Buffers(), limits, spool=spool
-        )
+        sender = Sender(transport, request.run_id, request.rank, header["writer_id"], Buffers(), limits, spool=spool)
         sender.start()
         report = sender.close(timeout, keep_spool=True)
         result.batches, result.points = sender.acked_batches, sender.acked_points
@@ -111,7 +103,7 @@ def _sync_one(path: Path, server: str | None, token: str | None, connect_timeout
         finish = spool.finish_record()
         if finish is not None:
             try:
-                stub.FinishRun(
+                transport.finish_run(
                     pb.FinishRunRequest(
                         run_id=request.run_id,
                         rank=request.rank,
@@ -119,11 +111,10 @@ def _sync_one(path: Path, server: str | None, token: str | None, connect_timeout
                         end_time=float(finish.get("end_time", 0.0)),
                     ),
                     timeout=connect_timeout,
-                    metadata=metadata,
                 )
-            except grpc.RpcError as exc:
+            except TransportError as exc:
                 result.outcome = "incomplete"
-                result.detail = f"FinishRun: {exc.code().name}: {exc.details()}"
+                result.detail = f"FinishRun: {exc}"
                 return result
         else:
             result.detail = "the run did not record its end (killed?); its status is left as it is"
@@ -131,7 +122,7 @@ def _sync_one(path: Path, server: str | None, token: str | None, connect_timeout
         result.outcome = "uploaded"
         return result
     finally:
-        channel.close()
+        transport.close()
 
 
 def sync_in_background(directory: str, server: str, token: str) -> threading.Thread | None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from runstream._transport import Transport, connect
 from runstream.tbcompat import event_pb2 as tb
 from runstream.v1 import ingest_pb2 as pb
 
@@ -464,16 +465,13 @@ class ImportedRun:
     skipped: int
 
 
-def send_run(channel: Any, metadata: tuple[tuple[str, str], ...], project: str, run: RunData) -> ImportedRun:
+def send_run(transport: Transport, project: str, run: RunData) -> ImportedRun:
     """Open (or rejoin) the run on the server, stream its batches, wait for every ack, finish it."""
-    from runstream.v1 import ingest_pb2_grpc as pb_grpc
-
-    stub = pb_grpc.IngestStub(channel)
     run_id = run_id_for(project, run)
     config: dict[str, Any] = {"imported_from": str(run.directory.resolve())}
     if run.hparams is not None:
         config["hparams"] = run.hparams
-    opened = stub.OpenRun(
+    opened = transport.open_run(
         pb.OpenRunRequest(
             project=project,
             name=run.name,
@@ -486,18 +484,16 @@ def send_run(channel: Any, metadata: tuple[tuple[str, str], ...], project: str, 
         ),
         timeout=30,
         wait_for_ready=True,
-        metadata=metadata,
     )
     written = duplicates = 0
-    for ack in stub.Write(batches(run, run_id, writer_id_for(run_id, run)), metadata=metadata):
+    for ack in transport.write(batches(run, run_id, writer_id_for(run_id, run))):
         if ack.duplicate:
             duplicates += 1
         else:
             written += 1
-    stub.FinishRun(
+    transport.finish_run(
         pb.FinishRunRequest(run_id=run_id, rank=0, status="finished", end_time=run.last_wall or time.time()),
         timeout=30,
-        metadata=metadata,
     )
     if written and not opened.created:
         run.problems.append(
@@ -549,21 +545,16 @@ def import_tensorboard(
         return []
     total = sum(p.stat().st_size for _, _, files in runs for p in files)
     bar = Progress(total, sys.stderr.isatty() if progress is None else progress)
-    # The SDK's settings and channel: RUNSTREAM_TOKEN and RUNSTREAM_TLS_CA apply as for runstream.init().
-    from runstream._run import _channel
-    from runstream._settings import resolve
-
-    settings = resolve({"server": server, "token": token})
-    metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
-    channel = _channel(settings)
+    # The SDK's transport: RUNSTREAM_TOKEN and RUNSTREAM_TLS_CA apply as for runstream.init().
+    transport = connect(server, token)
     results = []
     try:
         for name, directory, files in runs:
             data = read_run(name, directory, files, bar.advance)
-            results.append(send_run(channel, metadata, project, data))
+            results.append(send_run(transport, project, data))
     finally:
         bar.end()
-        channel.close()
+        transport.close()
     for result in results:
         state = "already imported" if result.written_batches == 0 and result.duplicate_batches else "imported"
         log(
