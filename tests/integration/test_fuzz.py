@@ -1,9 +1,12 @@
-"""Input hardening (issue 5 item 5): thousands of malformed messages against one live `runstream serve`.
+"""Input hardening: thousands of malformed messages against one live `runstream serve`.
 
 One server serves the whole module and is never restarted. Every malformed message must get either an
 ack (it happened to be valid) or a clear gRPC status (a known code with a non-empty message). A good
-client writes known batches before, between (every few hundred fuzz messages) and after the fuzzing;
-at the end the server is the same live process, and the database holds exactly the good client's points.
+client writes known batches before, between (every few hundred fuzz messages) and after each fuzzing
+test, and each test ends by checking that the server is the same live process and that its SQL API
+returns exactly the good client's points so far; so the tests hold in any order or selection. When
+the module is done, the server must stop cleanly (exit 0), its database file must hold exactly the good
+client's points, and its log no traceback.
 
 Fuzzed batches that happen to be valid land in their own run ("fuzz-run") under fuzz writer ids, so
 they can never touch the good client's run or its (writer_id, seq) sequence.
@@ -11,7 +14,9 @@ they can never touch the good client's run or its (writer_id, seq) sequence.
 
 from __future__ import annotations
 
+import json
 import random
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -151,6 +156,29 @@ class Harness:
         listed = "\n".join(str(f) for f in self.findings[:10])
         assert not self.findings, f"{len(self.findings)} message(s) without a clear status:\n{listed}"
 
+    def good_points(self) -> list[tuple[str, int, float, float]]:
+        """The good client's points as the live server answers them through POST /api/sql."""
+        query = f"SELECT tag, step, wall_time, value FROM scalars WHERE run_id = '{GOOD_RUN}'"
+        request = urllib.request.Request(
+            f"{self.server.http_url}/api/sql",
+            data=json.dumps({"sql": query, "limit": 100_000}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as reply:
+            answer = json.load(reply)
+        assert not answer["truncated"]
+        return sorted((tag, step, wall, value) for tag, step, wall, value in answer["rows"])
+
+    def assert_survived(self) -> None:
+        """After a fuzzing test: the same process serves, and holds exactly the good client's points."""
+        self.assert_no_findings()
+        self.write_good()
+        process = self.server.process
+        assert process is not None and process.poll() is None, "the server died"
+        assert process.pid == self.pid, "the server is not the process the module started"
+        assert self.server.health()["status"] == "ok"
+        assert self.good_points() == sorted(self.expected)  # the same count, no extra row, the same values
+
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
@@ -165,8 +193,14 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     h.write_good()  # before the fuzzing
     yield h
     channel.close()
-    if server.process is not None and server.process.poll() is None:
-        server.stop()
+    assert server.stop() == 0, server.log()
+    got = sorted(server.sql(f"SELECT tag, step, wall_time, value FROM scalars WHERE run_id = '{GOOD_RUN}'"))
+    print(
+        f"\nfuzz: malformed messages tried={h.tried} (acked as valid={h.acked}), "
+        f"outcomes={dict(sorted(h.codes.items()))}, good batches={h.good_seq}, good points={len(h.expected)}"
+    )
+    assert got == sorted(h.expected), "the database file does not hold exactly the good client's points"
+    assert "Traceback" not in server.log(), "the server logged a traceback"
 
 
 # -- (a) random bytes and mutations of a valid batch, raw on Write -------------------------------------------
@@ -214,7 +248,7 @@ def mutate(rng: random.Random, base: bytes) -> bytes:
     return bytes(data)
 
 
-def test_a_random_bytes_and_mutated_batches_on_raw_write(harness: Harness) -> None:
+def test_random_bytes_and_mutated_batches_on_raw_write(harness: Harness) -> None:
     rng = random.Random(SEED)
     base = valid_fuzz_batch()
     before = harness.tried
@@ -225,8 +259,7 @@ def test_a_random_bytes_and_mutated_batches_on_raw_write(harness: Harness) -> No
             payload = mutate(rng, base)
         harness.write_raw(payload)
     assert harness.tried - before == RAW_WRITES
-    harness.assert_no_findings()
-    assert harness.server.process is not None and harness.server.process.poll() is None
+    harness.assert_survived()
 
 
 # -- (b) Hypothesis over pb.Batch, through the normal stub ---------------------------------------------------
@@ -297,24 +330,25 @@ batches = st.builds(
 )
 
 
-@settings(
-    max_examples=HYPOTHESIS_BATCHES,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(batch=batches)
-def test_b_hypothesis_batches_through_the_stub(harness: Harness, batch: pb.Batch) -> None:
-    if batch.writer_id == harness.good_writer:  # never collide with the good client's idempotency key
-        batch.writer_id = "fuzz-writer"
-    harness.write_batch(batch)
-    harness.assert_no_findings()
+def test_hypothesis_batches_through_the_stub(harness: Harness) -> None:
+    @settings(
+        max_examples=HYPOTHESIS_BATCHES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(batch=batches)
+    def send(batch: pb.Batch) -> None:
+        if batch.writer_id == harness.good_writer:  # never collide with the good client's idempotency key
+            batch.writer_id = "fuzz-writer"
+        harness.write_batch(batch)
+        harness.assert_no_findings()
 
-
-def test_b_ran(harness: Harness) -> None:
-    """The @given test used the module's server (this runs after it, in file order)."""
-    assert harness.tried >= RAW_WRITES + HYPOTHESIS_BATCHES
+    before = harness.tried
+    send()
+    assert harness.tried - before >= HYPOTHESIS_BATCHES
+    harness.assert_survived()
 
 
 # -- (c) random bytes on OpenRun and FinishRun ---------------------------------------------------------------
@@ -324,7 +358,7 @@ UNARY_METHODS = [("OpenRun", pb.OpenRunResponse.FromString), ("FinishRun", pb.Fi
 
 
 @pytest.mark.parametrize(("method", "reply"), UNARY_METHODS, ids=[m for m, _ in UNARY_METHODS])
-def test_c_random_bytes_on_unary_methods(harness: Harness, method: str, reply: Callable[[bytes], object]) -> None:
+def test_random_bytes_on_unary_methods(harness: Harness, method: str, reply: Callable[[bytes], object]) -> None:
     rng = random.Random(f"{SEED}-{method}")
     harness.findings.clear()
     harness.unary_raw(method, b"\xff\xff\xff\xff\xff", reply)  # the smallest reproduction, first
@@ -334,29 +368,4 @@ def test_c_random_bytes_on_unary_methods(harness: Harness, method: str, reply: C
     harness.findings.clear()
     print(f"\nfuzz {method}: {len(findings)} of {RAW_UNARY_EACH} without a clear status; first: {findings[:1]}")
     assert not findings, f"{len(findings)} {method} request(s) without a clear status; first: {findings[0]}"
-
-
-# -- the end: same process, healthy, the good client's data intact -------------------------------------------
-
-
-def test_z_server_survived_and_good_data_is_intact(harness: Harness) -> None:
-    harness.write_good()  # after the fuzzing
-    process = harness.server.process
-    assert process is not None and process.pid == harness.pid and process.poll() is None
-    assert harness.server.health()
-    harness.channel.close()
-    assert harness.server.stop() == 0, harness.server.log()
-    restarts = 0 if process.pid == harness.pid else 1
-
-    rows = harness.server.sql(f"SELECT tag, step, wall_time, value FROM scalars WHERE run_id = '{GOOD_RUN}'")
-    got = sorted(rows)
-    expected = sorted(harness.expected)
-    lost = len(set(expected) - set(got))
-    print(
-        f"\nfuzz: malformed messages tried={harness.tried} (acked as valid={harness.acked}), "
-        f"outcomes={dict(sorted(harness.codes.items()))}, restarts needed={restarts}, "
-        f"good batches={harness.good_seq}, good points={len(expected)}, good points lost={lost}"
-    )
-    assert lost == 0
-    assert got == expected  # exact: the same count, no extra row, the same values
-    assert "Traceback" not in harness.server.log(), "the server logged a traceback"
+    harness.assert_survived()

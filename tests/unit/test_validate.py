@@ -1,4 +1,7 @@
-"""Unit and property tests of `decode_batch` (SPEC section 3, validation), without a server."""
+"""Unit and property tests of `decode_batch` (service/runstream_service/validate.py), without a server.
+
+REJECTED is the full table of the validation rules; tests/integration/test_validation.py sends one rule of
+each group to a live server."""
 
 from __future__ import annotations
 
@@ -240,8 +243,12 @@ REJECTED: list[tuple[str, Mutation, str]] = [
     ("scalars-value-longer", setting("scalars.value", f8([1, 2, 3, 4])), "scalars"),
     ("scalars-tag-index-shorter", setting("scalars.tag_index", u4([0])), "scalars"),
     ("scalars-wall-time-empty", setting("scalars.wall_time", b""), "scalars"),
+    ("scalars-step-shorter", setting("scalars.step", i8([0, 5])), "scalars"),
     ("histograms-step-longer", setting("histograms.step", i8([1, 2, 3])), "histograms"),
     ("histograms-max-shorter", setting("histograms.max", f8([1])), "histograms"),
+    ("histograms-sum-squares-shorter", setting("histograms.sum_squares", f8([1])), "histograms"),
+    ("histograms-bucket-count-longer", setting("histograms.bucket_count", u4([3, 1, 1])), "histograms"),
+    ("images-wall-time-shorter", setting("images.wall_time", f8([5])), "images"),
     ("images-step-shorter", setting("images.step", i8([1])), "images"),
     ("images-more-data", one_more_image, "images"),
     # byte length not a multiple of the element size
@@ -253,6 +260,8 @@ REJECTED: list[tuple[str, Mutation, str]] = [
     ("histograms-edges-ragged", appending("histograms.edges", b"\x00"), "histograms.edges"),
     ("histograms-counts-ragged", appending("histograms.counts", b"\x00" * 2), "histograms.counts"),
     ("histograms-sum-squares-ragged", appending("histograms.sum_squares", b"\x00"), "histograms.sum_squares"),
+    ("histograms-min-ragged", appending("histograms.min", b"\x00" * 5), "histograms.min"),
+    ("images-step-ragged", appending("images.step", b"\x00"), "images.step"),
     ("images-tag-index-ragged", appending("images.tag_index", b"\x00"), "images.tag_index"),
     # tags
     ("tag-empty", tag(0, ""), "tags[0]"),
