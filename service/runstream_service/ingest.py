@@ -107,7 +107,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
         assert isinstance(request, pb.OpenRunRequest)
         # An existing run keeps its data where it is: joining it needs write access to its project too.
-        existing = self._writer.run_projects.get(request.run_id) if request.run_id else None
+        existing = self._writer.runs.project_of(request.run_id) if request.run_id else None
         await self._authorize(context, request.project or "default", existing)
         run_id = request.run_id or uuid.uuid4().hex[:16]
         if len(run_id) > self._limits.max_id_chars:
@@ -141,7 +141,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         if isinstance(request, Unparseable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
         assert isinstance(request, pb.FinishRunRequest)
-        await self._authorize(context, self._writer.run_projects.get(request.run_id))
+        await self._authorize(context, self._writer.runs.project_of(request.run_id))
         if request.status not in RUN_STATUSES:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"status: must be one of {', '.join(RUN_STATUSES)}")
         try:
@@ -214,7 +214,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     return
                 if token is not None:
                     try:
-                        require_write(token, self._writer.run_projects.get(batch.run_id, ""))
+                        require_write(token, self._writer.runs.project_of(batch.run_id) or "")
                     except AuthError as exc:
                         await pending.put(_Denied(exc))
                         return
@@ -238,7 +238,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             batch = await asyncio.to_thread(decode_batch, message, self._limits)  # decoding images takes a while
         else:
             batch = decode_batch(message, self._limits)
-        if batch.run_id not in self._writer.known_runs:
+        if batch.run_id not in self._writer.runs:
             raise InvalidBatch("run_id", f"run {batch.run_id!r} is not open; call OpenRun first")
         return batch
 

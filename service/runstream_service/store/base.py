@@ -1,0 +1,108 @@
+"""The store behind a narrow interface: what the writer thread asks of whatever holds the data.
+
+The writer thread (store/writer.py) keeps the queue, the grouping of jobs into commits and the
+acknowledgements; a Store keeps the data. Today that is one DuckDB file (store/file.py); a
+DuckLake catalog can be added beside it by implementing the same few methods, and both can
+build their rows with store/tables.py.
+
+Run metadata is published as an immutable RunsSnapshot, replaced whole after every commit that
+changes it: the gRPC handlers on the event loop read it without a lock, while only the writer
+thread makes new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from runstream_service.validate import DecodedBatch
+
+
+@dataclass(frozen=True)
+class OpenRun:
+    run_id: str
+    project: str
+    name: str
+    config_json: str
+    rank: int
+    world_size: int
+    host: str
+    start_time: float
+
+
+@dataclass(frozen=True)
+class FinishRun:
+    run_id: str
+    rank: int
+    status: str
+    end_time: float
+
+
+class UnknownRun(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class RunsSnapshot:
+    """The runs the store holds, each with its project (for `write:PROJECT` checks), as committed.
+
+    Never changed once made: `with_project` returns a new snapshot, which the writer thread
+    publishes by replacing its reference (one atomic assignment), so readers on other threads
+    see either the old runs or the new ones, never a dict in the middle of a change.
+    """
+
+    projects: Mapping[str, str]
+
+    @staticmethod
+    def of(projects: Mapping[str, str]) -> RunsSnapshot:
+        return RunsSnapshot(MappingProxyType(dict(projects)))
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self.projects
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.projects)
+
+    def __len__(self) -> int:
+        return len(self.projects)
+
+    def project_of(self, run_id: str) -> str | None:
+        """The run's project, or None for a run the store does not hold."""
+        return self.projects.get(run_id)
+
+    def with_project(self, run_id: str, project: str) -> RunsSnapshot:
+        return RunsSnapshot.of({**self.projects, run_id: project})
+
+
+class Store(Protocol):
+    """What the writer thread needs of a store. Only the writer thread calls these."""
+
+    @property
+    def runs(self) -> RunsSnapshot:
+        """The committed runs; safe to read from any thread (a new snapshot after each change)."""
+        ...
+
+    def committed_seq(self, writer_id: str) -> int:
+        """The highest seq of `writer_id` committed so far (0 for a writer never seen)."""
+        ...
+
+    def append(self, batches: Sequence[DecodedBatch], progress: Mapping[str, int]) -> None:
+        """Append the batches' points and record each writer's new highest seq, in one transaction.
+
+        On any error nothing of it is kept (the transaction is rolled back), and the error is raised.
+        """
+        ...
+
+    def open_run(self, request: OpenRun) -> bool:
+        """Create the run (True) or join it (False), in its own transaction; rank 0's name and config win."""
+        ...
+
+    def finish_run(self, request: FinishRun) -> None:
+        """Record a rank's end (and the run's, for rank 0); raise UnknownRun for a run not held."""
+        ...
+
+    def close(self) -> None:
+        """Make what was committed durable without the write-ahead log (at shutdown)."""
+        ...

@@ -1,0 +1,177 @@
+"""The store in one DuckDB file: the Store (store/base.py) the server runs on.
+
+Each append is one transaction: new series, one Arrow INSERT per point table, the commit's
+scalar summary folded into series_stats, and writer_progress, so a replay is recognised exactly
+when its points are there. Small tables (series, writer_progress, run ranks, which series have
+stats) are cached in memory; the writer thread is their only writer, and updates a cache only
+once its transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, UnknownRun
+from runstream_service.store.schema import create_schema
+from runstream_service.store.tables import SeriesIds, build_rows
+from runstream_service.store.transactions import insert_rows, rollback
+from runstream_service.validate import DecodedBatch
+
+logger = logging.getLogger("runstream.writer")
+
+
+class FileStore:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        create_schema(con)
+        self._con = con
+        self.series_ids = SeriesIds(
+            {(r, k, t): s for s, r, k, t in con.execute("SELECT series_id, run_id, kind, tag FROM series").fetchall()}
+        )
+        self._seqs: dict[str, int] = dict(con.execute("SELECT writer_id, seq FROM writer_progress").fetchall())
+        self._stats_known: set[int] = {s for (s,) in con.execute("SELECT series_id FROM series_stats").fetchall()}
+        self._runs = RunsSnapshot.of(dict(con.execute("SELECT run_id, project FROM run_meta").fetchall()))
+        self._ranks: set[tuple[str, int]] = {
+            (r, k) for r, k in con.execute("SELECT run_id, rank FROM run_ranks").fetchall()
+        }
+
+    @property
+    def runs(self) -> RunsSnapshot:
+        return self._runs
+
+    def committed_seq(self, writer_id: str) -> int:
+        return self._seqs.get(writer_id, 0)
+
+    def append(self, batches: Sequence[DecodedBatch], progress: Mapping[str, int]) -> None:
+        con = self._con
+        try:
+            rows = build_rows(batches, self.series_ids)
+            con.execute("BEGIN")
+            if rows.series is not None:
+                insert_rows(con, "series", rows.series)
+            for kind, table in rows.points.items():
+                insert_rows(con, kind.table, table)
+            stats_added = self._update_series_stats(rows.scalar_stats) if rows.scalar_stats is not None else []
+            self._save_seqs(progress)
+            con.execute("COMMIT")
+        except BaseException:
+            rollback(con)
+            self.series_ids.forget()
+            raise
+        self.series_ids.adopt()
+        self._seqs.update(progress)
+        self._stats_known.update(stats_added)
+
+    def _update_series_stats(self, stats: pa.Table) -> list[int]:
+        """Fold a commit's per-series summary into series_stats; return the series given their first row."""
+        ids = stats.column("series_id").to_pylist()  # a few per tag, not per point
+        known = pa.array([i in self._stats_known for i in ids])
+        new = stats.filter(pc.invert(known))
+        if new.num_rows:
+            insert_rows(self._con, "series_stats", new)
+        if (old := stats.filter(known)).num_rows:
+            self._con.register("stats_updates", old)
+            try:
+                self._con.execute(
+                    """
+                    UPDATE series_stats SET points = series_stats.points + u.points,
+                        first_step = least(series_stats.first_step, u.first_step),
+                        last_step = greatest(series_stats.last_step, u.last_step),
+                        first_wall = least(series_stats.first_wall, u.first_wall),
+                        last_wall = greatest(series_stats.last_wall, u.last_wall)
+                    FROM stats_updates u WHERE series_stats.series_id = u.series_id
+                    """
+                )
+            finally:
+                self._con.unregister("stats_updates")
+        added: list[int] = new.column("series_id").to_pylist()
+        return added
+
+    def _save_seqs(self, seqs: Mapping[str, int]) -> None:
+        known = [w for w in seqs if w in self._seqs]
+        new = [w for w in seqs if w not in self._seqs]
+        if new:
+            insert_rows(
+                self._con,
+                "writer_progress",
+                pa.table({"writer_id": new, "seq": pa.array([seqs[w] for w in new], pa.uint64())}),
+            )
+        if known:
+            updates = pa.table({"writer_id": known, "seq": pa.array([seqs[w] for w in known], pa.uint64())})
+            self._con.register("seq_updates", updates)
+            try:
+                self._con.execute(
+                    "UPDATE writer_progress SET seq = u.seq FROM seq_updates u "
+                    "WHERE writer_progress.writer_id = u.writer_id"
+                )
+            finally:
+                self._con.unregister("seq_updates")
+
+    def open_run(self, request: OpenRun) -> bool:
+        try:
+            self._con.execute("BEGIN")
+            created = self._open_run(request)
+            self._con.execute("COMMIT")
+        except BaseException:
+            rollback(self._con)
+            raise
+        if created or request.rank == 0:  # created, or rank 0 rejoined (its project wins)
+            self._runs = self._runs.with_project(request.run_id, request.project)
+        self._ranks.add((request.run_id, request.rank))
+        return created
+
+    def _open_run(self, req: OpenRun) -> bool:
+        con = self._con
+        created = req.run_id not in self._runs
+        if created:
+            con.execute(
+                "INSERT INTO run_meta VALUES (?, ?, ?, ?, 'running', ?, NULL, ?, ?)",
+                [req.run_id, req.project, req.name, req.config_json, req.start_time, req.host, req.world_size],
+            )
+        elif req.rank == 0:
+            con.execute(
+                "UPDATE run_meta SET project = ?, name = ?, config = ?, host = ?, world_size = ?, status = 'running', "
+                "finished_at = NULL WHERE run_id = ?",
+                [req.project, req.name, req.config_json, req.host, req.world_size, req.run_id],
+            )
+        if (req.run_id, req.rank) in self._ranks:
+            con.execute(
+                "UPDATE run_ranks SET host = ?, started_at = ?, finished_at = NULL, status = 'running' "
+                "WHERE run_id = ? AND rank = ?",
+                [req.host, req.start_time, req.run_id, req.rank],
+            )
+        else:
+            con.execute(
+                "INSERT INTO run_ranks VALUES (?, ?, ?, ?, NULL, 'running')",
+                [req.run_id, req.rank, req.host, req.start_time],
+            )
+        return created
+
+    def finish_run(self, request: FinishRun) -> None:
+        if request.run_id not in self._runs:
+            raise UnknownRun(f"run_id: run {request.run_id!r} is not open")
+        try:
+            self._con.execute("BEGIN")
+            self._con.execute(
+                "UPDATE run_ranks SET finished_at = ?, status = ? WHERE run_id = ? AND rank = ?",
+                [request.end_time, request.status, request.run_id, request.rank],
+            )
+            if request.rank == 0:
+                self._con.execute(
+                    "UPDATE run_meta SET finished_at = ?, status = ? WHERE run_id = ?",
+                    [request.end_time, request.status, request.run_id],
+                )
+            self._con.execute("COMMIT")
+        except BaseException:
+            rollback(self._con)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as exc:  # pragma: no cover - the WAL still holds the data
+            logger.warning("checkpoint at shutdown failed (%s); the WAL is replayed at next start", exc)

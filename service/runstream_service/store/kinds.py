@@ -1,0 +1,48 @@
+"""The one list of data kinds the store holds, and the names each kind goes by.
+
+A kind's points travel in one field of the wire's Batch, are decoded into one attribute of
+DecodedBatch (validate.py), get series ids of their kind, are appended to one point table
+(store/tables.py builds its rows) and are read by tag through one SQL view (store/schema.py).
+Every such name is here, and tests/unit/test_kinds.py checks them against the proto, the
+decoder, the table builders and the schema, so a kind added here and not there fails a test.
+
+Adding a kind (embeddings, graphs, audio, PR curves, Visdom windows are planned): its message in
+proto/runstream/v1/ingest.proto, its decoder in validate.py, its builder in store/tables.py, its
+table and view in store/schema.py, and one line in KINDS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Every point table starts with these: which series, where on the step axis, from which rank, when.
+POINT_KEY_COLUMNS = ("series_id", "step", "rank", "wall_time")
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # series.kind in the database, and the kind named in errors ("no scalar tag ...")
+    field: str  # the Batch message's field and DecodedBatch's attribute that carry these points
+    table: str  # the point table the writer appends to
+    view: str  # the SQL view of these points by run_id and tag; also the key of the HTTP API's tag lists
+    values: tuple[str, ...]  # the point table's columns after POINT_KEY_COLUMNS, in order
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The point table's columns, in order (the rows the writer appends have exactly these)."""
+        return POINT_KEY_COLUMNS + self.values
+
+
+SCALAR = Kind("scalar", "scalars", "scalar_points_hot", "scalars", ("value",))
+HISTOGRAM = Kind(
+    "histogram",
+    "histograms",
+    "histogram_points",
+    "histograms",
+    ("count", "min", "max", "sum", "sum_squares", "bucket_limits", "bucket_counts"),
+)
+IMAGE = Kind("image", "images", "image_points", "images", ("width", "height", "mime", "data"))
+TEXT = Kind("text", "texts", "text_points", "texts", ("text",))
+
+KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT)
+BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -1,0 +1,255 @@
+"""Validated batches in, the Arrow rows of one commit out. Pure: no DuckDB, no threads, no I/O.
+
+The writer thread turns the batches of one commit into one table per kind (store/kinds.py), so
+each point table gets a single large append. Numeric columns are zero-copy views of the decoded
+batches where Arrow allows, and nothing here does Python work per point: only per batch and per
+tag (a tag's series id is looked up once per batch, then spread over its points by one gather).
+
+The commit also summarises its scalar points per series (count, first and last step and wall
+time) for series_stats, with NumPy over each batch's small tag indices rather than a group-by
+over the commit's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import pyarrow as pa
+
+from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT, Kind
+from runstream_service.validate import DecodedBatch, HistogramColumns, ImageColumns, ScalarColumns, TextColumns
+
+SeriesKey = tuple[str, str, str]  # run id, kind name, tag
+Columns = ScalarColumns | HistogramColumns | ImageColumns | TextColumns
+C = TypeVar("C", ScalarColumns, HistogramColumns, ImageColumns, TextColumns)
+
+SERIES_SCHEMA = pa.schema(
+    [("series_id", pa.int32()), ("run_id", pa.string()), ("kind", pa.string()), ("tag", pa.string())]
+)
+
+
+class SeriesIds:
+    """Series ids: the committed ones, and those the commit being built adds (numbered after them).
+
+    Owned by the writer thread: `adopt()` once the commit that wrote the new series went
+    through, `forget()` when it was rolled back, so a failed commit leaves no id behind.
+    """
+
+    def __init__(self, committed: dict[SeriesKey, int]) -> None:
+        self._committed = committed
+        self._next = max(committed.values(), default=-1) + 1
+        self._new: dict[SeriesKey, int] = {}
+
+    def by_tag(self, run_id: str, kind: str, tags: Sequence[str], used: np.ndarray) -> np.ndarray:
+        """Series id of each tag of a batch (int32; -1 for the tags not in `used`), made if new."""
+        table = np.full(len(tags), -1, dtype=np.int32)
+        committed, new = self._committed, self._new
+        for i in used.tolist():
+            key = (run_id, kind, tags[i])
+            sid = committed.get(key)
+            if sid is None:
+                sid = new.get(key)
+                if sid is None:
+                    sid = new[key] = self._next + len(new)
+            table[i] = sid
+        return table
+
+    def new_rows(self) -> pa.Table | None:
+        """The series rows the commit being built adds, or None."""
+        if not self._new:
+            return None
+        keys = list(self._new)
+        return pa.table(
+            [
+                pa.array(list(self._new.values()), pa.int32()),
+                pa.array([k[0] for k in keys], pa.string()),
+                pa.array([k[1] for k in keys], pa.string()),
+                pa.array([k[2] for k in keys], pa.string()),
+            ],
+            schema=SERIES_SCHEMA,
+        )
+
+    def adopt(self) -> None:
+        self._committed.update(self._new)
+        self._next += len(self._new)
+        self._new = {}
+
+    def forget(self) -> None:
+        self._new = {}
+
+
+@dataclass(frozen=True)
+class KindPoints:
+    """One batch's points of one kind, and the series id of each point."""
+
+    rank: int
+    series_id: np.ndarray  # int32, one per point
+    columns: Columns
+
+
+@dataclass(frozen=True)
+class CommitRows:
+    """What one commit appends: new series, point rows per kind (kinds without points left out),
+    and the per-series summary of its scalar points (columns of series_stats)."""
+
+    series: pa.Table | None
+    points: dict[Kind, pa.Table]
+    scalar_stats: pa.Table | None
+
+    @property
+    def scalar_points(self) -> int:
+        table = self.points.get(SCALAR)
+        return table.num_rows if table is not None else 0
+
+
+def build_rows(batches: Sequence[DecodedBatch], ids: SeriesIds) -> CommitRows:
+    """The rows of one commit of `batches` (duplicates already left out), giving new series ids from `ids`."""
+    parts: dict[Kind, list[KindPoints]] = {}
+    stats: list[tuple[np.ndarray, ...]] = []
+    for batch in batches:
+        for kind in KINDS:
+            columns: Columns | None = getattr(batch, kind.field)
+            if columns is None or not len(columns.step):
+                continue
+            per_tag = np.bincount(columns.tag_index, minlength=len(batch.tags))
+            used = np.flatnonzero(per_tag)  # no sort, unlike np.unique
+            by_tag = ids.by_tag(batch.run_id, kind.name, batch.tags, used)
+            parts.setdefault(kind, []).append(KindPoints(batch.rank, by_tag[columns.tag_index], columns))
+            if kind is SCALAR:
+                assert isinstance(columns, ScalarColumns)
+                stats.append(_tag_stats(columns, per_tag, used, by_tag))
+    points = {kind: BUILDERS[kind.name](kind_parts) for kind, kind_parts in parts.items()}
+    return CommitRows(ids.new_rows(), points, _series_stats(stats) if stats else None)
+
+
+def _tag_stats(
+    columns: ScalarColumns, per_tag: np.ndarray, used: np.ndarray, by_tag: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """(series_id, points, first_step, last_step, first_wall, last_wall) of each tag a batch uses.
+
+    Minima skip NaN wall times and maxima keep them, as DuckDB's min and max do (NaN sorts last).
+    """
+    tags = len(per_tag)
+    index = columns.tag_index
+    first_step = np.full(tags, np.iinfo(np.int64).max, dtype=np.int64)
+    last_step = np.full(tags, np.iinfo(np.int64).min, dtype=np.int64)
+    first_wall = np.full(tags, np.nan)
+    last_wall = np.full(tags, -np.inf)
+    np.minimum.at(first_step, index, columns.step)
+    np.maximum.at(last_step, index, columns.step)
+    np.fmin.at(first_wall, index, columns.wall_time)
+    np.maximum.at(last_wall, index, columns.wall_time)
+    return tuple(a[used] for a in (by_tag, per_tag, first_step, last_step, first_wall, last_wall))
+
+
+def _series_stats(per_batch: list[tuple[np.ndarray, ...]]) -> pa.Table:
+    """One series_stats row per series, from the per-batch rows of each tag."""
+    series_id, points, first_step, last_step, first_wall, last_wall = (np.concatenate(c) for c in zip(*per_batch))
+    order = np.argsort(series_id, kind="stable")
+    sorted_ids = series_id[order]
+    starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+    return pa.table(
+        {
+            "series_id": sorted_ids[starts],
+            "points": np.add.reduceat(points[order].astype(np.int64), starts),
+            "first_step": np.minimum.reduceat(first_step[order], starts),
+            "last_step": np.maximum.reduceat(last_step[order], starts),
+            "first_wall": np.fmin.reduceat(first_wall[order], starts),
+            "last_wall": np.maximum.reduceat(last_wall[order], starts),
+        }
+    )
+
+
+def _columns_of(parts: list[KindPoints], kind: type[C]) -> list[C]:
+    columns = [p.columns for p in parts]
+    assert all(isinstance(c, kind) for c in columns), kind
+    return columns  # type: ignore[return-value]  # checked just above
+
+
+def _ranks(parts: list[KindPoints]) -> np.ndarray:
+    return np.concatenate([np.full(len(p.series_id), p.rank, dtype=np.int32) for p in parts])
+
+
+def _scalar_rows(parts: list[KindPoints]) -> pa.Table:
+    # One table of zero-copy chunks, one per batch: the INSERT takes them all. In arrival order:
+    # the compactor sorts them by series and step (store/compactor.py).
+    tables = []
+    for part, c in zip(parts, _columns_of(parts, ScalarColumns)):
+        rank = np.full(len(c.step), part.rank, dtype=np.int32)
+        tables.append(pa.table([part.series_id, c.step, rank, c.wall_time, c.value], names=list(SCALAR.columns)))
+    return pa.concat_tables(tables)
+
+
+def _histogram_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, HistogramColumns)
+
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(c, name) for c in columns])
+
+    def lists(values: str, offsets: str) -> pa.ListArray:
+        offs, base = [], 0
+        for i, c in enumerate(columns):
+            o = getattr(c, offsets)
+            offs.append((o[:-1] if i < len(columns) - 1 else o) + base)
+            base += int(o[-1])
+        return pa.ListArray.from_arrays(pa.array(np.concatenate(offs).astype(np.int32)), pa.array(cat(values)))
+
+    return pa.table(
+        [
+            np.concatenate([p.series_id for p in parts]),
+            cat("step"),
+            _ranks(parts),
+            cat("wall_time"),
+            cat("count"),
+            cat("min"),
+            cat("max"),
+            cat("sum"),
+            cat("sum_squares"),
+            lists("edges", "offsets_edges"),
+            lists("counts", "offsets_counts"),
+        ],
+        names=list(HISTOGRAM.columns),
+    )
+
+
+def _image_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, ImageColumns)
+    return pa.table(
+        [
+            np.concatenate([p.series_id for p in parts]),
+            np.concatenate([c.step for c in columns]),
+            _ranks(parts),
+            np.concatenate([c.wall_time for c in columns]),
+            np.concatenate([c.width for c in columns]),
+            np.concatenate([c.height for c in columns]),
+            pa.array([m for c in columns for m in c.mime], pa.string()),
+            pa.array([d for c in columns for d in c.data], pa.binary()),
+        ],
+        names=list(IMAGE.columns),
+    )
+
+
+def _text_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, TextColumns)
+    return pa.table(
+        [
+            np.concatenate([p.series_id for p in parts]),
+            np.concatenate([c.step for c in columns]),
+            _ranks(parts),
+            np.concatenate([c.wall_time for c in columns]),
+            pa.array([t for c in columns for t in c.text], pa.string()),
+        ],
+        names=list(TEXT.columns),
+    )
+
+
+# The rows of each kind's point table, by kind name (tests/unit/test_kinds.py: one per kind).
+BUILDERS: dict[str, Callable[[list[KindPoints]], pa.Table]] = {
+    SCALAR.name: _scalar_rows,
+    HISTOGRAM.name: _histogram_rows,
+    IMAGE.name: _image_rows,
+    TEXT.name: _text_rows,
+}
