@@ -9,7 +9,6 @@ import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import chain
 from operator import itemgetter
 
 import numpy as np
@@ -20,7 +19,9 @@ from runstream.v1 import ingest_pb2 as pb
 
 logger = logging.getLogger("runstream")
 
-ScalarRow = tuple[int, float, tuple[str, ...], tuple[float, ...]]  # step, wall time, tags, values
+# step, wall time, tags, values: one little-endian float64 per tag, packed by Run.log (struct does the
+# type check and the conversion in one C call, and bytes are not tracked by the garbage collector)
+ScalarRow = tuple[int, float, tuple[str, ...], bytes]
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,10 @@ def encode_batch(
 ) -> EncodedBatch:
     tags = _TagDictionary()
     message = pb.Batch(run_id=run_id, rank=rank, writer_id=writer_id, seq=seq)
-    points = 0
+    points = size = 0
     if scalars:
-        message.scalars.CopyFrom(_encode_scalars(scalars, tags))
-        points += len(message.scalars.value) // 8
+        points = _encode_scalars(message.scalars, scalars, tags)
+        size = points * 8
     if histograms:
         encoded = _encode_histograms(histograms, tags)
         if encoded is not None:
@@ -92,30 +93,36 @@ def encode_batch(
         )
         points += len(texts)
     message.tags.extend(tags.ids)
-    size = sum(len(c) for c in (message.scalars.value, message.histograms.counts) if c) + 4096
-    size += sum(len(d) for d in message.images.data)
+    size += len(message.histograms.counts) + sum(len(d) for d in message.images.data) + 4096
     return EncodedBatch(seq=seq, message=message, points=points, size=size)
 
 
-def _encode_scalars(rows: Sequence[ScalarRow], tags: _TagDictionary) -> pb.Scalars:
-    # Run.log hands over the same tags tuple object while the dict's shape does not
-    # change, so a block of calls with one shape is found by identity and converted by
-    # NumPy in one go.
-    tag_index, steps, walls, values = [], [], [], []
+def _encode_scalars(out: pb.Scalars, rows: Sequence[ScalarRow], tags: _TagDictionary) -> int:
+    """Fill `out` with the points of `rows` in the by-row form (a step and a wall time per row); returns
+    their number.
+
+    Run.log hands over the same tags tuple object while the dict's shape does not change, so a block of
+    calls with one shape is found by identity; its values are already packed, so they are only joined.
+    """
+    tag_index, row_points, values = [], [], []
+    points = 0
+    kept: list[Sequence[ScalarRow]] = []
     for keys, block in _blocks_by_tags(rows):
         width, count = len(keys), len(block)
         if width == 0:
             continue
+        kept.append(block)
         tag_index.append(np.tile(tags.index(keys), count))
-        steps.append(np.repeat(np.fromiter(map(itemgetter(0), block), np.int64, count), width))
-        walls.append(np.repeat(np.fromiter(map(itemgetter(1), block), np.float64, count), width))
-        values.append(np.fromiter(chain.from_iterable(map(itemgetter(3), block)), np.float64, count * width))
-    return pb.Scalars(
-        tag_index=_le(tag_index, "<u4"),
-        step=_le(steps, "<i8"),
-        wall_time=_le(walls, "<f8"),
-        value=_le(values, "<f8"),
-    )
+        row_points.append(np.full(count, width, "<u4"))
+        values.extend(map(itemgetter(3), block))
+        points += width * count
+    ordered = kept[0] if len(kept) == 1 else [row for block in kept for row in block]
+    out.tag_index = _le(tag_index, "<u4")
+    out.row_points = _le(row_points, "<u4")
+    out.step = np.fromiter(map(itemgetter(0), ordered), "<i8", len(ordered)).tobytes()
+    out.wall_time = np.fromiter(map(itemgetter(1), ordered), "<f8", len(ordered)).tobytes()
+    out.value = b"".join(values)
+    return points
 
 
 def _blocks_by_tags(rows: Sequence[ScalarRow]) -> list[tuple[tuple[str, ...], Sequence[ScalarRow]]]:

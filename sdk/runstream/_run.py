@@ -8,15 +8,17 @@ on the sender thread (_sender.py).
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -35,6 +37,13 @@ from runstream.v1 import ingest_pb2 as pb
 logger = logging.getLogger("runstream")
 
 _now = time.time
+_pack_one = struct.Struct("<d").pack
+
+
+@functools.cache
+def _packer(width: int) -> Callable[..., bytes]:
+    return struct.Struct(f"<{width}d").pack
+
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
@@ -150,6 +159,7 @@ class Run:
         run._last_step = 0
         run._known_tags = set()
         run._keys = ()
+        run._pack = _packer(0)
         run._finished = False
         run._forked = False
         run._waiting_warned = False
@@ -208,6 +218,7 @@ class Run:
     _last_step: int
     _known_tags: set[str]
     _keys: tuple[str, ...]
+    _pack: Callable[..., bytes]  # packs one value per tag of _keys as little-endian float64
     _finished: bool
     _forked: bool
     _waiting_warned: bool
@@ -226,18 +237,18 @@ class Run:
             keys = self._keys  # one shared tuple: less memory, and the sender groups calls by identity
         else:
             keys = self._learn_tags(keys)
-        values = tuple(data.values())
-        for value in values:
-            if type(value) is not float:
-                values = tuple(_inputs.to_float(k, v) for k, v in zip(keys, values))
-                break
+        try:  # packed here: the type check and the conversion in one C call
+            values = self._pack(*data.values())
+        except (struct.error, TypeError, OverflowError):  # not all floats: convert each, or say which is wrong
+            values = self._pack(*[_inputs.to_float(k, v) for k, v in zip(keys, data.values())])
         self._next_step = step + 1
         self._last_step = step
         scalars = self._scalars
         scalars.append((step, _now(), keys, values))
-        if len(scalars) >= 2048:
+        waiting = len(scalars)
+        if waiting >= 2048 and not waiting & 255:  # not every call: waking the sender costs as much as a call
             self._sender.wake()
-            if len(scalars) * len(keys) >= self._max_points:
+            if waiting * len(keys) >= self._max_points:
                 self._wait_for_room(len(keys))
 
     def log_histogram(
@@ -305,11 +316,12 @@ class Run:
         """The lean path of SummaryWriter.add_scalar: one checked tag (a 1-tuple from
         `_scalar_keys`), a checked step and a float; no checks here."""
         scalars = self._scalars
-        scalars.append((step, wall_time, keys, (value,)))
+        scalars.append((step, wall_time, keys, _pack_one(value)))
         self._last_step = step
-        if len(scalars) >= 2048:
+        waiting = len(scalars)
+        if waiting >= 2048 and not waiting & 255:
             self._sender.wake()
-            if len(scalars) >= self._max_points:
+            if waiting >= self._max_points:
                 self._wait_for_room(1)
 
     def _scalar_keys(self, tag: str) -> tuple[str, ...]:
@@ -340,6 +352,7 @@ class Run:
                 _inputs.check_tag(key)
                 self._known_tags.add(key)
         self._keys = keys
+        self._pack = _packer(len(keys))
         return keys
 
     def _wait_for_room(self, tags_per_call: int) -> None:

@@ -147,15 +147,25 @@ def _check_common(group: str, tag_index: np.ndarray, step: np.ndarray, tag_count
 
 
 def _decode_scalars(message: pb.Scalars, tag_count: int) -> ScalarColumns:
-    columns = ScalarColumns(
-        tag_index=_column(message.tag_index, "<u4", "scalars.tag_index"),
-        step=_column(message.step, "<i8", "scalars.step"),
-        wall_time=_column(message.wall_time, "<f8", "scalars.wall_time"),
-        value=_column(message.value, "<f8", "scalars.value"),
-    )
-    _same_length({k: len(v) for k, v in vars(columns).items()}, "scalars")
-    _check_common("scalars", columns.tag_index, columns.step, tag_count)
-    return columns
+    tag_index = _column(message.tag_index, "<u4", "scalars.tag_index")
+    step = _column(message.step, "<i8", "scalars.step")
+    wall_time = _column(message.wall_time, "<f8", "scalars.wall_time")
+    value = _column(message.value, "<f8", "scalars.value")
+    _same_length({"tag_index": len(tag_index), "value": len(value)}, "scalars")
+    if message.row_points:  # by row: checked per row, then each row's step and wall time repeated per point
+        row_points = _column(message.row_points, "<u4", "scalars.row_points")
+        _same_length({"step": len(step), "wall_time": len(wall_time), "row_points": len(row_points)}, "scalars rows")
+        if int(row_points.min()) < 1:
+            raise InvalidBatch("scalars.row_points", "every row must hold at least one point, got 0")
+        total = int(row_points.sum(dtype=np.int64))
+        if total != len(value):
+            raise InvalidBatch("scalars.row_points", f"the rows hold {total} points, but there are {len(value)} values")
+        _check_common("scalars", tag_index, step, tag_count)
+        step, wall_time = np.repeat(step, row_points), np.repeat(wall_time, row_points)
+    else:
+        _same_length({"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time)}, "scalars")
+        _check_common("scalars", tag_index, step, tag_count)
+    return ScalarColumns(tag_index=tag_index, step=step, wall_time=wall_time, value=value)
 
 
 def _decode_histograms(message: pb.Histograms, tag_count: int, limits: Limits) -> HistogramColumns:

@@ -20,7 +20,8 @@ def test_scalar_rows_round_trip_through_the_server_decoder() -> None:
         (1, 11.5, b, (0.1,)),
         (2, 12.0, a, (-math.inf, 0.0)),
     ]
-    batch = decode_batch(encode_batch("run", 1, "writer", 7, rows).message)
+    packed = [(step, wall, tags, np.array(values, "<f8").tobytes()) for step, wall, tags, values in rows]
+    batch = decode_batch(encode_batch("run", 1, "writer", 7, packed).message)
     assert batch.scalars is not None
     got = sorted(
         zip(

@@ -35,16 +35,18 @@ class OpenRunResponse(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., created: _Optional[bool] = ...) -> None: ...
 
 class Scalars(_message.Message):
-    __slots__ = ("tag_index", "step", "wall_time", "value")
+    __slots__ = ("tag_index", "step", "wall_time", "value", "row_points")
     TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
     STEP_FIELD_NUMBER: _ClassVar[int]
     WALL_TIME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROW_POINTS_FIELD_NUMBER: _ClassVar[int]
     tag_index: bytes
     step: bytes
     wall_time: bytes
     value: bytes
-    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+    row_points: bytes
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., value: _Optional[bytes] = ..., row_points: _Optional[bytes] = ...) -> None: ...
 
 class Histograms(_message.Message):
     __slots__ = ("tag_index", "step", "wall_time", "bucket_count", "edges", "counts", "min", "max", "sum", "sum_squares")
