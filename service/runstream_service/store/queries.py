@@ -31,6 +31,7 @@ from runstream_service.store.downsample import (
     m4_sql,
     raw_points,
 )
+from runstream_service.store.kinds import BY_NAME, KINDS
 from runstream_service.store.rollups import NO_STEP, Partials, columns_of, level_for
 
 # DuckDB suggests the relation API for Arrow output; for rows with list columns (histograms) a
@@ -97,9 +98,9 @@ def list_tags(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, l
     rows = cur.execute(
         "SELECT DISTINCT kind, tag FROM series WHERE list_contains(?, run_id) ORDER BY tag", [run_ids]
     ).fetchall()
-    tags: dict[str, list[str]] = {"scalars": [], "histograms": [], "images": [], "texts": []}
+    tags: dict[str, list[str]] = {kind.view: [] for kind in KINDS}
     for kind, tag in rows:
-        tags[kind + "s"].append(tag)  # scalar, histogram, image, text
+        tags[BY_NAME[kind].view].append(tag)
     return tags
 
 

@@ -140,8 +140,9 @@ def _tag_stats(
     last_wall = np.full(tags, -np.inf)
     np.minimum.at(first_step, index, columns.step)
     np.maximum.at(last_step, index, columns.step)
-    np.fmin.at(first_wall, index, columns.wall_time)
-    np.maximum.at(last_wall, index, columns.wall_time)
+    with np.errstate(invalid="ignore"):  # NaN wall times: kept as described, not worth a warning
+        np.fmin.at(first_wall, index, columns.wall_time)
+        np.maximum.at(last_wall, index, columns.wall_time)
     return tuple(a[used] for a in (by_tag, per_tag, first_step, last_step, first_wall, last_wall))
 
 
@@ -151,14 +152,17 @@ def _series_stats(per_batch: list[tuple[np.ndarray, ...]]) -> pa.Table:
     order = np.argsort(series_id, kind="stable")
     sorted_ids = series_id[order]
     starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+    with np.errstate(invalid="ignore"):
+        first_wall = np.fmin.reduceat(first_wall[order], starts)
+        last_wall = np.maximum.reduceat(last_wall[order], starts)
     return pa.table(
         {
             "series_id": sorted_ids[starts],
             "points": np.add.reduceat(points[order].astype(np.int64), starts),
             "first_step": np.minimum.reduceat(first_step[order], starts),
             "last_step": np.maximum.reduceat(last_step[order], starts),
-            "first_wall": np.fmin.reduceat(first_wall[order], starts),
-            "last_wall": np.maximum.reduceat(last_wall[order], starts),
+            "first_wall": first_wall,
+            "last_wall": last_wall,
         }
     )
 

@@ -1,0 +1,57 @@
+"""The one list of data kinds agrees with the wire, the decoder, the row builders, the schema and the reads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import duckdb
+from google.protobuf.descriptor import FieldDescriptor
+
+from runstream.v1 import ingest_pb2 as pb
+from runstream_service.store import queries
+from runstream_service.store.kinds import KINDS, POINT_KEY_COLUMNS
+from runstream_service.store.schema import create_schema
+from runstream_service.store.tables import BUILDERS
+from runstream_service.validate import DecodedBatch
+
+
+def _schema() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    create_schema(con)
+    return con
+
+
+def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str, ...]:
+    return tuple(row[0] for row in con.execute(f"DESCRIBE {relation}").fetchall())
+
+
+def test_every_message_field_of_a_batch_is_a_kind() -> None:
+    messages = {f.name for f in pb.Batch.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_MESSAGE}
+    assert messages == {kind.field for kind in KINDS}
+
+
+def test_every_kind_is_decoded_and_built() -> None:
+    decoded = {f.name for f in dataclasses.fields(DecodedBatch)}
+    assert {kind.field for kind in KINDS} <= decoded
+    assert set(BUILDERS) == {kind.name for kind in KINDS}
+
+
+def test_each_kind_has_its_point_table_and_view_in_the_schema() -> None:
+    con = _schema()
+    for kind in KINDS:
+        assert _columns(con, kind.table) == kind.columns, kind.name
+        assert _columns(con, kind.view) == ("run_id", "tag", *POINT_KEY_COLUMNS[1:], *kind.values), kind.name
+
+
+def test_names_are_unique() -> None:
+    for attribute in ("name", "field", "table", "view"):
+        names = [getattr(kind, attribute) for kind in KINDS]
+        assert len(set(names)) == len(names), attribute
+
+
+def test_tag_lists_have_one_entry_per_kind() -> None:
+    con = _schema()
+    con.execute("INSERT INTO run_meta VALUES ('r', 'p', 'r', '{}', 'running', 0, NULL, 'h', 1)")
+    values = ", ".join(f"({i}, 'r', '{kind.name}', 'tag/{kind.name}')" for i, kind in enumerate(KINDS))
+    con.execute(f"INSERT INTO series VALUES {values}")
+    assert queries.list_tags(con, ["r"]) == {kind.view: [f"tag/{kind.name}"] for kind in KINDS}
