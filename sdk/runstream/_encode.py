@@ -104,7 +104,9 @@ def _encode_scalars(out: pb.Scalars, rows: Sequence[ScalarRow], tags: _TagDictio
     Run.log hands over the same tags tuple object while the dict's shape does not change, so a block of
     calls with one shape is found by identity; its values are already packed, so they are only joined.
     """
-    tag_index, row_points, values = [], [], []
+    tag_index: list[np.ndarray] = []
+    row_points: list[np.ndarray] = []
+    values: list[bytes] = []
     points = 0
     kept: list[Sequence[ScalarRow]] = []
     for keys, block in _blocks_by_tags(rows):
