@@ -114,26 +114,26 @@ def build_rows(batches: Sequence[DecodedBatch], ids: SeriesIds) -> CommitRows:
             columns: Columns | None = getattr(batch, kind.field)
             if columns is None or not len(columns.step):
                 continue
-            per_tag = np.bincount(columns.tag_index, minlength=len(batch.tags))
+            index = columns.tag_index.astype(np.intp)  # once, not inside each NumPy call below
+            per_tag = np.bincount(index, minlength=len(batch.tags))
             used = np.flatnonzero(per_tag)  # no sort, unlike np.unique
             by_tag = ids.by_tag(batch.run_id, kind.name, batch.tags, used)
-            parts.setdefault(kind, []).append(KindPoints(batch.rank, by_tag[columns.tag_index], columns))
+            parts.setdefault(kind, []).append(KindPoints(batch.rank, by_tag[index], columns))
             if kind is SCALAR:
                 assert isinstance(columns, ScalarColumns)
-                stats.append(_tag_stats(columns, per_tag, used, by_tag))
+                stats.append(_tag_stats(columns, index, per_tag, used, by_tag))
     points = {kind: BUILDERS[kind.name](kind_parts) for kind, kind_parts in parts.items()}
     return CommitRows(ids.new_rows(), points, _series_stats(stats) if stats else None)
 
 
 def _tag_stats(
-    columns: ScalarColumns, per_tag: np.ndarray, used: np.ndarray, by_tag: np.ndarray
+    columns: ScalarColumns, index: np.ndarray, per_tag: np.ndarray, used: np.ndarray, by_tag: np.ndarray
 ) -> tuple[np.ndarray, ...]:
     """(series_id, points, first_step, last_step, first_wall, last_wall) of each tag a batch uses.
 
     Minima skip NaN wall times and maxima keep them, as DuckDB's min and max do (NaN sorts last).
     """
     tags = len(per_tag)
-    index = columns.tag_index
     first_step = np.full(tags, np.iinfo(np.int64).max, dtype=np.int64)
     last_step = np.full(tags, np.iinfo(np.int64).min, dtype=np.int64)
     first_wall = np.full(tags, np.nan)
