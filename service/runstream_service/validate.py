@@ -7,13 +7,16 @@ trace. Checks are vectorised: no Python work per point.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.limits import DEFAULT_LIMITS, Limits
+from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -84,7 +87,7 @@ class DecodedBatch:
 
     @property
     def points(self) -> int:
-        columns = (self.scalars, self.histograms, self.images, self.texts)
+        columns = (getattr(self, kind.field) for kind in KINDS)
         return sum(len(c.step) for c in columns if c is not None)
 
 
@@ -96,11 +99,13 @@ def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBat
         raise InvalidBatch("seq", "must be >= 1 (the first batch of a writer has seq 1)")
     tags = list(batch.tags)
     _check_tags(tags, limits)
-    scalars = _decode_scalars(batch.scalars, len(tags)) if batch.HasField("scalars") else None
-    histograms = _decode_histograms(batch.histograms, len(tags), limits) if batch.HasField("histograms") else None
-    images = _decode_images(batch.images, len(tags), limits) if batch.HasField("images") else None
-    texts = _decode_texts(batch.texts, len(tags), limits) if batch.HasField("texts") else None
-    return DecodedBatch(batch.run_id, batch.rank, batch.writer_id, batch.seq, tags, scalars, histograms, images, texts)
+    columns = {
+        kind.field: DECODERS[kind.name](getattr(batch, kind.field), len(tags), limits)
+        if batch.HasField(kind.field)
+        else None
+        for kind in KINDS
+    }
+    return DecodedBatch(batch.run_id, batch.rank, batch.writer_id, batch.seq, tags, **columns)
 
 
 def _check_id(value: str, field: str, limits: Limits) -> None:
@@ -146,7 +151,7 @@ def _check_common(group: str, tag_index: np.ndarray, step: np.ndarray, tag_count
         raise InvalidBatch(f"{group}.step", f"steps must be >= 0, got {int(step.min())}")
 
 
-def _decode_scalars(message: pb.Scalars, tag_count: int) -> ScalarColumns:
+def _decode_scalars(message: pb.Scalars, tag_count: int, limits: Limits) -> ScalarColumns:
     tag_index = _column(message.tag_index, "<u4", "scalars.tag_index")
     step = _column(message.step, "<i8", "scalars.step")
     wall_time = _column(message.wall_time, "<f8", "scalars.wall_time")
@@ -294,3 +299,12 @@ def _check_image(blob: bytes, field: str, limits: Limits) -> tuple[int, int, str
     except Exception as exc:  # Pillow raises many types for corrupt data
         raise InvalidBatch(field, f"does not decode as {fmt}: {exc}") from None
     return width, height, mime
+
+
+# Each kind's decoder, by kind name (store/kinds.py; tests/unit/test_kinds.py: one per kind).
+DECODERS: dict[str, Callable[[Any, int, Limits], Any]] = {
+    SCALAR.name: _decode_scalars,
+    HISTOGRAM.name: _decode_histograms,
+    IMAGE.name: _decode_images,
+    TEXT.name: _decode_texts,
+}

@@ -12,7 +12,7 @@ from runstream_service.store import queries
 from runstream_service.store.kinds import KINDS, POINT_KEY_COLUMNS
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import BUILDERS
-from runstream_service.validate import DecodedBatch
+from runstream_service.validate import DECODERS, DecodedBatch
 
 
 def _schema() -> duckdb.DuckDBPyConnection:
@@ -34,6 +34,7 @@ def test_every_kind_is_decoded_and_built() -> None:
     decoded = {f.name for f in dataclasses.fields(DecodedBatch)}
     assert {kind.field for kind in KINDS} <= decoded
     assert set(BUILDERS) == {kind.name for kind in KINDS}
+    assert set(DECODERS) == {kind.name for kind in KINDS}
 
 
 def test_each_kind_has_its_point_table_and_view_in_the_schema() -> None:
