@@ -176,18 +176,22 @@ def test_metrics_and_health(served: tuple[ServerProcess, dict[str, str]]) -> Non
 
 def test_live_updates_arrive_as_server_sent_events(served: tuple[ServerProcess, dict[str, str]]) -> None:
     server, _ = served
+    subscribed = threading.Event()  # "retry:" comes after the server noted its last commit: later ones are reported
     received: list[str] = []
 
     def listen() -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/api/events", timeout=30) as stream:
             for raw in stream:
                 line = raw.decode().strip()
-                if line.startswith("data:"):
+                if line.startswith("retry:"):
+                    subscribed.set()
+                elif line.startswith("data:"):
                     received.append(line[5:])
                     return
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
+    assert subscribed.wait(15), "the event stream did not open"
     with runstream.init(project="api", name="live", server=server.address) as run:
         run.log({"x": 1.0}, step=0)
         run.flush()

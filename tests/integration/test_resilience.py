@@ -16,22 +16,45 @@ from support import ServerProcess
 
 
 def test_sdk_survives_a_killed_server_without_loss_or_duplicates(server: ServerProcess) -> None:
+    """The server is SIGKILLed while the job logs, stays down while it logs, and comes back while it logs.
+
+    The breaker thread and the logging loop hand over at fixed steps, so the overlap is certain, not
+    left to timing: the kill comes after a third of the steps, the restart only after the loop logged
+    more steps with the server dead, and the loop logs its last third only once the server is back."""
     steps, tags = 30_000, [f"t{i}" for i in range(10)]
     run = runstream.init(project="p", name="outage", server=server.address)
+    first_pid = server.process.pid if server.process is not None else None
+    logging_midway, killed, logged_while_down, restarted = (threading.Event() for _ in range(4))
+    failures: list[BaseException] = []
 
     def outage() -> None:
-        time.sleep(0.4)
-        server.kill()  # SIGKILL: no drain, DuckDB replays its WAL at the next start
-        time.sleep(1.0)
-        server.start()
+        try:
+            logging_midway.wait(60)
+            server.kill()  # SIGKILL: no drain, DuckDB replays its WAL at the next start
+            killed.set()
+            logged_while_down.wait(60)
+            server.start()
+            restarted.set()
+        except BaseException as exc:  # reported by the test below
+            failures.append(exc)
 
     breaker = threading.Thread(target=outage)
     breaker.start()
     for step in range(steps):
         run.log({tag: step + i / 10 for i, tag in enumerate(tags)}, step=step)
+        if step == steps // 3:
+            logging_midway.set()
+            assert killed.wait(60), f"the server was not killed while logging: {failures}"
+            assert not server.running
+        elif step == 2 * steps // 3:
+            assert not server.running, "the server came back before the job logged during the outage"
+            logged_while_down.set()
+            assert restarted.wait(60), f"the server did not come back while logging: {failures}"
         if step % 1000 == 0:
-            time.sleep(0.05)  # keep logging across the outage
+            time.sleep(0.05)  # let the sender send (and, during the outage, retry) between bursts
     breaker.join()
+    assert not failures, failures
+    assert server.process is not None and server.process.pid != first_pid and server.running
     report = run.finish(timeout=60)
     assert report.complete, report
     server.stop()
