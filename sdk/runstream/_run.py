@@ -115,10 +115,13 @@ class Run:
         max_buffered_points: int,
         max_buffered_bytes: int,
         require_server: bool = False,
+        *,
+        transport: Transport | None = None,
     ) -> Run:
+        """`transport` is for tests (a fake server); by default, gRPC to `settings.server`."""
         run = cls.__new__(cls)
         run._settings = settings
-        run._transport = for_settings(settings)
+        run._transport = transport if transport is not None else for_settings(settings)
         request = pb.OpenRunRequest(
             project=settings.project,
             name=name or "",
