@@ -92,7 +92,8 @@ class DecodedBatch:
 
 
 def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBatch:
-    """Validate `batch` against SPEC section 3 and return its columns; raise InvalidBatch otherwise."""
+    """Validate `batch` against the wire's rules (proto/runstream/v1/ingest.proto) and return its columns;
+    raise InvalidBatch otherwise."""
     _check_id(batch.run_id, "run_id", limits)
     _check_id(batch.writer_id, "writer_id", limits)
     if batch.seq < 1:

@@ -1,5 +1,5 @@
-"""The DuckDB schema. Tables hold the data; the views named in SPEC section 4 are the stable,
-documented surface for ad-hoc SQL (README, "Query with SQL").
+"""The DuckDB schema. Tables hold the data; the views (one per data kind, store/kinds.py, and `runs`)
+are the stable, documented surface for ad-hoc SQL (README, "Query with SQL").
 
 Points refer to a series (run, kind, tag) by a small integer id, so a point row
 is five numbers wide and a series' rows can be clustered by that id.
