@@ -321,22 +321,13 @@ def test_histograms_view(page: Any, demo_server: ServerProcess) -> None:
     distribution = page.locator("[data-testid=histogram-distribution]").first
     offset.wait_for(timeout=15_000)
     distribution.wait_for(timeout=15_000)
-    page.wait_for_function(
-        "(el) => { const c = el.querySelector('canvas') || el; return c.width > 0; }",
-        arg=offset.element_handle(),
-        timeout=10_000,
+    offset_pixels = COLOURED_PIXELS.replace(
+        "element.querySelector('canvas')",
+        "(element.tagName === 'CANVAS' ? element : element.querySelector('canvas'))",
     )
-    page.wait_for_timeout(500)
-    assert (
-        offset.evaluate(
-            COLOURED_PIXELS.replace(
-                "element.querySelector('canvas')",
-                "(element.tagName === 'CANVAS' ? element : element.querySelector('canvas'))",
-            )
-        )
-        > 200
-    )
-    assert distribution.evaluate(COLOURED_PIXELS) > 200
+    # Both charts are drawn: wait until each shows a run's colour rather than for a fixed time.
+    for chart, coloured in ((offset, offset_pixels), (distribution, COLOURED_PIXELS)):
+        page.wait_for_function(f"(el) => ({coloured})(el) > 200", arg=chart.element_handle(), timeout=10_000)
     screenshot(page, "histograms")
 
 
