@@ -1,4 +1,4 @@
-"""Reading a big time-series database through the HTTP API (SPEC section 8, the last three rows).
+"""Reading a big time-series database through the HTTP API (README "Benchmarks": bench/timeseries.py).
 
 Data (bench/dataset.py, through the real gRPC ingest path, interleaved across runs as parallel
 jobs send it): --runs x --steps points of one tag (100 x 1M = 100M points), one more run with one

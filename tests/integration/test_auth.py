@@ -1,4 +1,4 @@
-"""Security (SPEC section 7, README "Security") against real `runstream serve` processes.
+"""Security (README "Security") against real `runstream serve` processes.
 
 The matrix: every token kind x every operation, each cell its own test with its expected outcome.
 Then TLS (gRPC and HTTP over a self-signed certificate made here with openssl), the SDK with

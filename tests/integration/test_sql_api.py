@@ -1,4 +1,4 @@
-"""POST /api/sql on a real `runstream serve` (SPEC section 7, README "HTTP API"): one read-only statement;
+"""POST /api/sql on a real `runstream serve` (README "HTTP API"): one read-only statement;
 every escape attempt gets a JSON 400, the server keeps serving and the data stays as it was."""
 
 from __future__ import annotations

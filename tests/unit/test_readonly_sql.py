@@ -1,4 +1,4 @@
-"""User SQL is read-only (SPEC section 7): escape attempts are refused before they run and change nothing;
+"""User SQL is read-only (store/readonly_sql.py): escape attempts are refused before they run and change nothing;
 ordinary SELECTs work, with a row cap, a time limit that interrupts, and JSON-safe cells.
 
 Runs on a real DuckDB file opened as the server opens it: enable_external_access=False, one cursor per read.

@@ -1,4 +1,4 @@
-"""User SQL for the HTTP API, read-only (SPEC section 7): checks, then one bounded execution.
+"""User SQL for the HTTP API (`POST /api/sql`, README "HTTP API"), read-only: checks, then one bounded execution.
 
 The database connection is opened with ``enable_external_access=False``, so DuckDB itself refuses file
 readers, COPY, ATTACH, INSTALL/LOAD and Python replacement scans. These checks come on top of that and
