@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import ssl
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 import duckdb
 
 from runstream_service.settings import DATABASE_FILE
+from runstream_service.store.readonly_sql import json_safe
 
 FORMATS = ("table", "csv", "json")
 
@@ -79,7 +79,9 @@ def query_url(url: str, query: str, limit: int = 100_000) -> tuple[list[str], li
 
 def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([dict(zip(columns, map(_jsonable, row))) for row in rows], default=str)
+        # The cells as the HTTP API gives them (NaN and ±Inf as "NaN", "Infinity", "-Infinity"; times in
+        # ISO 8601), so that --data and --url print the same JSON.
+        return json.dumps([dict(zip(columns, map(json_safe, row))) for row in rows], allow_nan=False)
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -92,14 +94,6 @@ def format_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str)
     lines.insert(1, "-+-".join("-" * w for w in widths))
     lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return "\n".join(lines)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # NaN and Inf are not JSON; keep them readable
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(bytes(value))} bytes>"
-    return value
 
 
 def _cell(value: Any) -> str:
