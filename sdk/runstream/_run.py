@@ -252,7 +252,7 @@ class Run:
         if waiting >= 2048 and not waiting & 255:  # not every call: waking the sender costs as much as a call
             self._sender.wake()
             if waiting * len(keys) >= self._max_points:
-                self._wait_for_room(len(keys))
+                self._wait_for_room()
 
     def log_histogram(
         self,
@@ -325,7 +325,7 @@ class Run:
         if waiting >= 2048 and not waiting & 255:
             self._sender.wake()
             if waiting >= self._max_points:
-                self._wait_for_room(1)
+                self._wait_for_room()
 
     def _scalar_keys(self, tag: str) -> tuple[str, ...]:
         """Check `tag` once; the 1-tuple that `_log_scalar` takes for it."""
@@ -339,7 +339,7 @@ class Run:
         self._buffers.bytes_in += size
         self._sender.wake()
         if self._buffers.pending_bytes() > self._max_bytes:
-            self._wait_for_room(1)
+            self._wait_for_room()
 
     def _learn_tag(self, tag: str) -> None:
         if self._finished:
@@ -358,7 +358,7 @@ class Run:
         self._pack = _packer(len(keys))
         return keys
 
-    def _wait_for_room(self, tags_per_call: int) -> None:
+    def _wait_for_room(self) -> None:
         """Memory is bounded: when the server is away or slow, the training thread waits here."""
         if not self._waiting_warned:
             self._waiting_warned = True
@@ -369,7 +369,7 @@ class Run:
             )
         buffers = self._buffers
         while self._sender.alive and (
-            len(buffers.scalars) * tags_per_call >= self._max_points or buffers.pending_bytes() > self._max_bytes
+            buffers.waiting_points() >= self._max_points or buffers.pending_bytes() > self._max_bytes
         ):
             self._sender.wake()
             time.sleep(0.01)

@@ -136,10 +136,15 @@ class Buffers:
 
     def waiting_points(self) -> int:
         """Scalar points waiting, estimated as rows times the tags of the last row: one len() instead of
-        a sum over the rows (a training loop logs the same tags call after call)."""
+        a sum over the rows (a training loop logs the same tags call after call). Safe from either thread."""
         scalars = self.scalars
         rows = len(scalars)
-        return rows * len(scalars[-1][2]) if rows else 0
+        if not rows:
+            return 0
+        try:
+            return rows * len(scalars[-1][2])
+        except IndexError:  # the sender took every row meanwhile (called from the training thread)
+            return 0
 
     def empty(self) -> bool:
         return not (self.scalars or self.histograms or self.images or self.texts)
