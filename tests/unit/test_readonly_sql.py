@@ -25,6 +25,7 @@ from runstream_service.store.readonly_sql import (
     SqlTimeout,
     UnsafeSql,
     check_read_only,
+    function_policy,
     json_safe,
     run_read_only,
 )
@@ -477,3 +478,53 @@ def test_concurrent_reads_on_separate_cursors(con: duckdb.DuckDBPyConnection) ->
         thread.join()
     assert not errors
     assert results == [[[7]]] * 80
+
+
+# -- every function DuckDB has is classified ---------------------------------------------------------------
+
+
+def test_every_duckdb_function_is_classified(con: duckdb.DuckDBPyConnection) -> None:
+    """A DuckDB upgrade that adds a function (a new file reader, say) fails here until the policy names it."""
+    rows = con.execute(
+        "SELECT DISTINCT function_name, function_type, stability, has_side_effects, macro_definition "
+        "FROM duckdb_functions()"
+    ).fetchall()
+    assert len(rows) > 500
+    unclassified = sorted({(name, kind) for name, kind, *rest in rows if function_policy(name, kind, *rest) is None})
+    assert not unclassified, (
+        f"{len(unclassified)} DuckDB function(s) the read-only SQL policy does not know: {unclassified}. "
+        "Classify each in store/readonly_sql.py: DENIED_FUNCTIONS (files, settings, side effects) or "
+        "ALLOWED_TABLE_FUNCTIONS / ALLOWED_IMPURE_FUNCTIONS (harmless)"
+    )
+
+
+def test_unknown_functions_are_unclassified() -> None:
+    assert function_policy("read_new_format", "table", None, None, None) == "denied"
+    assert function_policy("new_reader", "table", None, None, None) is None
+    assert function_policy("new_clock", "scalar", "VOLATILE", True, None) is None
+    assert function_policy("new_macro", "macro", None, None, "SELECT * FROM read_csv('f')") is None
+    assert function_policy("abs", "scalar", "CONSISTENT", False, None) == "allowed"
+    assert function_policy("range", "table", None, None, None) == "allowed"
+
+
+def test_every_denied_table_function_is_refused(con: duckdb.DuckDBPyConnection) -> None:
+    rows = con.execute(
+        "SELECT DISTINCT function_name, function_type, stability, has_side_effects, macro_definition "
+        "FROM duckdb_functions() WHERE function_type IN ('table', 'table_macro')"
+    ).fetchall()
+    denied = sorted({name for name, kind, *rest in rows if function_policy(name, kind, *rest) == "denied"})
+    assert "read_csv" in denied and "histogram_values" in denied
+    for name in denied:
+        with pytest.raises(UnsafeSql):
+            check_read_only(f"SELECT * FROM {name}('runs')")
+
+
+def test_histogram_reads_no_table_by_name_but_aggregates(con: duckdb.DuckDBPyConnection) -> None:
+    for sql in (
+        "SELECT * FROM histogram('pg_settings', value)",
+        "SELECT * FROM histogram_values('pg_settings', value)",
+    ):
+        with pytest.raises(UnsafeSql, match="histogram"):
+            check_read_only(sql)
+    rows = run(con, "SELECT histogram(step) AS h FROM scalars")["rows"]
+    assert rows and isinstance(rows[0][0], dict)

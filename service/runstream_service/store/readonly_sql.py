@@ -22,7 +22,12 @@ refuse before anything runs:
   (``pg_settings``, ``duckdb_databases``, ...); ``SHOW name`` (which shows a setting) is refused, use
   ``DESCRIBE name`` for a table's columns.
 
+* no table form that reads a table named by a string (``FROM histogram('pg_settings', value)``: it goes
+  through ``query_table``, past the relation checks); the aggregate ``histogram(x)`` is fine.
+
 A statement that DuckDB cannot serialise (the PIVOT statement form) cannot be checked and is refused.
+Every function of the installed DuckDB is classified (``function_policy``): a test fails on one that is
+not, so an upgrade cannot bring a new reader that user SQL could call unnoticed.
 
 ``run_read_only`` then executes on a cursor with a timer that interrupts it, fetches at most ``limit``
 rows (DuckDB streams the result, so a large result is not materialised; the rest is then cancelled)
@@ -117,6 +122,7 @@ DENIED_FUNCTIONS = frozenset(
         "getvariable",
         "which_secret",
         "load_aws_credentials",
+        "get_block_size",  # a macro over pragma_database_size()
     }
 )
 DENIED_PREFIXES = (
@@ -147,6 +153,43 @@ ALLOWED_DUCKDB_FUNCTIONS = frozenset(
         "duckdb_views",
     }
 )
+# Table functions (the kind file readers are) that user SQL may call: generators, expansions, catalog.
+ALLOWED_TABLE_FUNCTIONS = ALLOWED_DUCKDB_FUNCTIONS | frozenset(
+    {
+        "range",
+        "generate_series",
+        "unnest",
+        "repeat",
+        "repeat_row",
+        "json_each",
+        "json_tree",
+        "summary",
+        "pg_timezone_names",
+        "icu_calendar_names",
+        "test_all_types",
+        "test_vector_types",
+    }
+)
+# Table forms that read any table named by a string argument (through query_table), past the relation
+# checks: `FROM histogram('pg_settings', value)`. The aggregate histogram(x) stays allowed.
+DENIED_TABLE_FUNCTIONS = frozenset({"histogram", "histogram_values"})
+# Scalars that DuckDB does not declare as pure (they read the clock, the session or a random source)
+# and that are harmless; the others of that kind are in DENIED_FUNCTIONS.
+ALLOWED_IMPURE_FUNCTIONS = frozenset(
+    {
+        *("+", "-", "age", "century", "date_diff", "date_part", "date_sub", "date_trunc", "datediff"),
+        *("datepart", "datesub", "datetrunc", "day", "dayname", "dayofmonth", "dayofweek", "dayofyear"),
+        *("decade", "era", "hour", "isodow", "isoyear", "julian", "last_day", "make_timestamptz"),
+        *("microsecond", "millennium", "millisecond", "minute", "month", "monthname", "quarter", "second"),
+        *("strftime", "time_bucket", "timezone", "timezone_hour", "timezone_minute", "week", "weekday"),
+        *("weekofyear", "year", "yearweek", "generate_series", "range"),
+        *("current_date", "current_localtime", "current_localtimestamp", "get_current_time"),
+        *("get_current_timestamp", "now", "today", "transaction_timestamp"),
+        *("random", "uuid", "uuidv4", "uuidv7", "gen_random_uuid", "error", "stats", "vector_type"),
+        *("current_database", "current_schema", "current_schemas", "current_query", "in_search_path"),
+        *("current_connection_id", "current_query_id", "current_transaction_id", "txid_current"),
+    }
+)
 # Built-in views that show settings, database paths, logs or prepared statements.
 DENIED_RELATIONS = frozenset({"pg_settings", "pg_prepared_statements", "pragma_database_list"})
 # Query nodes that only read; anything else (INSERT_QUERY_NODE, UPDATE_QUERY_NODE, ...) is refused.
@@ -164,6 +207,31 @@ def denied_function(name: str) -> bool:
     if name in ALLOWED_DUCKDB_FUNCTIONS:
         return False
     return name in DENIED_FUNCTIONS or name.startswith(DENIED_PREFIXES)
+
+
+def function_policy(
+    name: str, kind: str, stability: str | None, has_side_effects: bool | None, macro_definition: str | None
+) -> str | None:
+    """How user SQL may use a DuckDB function (one row of ``duckdb_functions()``): "denied", "allowed", or
+    None while this policy has not classified it. A test lists every function of the installed DuckDB and
+    fails on None, so that an upgrade cannot bring a new file reader that user SQL could call unnoticed."""
+    lowered = name.lower()
+    table_kind = kind in ("table", "table_macro")
+    if kind == "pragma":  # called only by PRAGMA statements, and only SELECT runs
+        return "denied"
+    if denied_function(lowered) or (table_kind and lowered in DENIED_TABLE_FUNCTIONS):
+        return "denied"
+    if table_kind:
+        return "allowed" if lowered in ALLOWED_TABLE_FUNCTIONS else None
+    if kind == "macro":  # the checks see the macro's name, not its body: nothing denied may be in it
+        try:
+            _scan_calls(macro_definition or "")
+        except UnsafeSql:
+            return None
+        return "allowed"
+    if stability == "CONSISTENT" and has_side_effects is False:
+        return "allowed"  # computes from its arguments alone, as DuckDB declares
+    return "allowed" if lowered in ALLOWED_IMPURE_FUNCTIONS else None
 
 
 def denied_relation(name: str) -> bool:
@@ -392,6 +460,8 @@ def _check_tree(tree: Any) -> None:
                 _check_relation(node)
             elif kind == "SHOW_REF":
                 _check_show(node)
+            elif kind == "TABLE_FUNCTION":
+                _check_table_function(node)
         name = node.get("function_name")
         if isinstance(name, str) and denied_function(name):
             raise UnsafeSql(_denied_function_message(name))
@@ -405,6 +475,13 @@ def _check_relation(node: dict[str, Any]) -> None:
             if _PATH_CHARS.search(name):
                 raise UnsafeSql(f"reading files is not allowed ({name!r}); query the views runs, scalars, ...")
             raise UnsafeSql(f"{name} is not readable from the SQL console")
+
+
+def _check_table_function(node: dict[str, Any]) -> None:
+    function = node.get("function")
+    name = function.get("function_name") if isinstance(function, dict) else None
+    if isinstance(name, str) and name.lower() in DENIED_TABLE_FUNCTIONS:
+        raise UnsafeSql(_denied_function_message(name) + f" (as a table; the aggregate {name.lower()}(x) is fine)")
 
 
 def _check_show(node: dict[str, Any]) -> None:
