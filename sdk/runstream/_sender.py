@@ -1,10 +1,12 @@
-"""The background sender: drains the run's buffers into batches and streams them over gRPC.
+"""The background sender: drains the run's buffers into batches and streams them to the server.
 
 The training thread only appends to deques (see _run.py). This thread encodes,
 sends, and keeps every batch until the server acknowledges it, which happens
 only after the batch is committed. On a broken stream it reconnects with
 backoff and resends, in order, whatever is unacknowledged; the server's
-(writer_id, seq) check makes the resend idempotent.
+(writer_id, seq) check makes the resend idempotent. It talks to the server only
+through a `Transport` (_transport.py), so its logic runs against a fake one in
+tests/unit/test_sender.py; its mode (`SenderMode`) says where new batches go.
 
 The disk spool (_spool.py) takes over when memory should not hold more: while the server is
 unreachable (or the run is offline) every new batch, and the unacknowledged ones in memory, are

@@ -11,6 +11,7 @@ test_retry_hint).
 from __future__ import annotations
 
 import logging
+import re
 import struct
 import threading
 import time
@@ -336,7 +337,8 @@ def test_rejected_batch_is_dropped_and_others_kept(tmp_path: Path) -> None:
     assert h.sender.mode is SenderMode.CONNECTED  # a refused batch is not an outage
 
 
-def test_server_away_at_init_opens_the_run_later(tmp_path: Path) -> None:
+def test_server_away_at_init_opens_the_run_later(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="runstream")
     h = Harness(tmp_path, up=False, unopened=True)
     points = h.log(300)
     wait_until(lambda: h.spooled() == 3, "the batches are spooled")
@@ -345,6 +347,8 @@ def test_server_away_at_init_opens_the_run_later(tmp_path: Path) -> None:
     assert h.sender.flush(20)
     assert h.server.opened_runs == [RUN_ID]
     assert h.sender.mode is SenderMode.CONNECTED
+    transitions = [re.findall(r"(\w+ -> \w+) \(", r.getMessage()) for r in caplog.records]
+    assert [t for found in transitions for t in found] == ["UNOPENED -> DISCONNECTED", "DISCONNECTED -> CONNECTED"]
     assert h.server.points == points
     assert h.sender.close(5).complete
 
