@@ -44,6 +44,7 @@ _pack_one = struct.Struct("<d").pack
 def _packer(width: int) -> Callable[..., bytes]:
     return struct.Struct(f"<{width}d").pack
 
+
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
