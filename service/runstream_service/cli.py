@@ -196,6 +196,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _import_tensorboard(args: argparse.Namespace) -> int:
+    from runstream._transport import TransportError
     from runstream_service.tbimport import import_tensorboard, local_server
 
     logdir = Path(args.logdir)
@@ -209,6 +210,17 @@ def _import_tensorboard(args: argparse.Namespace) -> int:
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"runstream import-tensorboard: {exc}", file=sys.stderr)
         return 2
+    except TransportError as exc:  # the server refused or did not answer: say which, without a traceback
+        if exc.unreachable:
+            where = args.server or os.environ.get("RUNSTREAM_SERVER", "127.0.0.1:50051")
+            print(
+                f"runstream import-tensorboard: cannot reach the server at {where} ({exc}). Start one with "
+                "`runstream serve`, pass --server HOST:PORT, or import into a stopped server's data with --data DIR.",
+                file=sys.stderr,
+            )
+        else:
+            print(f"runstream import-tensorboard: the server refused the import: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
