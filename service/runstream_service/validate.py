@@ -31,11 +31,21 @@ class InvalidBatch(ValueError):
 
 
 @dataclass(frozen=True)
-class ScalarColumns:
-    tag_index: np.ndarray  # uint32
+class ScalarRows:
+    """The by-row form as sent: row i is the next points[i] points, all at step[i] and wall_time[i]."""
+
+    points: np.ndarray  # uint32, >= 1
     step: np.ndarray  # int64
     wall_time: np.ndarray  # float64
+
+
+@dataclass(frozen=True)
+class ScalarColumns:
+    tag_index: np.ndarray  # uint32
+    step: np.ndarray  # int64, one per point
+    wall_time: np.ndarray  # float64, one per point
     value: np.ndarray  # float64
+    rows: ScalarRows | None = None  # kept when the batch came by row: summaries can work on rows
 
 
 @dataclass(frozen=True)
@@ -167,10 +177,10 @@ def _decode_scalars(message: pb.Scalars, tag_count: int, limits: Limits) -> Scal
         if total != len(value):
             raise InvalidBatch("scalars.row_points", f"the rows hold {total} points, but there are {len(value)} values")
         _check_common("scalars", tag_index, step, tag_count)
-        step, wall_time = np.repeat(step, row_points), np.repeat(wall_time, row_points)
-    else:
-        _same_length({"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time)}, "scalars")
-        _check_common("scalars", tag_index, step, tag_count)
+        rows = ScalarRows(row_points, step, wall_time)
+        return ScalarColumns(tag_index, np.repeat(step, row_points), np.repeat(wall_time, row_points), value, rows)
+    _same_length({"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time)}, "scalars")
+    _check_common("scalars", tag_index, step, tag_count)
     return ScalarColumns(tag_index=tag_index, step=step, wall_time=wall_time, value=value)
 
 

@@ -6,9 +6,17 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from runstream._encode import encode_batch
 from runstream_service.store.kinds import HISTOGRAM, IMAGE, SCALAR, TEXT
-from runstream_service.store.tables import SeriesIds, build_rows
-from runstream_service.validate import DecodedBatch, HistogramColumns, ImageColumns, ScalarColumns, TextColumns
+from runstream_service.store.tables import CommitRows, SeriesIds, build_rows
+from runstream_service.validate import (
+    DecodedBatch,
+    HistogramColumns,
+    ImageColumns,
+    ScalarColumns,
+    TextColumns,
+    decode_batch,
+)
 
 
 def _scalars(tag_index: list[int], step: list[int], wall: list[float], value: list[float]) -> ScalarColumns:
@@ -78,6 +86,37 @@ def test_scalar_summary_matches_duckdbs_aggregates() -> None:
         columns = ScalarColumns(index, rng.integers(0, 10_000, n), wall, rng.standard_normal(n))
         batches.append(_batch(seq, tags, scalars=columns))
     rows = build_rows(batches, SeriesIds({}))
+    assert rows.scalar_stats is not None
+    con = duckdb.connect(":memory:")
+    con.register("points", rows.points[SCALAR])
+    reference = con.sql(
+        "SELECT series_id, count(*) AS points, min(step) AS first_step, max(step) AS last_step, "
+        "min(wall_time) AS first_wall, max(wall_time) AS last_wall FROM points GROUP BY series_id ORDER BY series_id"
+    ).fetchall()
+    assert _rows_with_nan(rows.scalar_stats.to_pylist()) == _rows_with_nan(
+        [dict(zip(rows.scalar_stats.column_names, r)) for r in reference]
+    )
+
+
+def test_scalar_summary_of_batches_sent_by_row_matches_duckdbs_aggregates() -> None:
+    """Batches as the SDK sends them (by row): one shape (the rows' fast path), mixed shapes, NaN walls."""
+    rng = np.random.default_rng(11)
+    shape_a, shape_b = ("loss", "acc", "lr"), ("grad",)
+    batches = []
+    for seq, shapes in enumerate([[shape_a], [shape_a, shape_b], [shape_b], [shape_a]], start=1):
+        packed = []
+        for i in range(200):
+            keys = shapes[i % len(shapes)]
+            wall = float("nan") if i % 17 == 0 else float(rng.uniform(0, 100))
+            packed.append((int(rng.integers(0, 10_000)), wall, keys, rng.standard_normal(len(keys)).tobytes()))
+        message = encode_batch("run", 0, "writer", seq, packed).message
+        assert message.scalars.row_points  # by row, as the SDK sends
+        batches.append(decode_batch(message))
+    for commit in [[b] for b in batches] + [batches]:  # each batch alone (the fast path shows), then all
+        _assert_summary_matches_duckdb(build_rows(commit, SeriesIds({})))
+
+
+def _assert_summary_matches_duckdb(rows: CommitRows) -> None:
     assert rows.scalar_stats is not None
     con = duckdb.connect(":memory:")
     con.register("points", rows.points[SCALAR])

@@ -20,7 +20,14 @@ import numpy as np
 import pyarrow as pa
 
 from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT, Kind
-from runstream_service.validate import DecodedBatch, HistogramColumns, ImageColumns, ScalarColumns, TextColumns
+from runstream_service.validate import (
+    DecodedBatch,
+    HistogramColumns,
+    ImageColumns,
+    ScalarColumns,
+    ScalarRows,
+    TextColumns,
+)
 
 SeriesKey = tuple[str, str, str]  # run id, kind name, tag
 Columns = ScalarColumns | HistogramColumns | ImageColumns | TextColumns
@@ -133,6 +140,8 @@ def _tag_stats(
 
     Minima skip NaN wall times and maxima keep them, as DuckDB's min and max do (NaN sorts last).
     """
+    if columns.rows is not None and _one_shape(index, columns.rows.points):
+        return _shape_stats(columns.rows, per_tag, used, by_tag)
     tags = len(per_tag)
     first_step = np.full(tags, np.iinfo(np.int64).max, dtype=np.int64)
     last_step = np.full(tags, np.iinfo(np.int64).min, dtype=np.int64)
@@ -144,6 +153,31 @@ def _tag_stats(
         np.fmin.at(first_wall, index, columns.wall_time)
         np.maximum.at(last_wall, index, columns.wall_time)
     return tuple(a[used] for a in (by_tag, per_tag, first_step, last_step, first_wall, last_wall))
+
+
+def _one_shape(index: np.ndarray, row_points: np.ndarray) -> bool:
+    """Every row holds the same tags in the same order (one `log` dict shape: the usual batch)."""
+    width = int(row_points[0])
+    if not (row_points == width).all():
+        return False
+    by_row = index.reshape(-1, width)
+    return bool((by_row == by_row[0]).all())
+
+
+def _shape_stats(rows: ScalarRows, per_tag: np.ndarray, used: np.ndarray, by_tag: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`_tag_stats` of a batch of one shape: each tag has a point in every row, so its first and last
+    step and wall time are the rows' (a tenth of the work for 10 tags a call, and no ufunc.at)."""
+    count = len(used)
+    with np.errstate(invalid="ignore"):
+        first_wall, last_wall = np.fmin.reduce(rows.wall_time), rows.wall_time.max()
+    return (
+        by_tag[used],
+        per_tag[used],
+        np.full(count, rows.step.min(), dtype=np.int64),
+        np.full(count, rows.step.max(), dtype=np.int64),
+        np.full(count, first_wall, dtype=np.float64),
+        np.full(count, last_wall, dtype=np.float64),
+    )
 
 
 def _series_stats(per_batch: list[tuple[np.ndarray, ...]]) -> pa.Table:
