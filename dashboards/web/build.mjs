@@ -1,5 +1,7 @@
 // Build the web UI into ../runstream_dashboards/static/: app.js and app.css (esbuild bundles
-// src/main.js with its CSS, uPlot's included) and index.html (copied).
+// src/main.js with its CSS, uPlot's included), index.html (copied), and the chunks that load only
+// when asked (`import()`: the Visdom view's plotly.js, about 4.7 MB, stays out of app.js). The
+// chunks sit beside app.js (no subfolder: the Python package ships static/*).
 //   node build.mjs            one minified build
 //   node build.mjs --watch    rebuild on change (unminified, with source maps)
 
@@ -29,7 +31,9 @@ const options = {
   entryPoints: { app: join(here, 'src', 'main.js') },
   outdir: out,
   bundle: true,
-  format: 'iife',
+  format: 'esm', // ES modules: what lets esbuild split dynamic imports into chunks
+  splitting: true,
+  chunkNames: '[name]-[hash]',
   target: ['chrome110', 'firefox110', 'safari16'],
   minify: !watch,
   sourcemap: watch ? 'inline' : false,

@@ -128,3 +128,12 @@ export const getTexts = (run, tag, limit = 50, opts = {}) =>
 /** Read-only SQL; errors are not sent to the banner (the console shows them itself). */
 export const postSQL = (sql, limit = 1000, opts = {}) =>
   request('/api/sql', { ...opts, method: 'POST', body: { sql, limit }, quiet: true });
+
+// Visdom envs (project `visdom`): the list, one env with all its windows, one window. Plotly
+// line and scatter traces come M4-downsampled to about `width` columns. A window or env that is
+// gone (closed, deleted) answers null.
+const seg = encodeURIComponent;
+export const getVisdomEnvs = (opts = {}) => request('/api/visdom/envs', opts);
+export const getVisdomEnv = (env, width, opts = {}) => request(`/api/visdom/envs/${seg(env)}`, { ...opts, params: { width }, missingOk: true });
+export const getVisdomWindow = (env, win, width, opts = {}) =>
+  request(`/api/visdom/envs/${seg(env)}/windows/${seg(win)}`, { ...opts, params: { width }, missingOk: true });

@@ -1,4 +1,4 @@
-// Entry point: wires the store (URL state), the runs panel, the four tabs and live updates.
+// Entry point: wires the store (URL state), the runs panel, the tabs and live updates.
 
 import 'uplot/dist/uPlot.min.css';
 import './styles.css';
@@ -9,6 +9,7 @@ import { fmtClock } from './format.js';
 import { createHistogramsView } from './histograms.js';
 import { createImagesView } from './images.js';
 import { createTextsView } from './texts.js';
+import { createVisdomView } from './visdom.js';
 import { startLive } from './live.js';
 import { createRunsPanel } from './runs.js';
 import { createScalarsView } from './scalars.js';
@@ -28,6 +29,7 @@ const views = {
   images: createImagesView($('#view-images'), store),
   texts: createTextsView($('#view-texts'), store),
   sql: createSqlView($('#view-sql'), store),
+  visdom: createVisdomView($('#view-visdom'), store),
 };
 const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => recompute() });
 
@@ -166,6 +168,11 @@ startLive({
       refreshRuns();
     } else if (runsPanel.hasRunning()) refreshRuns();
     refreshData();
+    setStatus();
+  },
+  onVisdom(changes) {
+    lastUpdate = Date.now() / 1000;
+    views.visdom.changes(changes);
     setStatus();
   },
 });

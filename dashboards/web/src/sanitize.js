@@ -18,7 +18,11 @@ const CONFIG = Object.freeze({
   ALLOW_DATA_ATTR: false,
 });
 
-/** sanitize(html) -> html safe to put into the page; links open in a new tab without an opener. */
+/**
+ * sanitize(html) -> html safe to put into the page; links open in a new tab without an opener.
+ * sanitize.fragment(html) -> the same as a DocumentFragment, which the view appends as it is (no
+ * second parse of the cleaned string, which is where mutation XSS lives).
+ */
 export function makeSanitizer(purify) {
   purify.addHook('afterSanitizeAttributes', (node) => {
     if (node.nodeName === 'A' && node.hasAttribute('href')) {
@@ -26,7 +30,9 @@ export function makeSanitizer(purify) {
       node.setAttribute('rel', 'noopener noreferrer');
     }
   });
-  return (html) => purify.sanitize(String(html ?? ''), CONFIG);
+  const sanitize = (html) => purify.sanitize(String(html ?? ''), CONFIG);
+  sanitize.fragment = (html) => purify.sanitize(String(html ?? ''), { ...CONFIG, RETURN_DOM_FRAGMENT: true });
+  return sanitize;
 }
 
 /** An image source that cannot run anything: a data:image URL, or a same-origin path. */

@@ -15,11 +15,12 @@
 //   logy=1  envelope=1
 //   group=KEY          group runs by this config key
 //   band=minmax|std    the band drawn around a group's mean
-//   tab=scalars|histograms|images|texts|sql
+//   tab=scalars|histograms|images|texts|sql|visdom
+//   env=NAME           the Visdom env shown in the Visdom tab
 
 export const MAX_AUTO_RUNS = 20;
 export const X_AXES = ['step', 'relative', 'wall'];
-export const TABS = ['scalars', 'histograms', 'images', 'texts', 'sql'];
+export const TABS = ['scalars', 'histograms', 'images', 'texts', 'sql', 'visdom'];
 export const BANDS = ['minmax', 'std'];
 
 export const DEFAULTS = Object.freeze({
@@ -34,6 +35,7 @@ export const DEFAULTS = Object.freeze({
   group: '',
   band: 'minmax',
   tab: 'scalars',
+  env: '',
 });
 
 const decode = (s) => {
@@ -71,6 +73,7 @@ export function parseQuery(search) {
   if (get('group') !== undefined) state.group = get('group');
   if (BANDS.includes(get('band'))) state.band = get('band');
   if (TABS.includes(get('tab'))) state.tab = get('tab');
+  if (get('env') !== undefined) state.env = get('env');
   return state;
 }
 
@@ -89,6 +92,7 @@ export function toQuery(state) {
   if (state.envelope) add('envelope', '1');
   if (state.group) add('group', state.group);
   if (state.band !== DEFAULTS.band) add('band', state.band);
+  if (state.env) add('env', state.env);
   return parts.join('&');
 }
 

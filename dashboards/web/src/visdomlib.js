@@ -85,13 +85,24 @@ export function paneKind(type) {
   return 'other';
 }
 
-/** [width, height] in CSS pixels of a window's drawing area: the client's opts, else Visdom's defaults. */
+// The visdom client sizes an image window to the image (a 28x28 digit: 28x28 px); those are shown
+// scaled up by a whole factor (pixelated) to about this size, so that they can be seen.
+export const MIN_IMAGE = 200;
+
+/**
+ * [width, height] in CSS pixels of a window's drawing area: the client's opts, else Visdom's
+ * defaults; small images scaled up by a whole factor.
+ */
 export function paneSize(win) {
   const kind = paneKind(win.type);
-  const [w, h] = DEFAULT_SIZE[kind] || DEFAULT_SIZE.text;
-  const num = (v, d) => (Number.isFinite(Number(v)) && Number(v) > 0 && v !== null && v !== '' ? Math.round(Number(v)) : d);
+  const [dw, dh] = DEFAULT_SIZE[kind] || DEFAULT_SIZE.text;
+  const num = (v, d) => (v !== null && v !== '' && Number.isFinite(Number(v)) && Number(v) > 0 ? Math.round(Number(v)) : d);
   const opts = isObject(win.opts) ? win.opts : {};
-  return [num(win.width ?? opts.width, w), num(win.height ?? opts.height, h)];
+  const w = num(win.width ?? opts.width, dw);
+  const h = num(win.height ?? opts.height, dh);
+  if (kind !== 'image') return [w, h];
+  const scale = Math.max(1, Math.floor(MIN_IMAGE / Math.max(w, h)));
+  return [w * scale, h * scale];
 }
 
 /**

@@ -19,7 +19,8 @@ test('round trip of every key', () => {
     envelope: true,
     group: 'optimizer',
     band: 'std',
-    tab: 'histograms',
+    tab: 'visdom',
+    env: 'exp_lr 0.1',
   };
   const q = toQuery(state);
   assert.match(q, /runs=a1,b%2C2,c%2F3/);

@@ -67,6 +67,8 @@ test('pane kinds and sizes: the client opts, else Visdom defaults', () => {
   assert.deepEqual(paneSize({ type: 'plot', width: 500, height: null }), [500, 300]);
   assert.deepEqual(paneSize({ type: 'plot', opts: { width: 640, height: '200' } }), [640, 200]);
   assert.deepEqual(paneSize({ type: 'text', width: -3, opts: {} }), [300, 300]);
+  assert.deepEqual(paneSize({ type: 'image', opts: { width: 28, height: 28 } }), [196, 196]);
+  assert.deepEqual(paneSize({ type: 'image_history', width: 640, height: 480 }), [640, 480]);
 });
 
 test('change events name windows, or a whole env with win null', () => {
@@ -117,6 +119,9 @@ test('sanitising keeps what Visdom users log: markup, SVG, media with data: sour
   assert.match(video, /src="data:video\/mp4;base64,AAAA"/);
   assert.match(sanitize('<a href="https://example.org/x">x</a>'), /target="_blank" rel="noopener noreferrer"/);
   assert.equal(sanitize(null), '');
+  const fragment = sanitize.fragment('<b>x</b><img src=x onerror="window.__pwned=1">');
+  assert.equal(fragment.childNodes.length, 2);
+  assert.equal(fragment.querySelector('img').getAttribute('onerror'), null);
 });
 
 test('image sources: data:image URLs and same-origin paths only', () => {
