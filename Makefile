@@ -14,7 +14,12 @@ $(VENV)/.server-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[server]'
 	touch $@
 
+# visdom 0.2.4 (the unchanged Visdom client the tests and bench/visdom.py drive) is an sdist whose build
+# needs pkg_resources: built without isolation beside an old setuptools, before the dev extra (whose torch
+# and grpcio-tools then bring setuptools back up to date).
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet 'setuptools<70' wheel
+	$(BIN)/pip install --quiet --no-build-isolation visdom==0.2.4
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
