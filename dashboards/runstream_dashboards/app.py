@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runstream_dashboards import auth, params
+from runstream_dashboards import auth, params, visdom_api
 from runstream_dashboards.errors import json_errors
 from runstream_dashboards.metrics import HealthCollector, render
 from runstream_dashboards.ports import AppDeps
@@ -249,7 +249,10 @@ async def index(request: web.Request) -> web.StreamResponse:
 
 def make_app(deps: AppDeps) -> web.Application:
     """The HTTP app over `deps`; errors rendered as JSON (outermost), then the token check."""
-    app = web.Application(middlewares=[json_errors, auth.require_token], client_max_size=1 << 20)
+    # The Visdom protocol mounted under /visdom checks its own login (runstream_service.visdom.routes).
+    app = web.Application(
+        middlewares=[json_errors, visdom_api.skip_for_visdom(auth.require_token)], client_max_size=1 << 20
+    )
     app[DEPS_KEY] = deps
     auth.setup(app, deps.tokens)
     registry = CollectorRegistry(auto_describe=True)
@@ -269,6 +272,7 @@ def make_app(deps: AppDeps) -> web.Application:
     app.router.add_get("/api/image", image, name="image")
     app.router.add_post("/api/sql", sql)
     app.router.add_get("/api/events", events)
+    visdom_api.setup(app, deps)
     app.router.add_get("/", index)
     if STATIC_DIR.exists():
         app.router.add_static("/static", STATIC_DIR)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
@@ -31,6 +31,21 @@ class ChangeFeed(Protocol):
     def commit_number(self) -> int: ...
 
     def runs_changed_since(self, commit_number: int) -> list[str]: ...
+
+
+class VisdomReads(Protocol):
+    """The Visdom view's reads (runstream_service.visdom.views.ViewReads); shapes in visdom_api.py."""
+
+    async def envs(self) -> list[dict[str, Any]]: ...
+
+    async def env(self, env: str, width: int) -> dict[str, Any]: ...
+
+    async def window(self, env: str, win: str, width: int) -> dict[str, Any]: ...
+
+    @property
+    def commit_number(self) -> int: ...
+
+    def windows_changed_since(self, commit_number: int) -> list[dict[str, str | None]]: ...
 
 
 @dataclass(frozen=True)
@@ -65,3 +80,4 @@ class AppDeps:
     changes: ChangeFeed
     sql_timeout: float
     tokens: TokenTable | None  # None: no authentication
+    visdom: VisdomReads | None = None  # None: no Visdom view (its routes answer 404)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runstream_service.settings import (
+    OFF,
     SERVE_SETTINGS,
     CompactionPolicy,
     ServerSettings,
@@ -131,7 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
         if path and not Path(path).is_file():
             print(f"runstream: {flag} {path}: no such file", file=sys.stderr)
             return 2
-    for address in (args.grpc, args.http):
+    visdom = None if args.visdom == OFF else args.visdom
+    for address in (args.grpc, args.http, *([visdom] if visdom else [])):
         try:
             host, _ = split_address(address)
         except ValueError as exc:
@@ -169,6 +171,7 @@ def _serve(args: argparse.Namespace) -> int:
         tokens=tokens,
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
+        visdom=visdom,
         compaction=CompactionPolicy(hot_points=args.compact_points, hot_seconds=args.compact_seconds),
     )
     demo = None

@@ -54,6 +54,7 @@ class LocalServer:
         extra_args: Sequence[str] = (),
         log_path: Path | None = None,
         python_args: Sequence[str] = MODULE_ARGS,
+        visdom: bool = False,
     ) -> None:
         self.data_dir = data_dir
         self.extra_args = tuple(extra_args)
@@ -61,6 +62,8 @@ class LocalServer:
         self.python_args = tuple(python_args)
         self.grpc_port = free_port()
         self.http_port = free_port()
+        # Our own servers leave Visdom's default port (8097) alone unless a test asks for a Visdom port.
+        self.visdom_port: int | None = free_port() if visdom else None
         self.process: subprocess.Popen[bytes] | None = None
         self._anonymous_log: IO[bytes] | None = None
 
@@ -85,6 +88,8 @@ class LocalServer:
             self.address,
             "--http",
             f"127.0.0.1:{self.http_port}",
+            "--visdom",
+            "off" if self.visdom_port is None else f"127.0.0.1:{self.visdom_port}",
             *self.extra_args,
         ]
 

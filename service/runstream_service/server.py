@@ -28,6 +28,9 @@ from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import COMMIT_SECONDS_BUCKETS, StoreWriter
+from runstream_service.visdom import routes as visdom_routes
+from runstream_service.visdom.storage import VisdomWrites
+from runstream_service.visdom.views import ViewReads
 
 logger = logging.getLogger("runstream.server")
 
@@ -54,8 +57,11 @@ class Server:
         self.ingest = IngestService(self.writer, tokens=settings.tokens)
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
+        self._visdom_runner: web.AppRunner | None = None
+        self.visdom = visdom_routes.Visdom(VisdomWrites(), self.writer.submit, self.reader, settings.tokens)
         self.grpc_port = 0
         self.http_port = 0
+        self.visdom_port = 0
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -78,7 +84,9 @@ class Server:
             raise OSError(f"cannot listen for gRPC on {self.settings.grpc} (in use, or not an address of this host)")
         await self._grpc.start()
         # Open event streams are cut after a second at shutdown; browsers reconnect by themselves.
-        self._http = web.AppRunner(make_app(self._app_deps()), access_log=None, shutdown_timeout=1.0)
+        app = make_app(self._app_deps())
+        visdom_routes.add_routes(app, self.visdom, "/visdom")
+        self._http = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._http.setup()
         host, port = split_address(self.settings.http)
         site = web.TCPSite(self._http, host, port, ssl_context=self._http_ssl())
@@ -96,8 +104,33 @@ class Server:
             self.settings.database,
             f"{len(self.settings.tokens)} tokens" if self.settings.tokens else "no authentication",
         )
+        await self._start_visdom()
         if self.settings.tokens and not tls:
             logger.warning("runstream: tokens without TLS travel in clear text; see --tls-cert and --tls-key")
+
+    async def _start_visdom(self) -> None:
+        """The Visdom port: optional, so a taken port (a real Visdom, a second server) only warns."""
+        if self.settings.visdom is None:
+            return
+        host, port = split_address(self.settings.visdom)
+        runner = web.AppRunner(visdom_routes.make_app(self.visdom), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, ssl_context=self._http_ssl())
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            logger.warning(
+                "runstream: not serving Visdom on %s (%s); Visdom clients can use base_url='/visdom' on the HTTP "
+                "port, or pass --visdom HOST:PORT with a free port",
+                self.settings.visdom,
+                exc.strerror or exc,
+            )
+            return
+        self._visdom_runner = runner
+        sockets = getattr(site._server, "sockets", None) or []
+        self.visdom_port = sockets[0].getsockname()[1] if sockets else port
+        logger.info("runstream serving Visdom on %s:%d (and under /visdom on the HTTP port)", host, self.visdom_port)
 
     def _app_deps(self) -> AppDeps:
         return AppDeps(
@@ -106,6 +139,7 @@ class Server:
             changes=self.writer.stats,
             sql_timeout=self.settings.sql_timeout,
             tokens=self.settings.tokens,
+            visdom=ViewReads(self.reader, self.visdom.changes),
         )
 
     def health(self) -> Health:
@@ -142,6 +176,8 @@ class Server:
         self.ingest.drain()
         if self._grpc is not None:
             await self._grpc.stop(DRAIN_SECONDS)
+        if self._visdom_runner is not None:
+            await self._visdom_runner.cleanup()
         if self._http is not None:
             await self._http.cleanup()
         await asyncio.to_thread(self.compactor.stop)

@@ -23,12 +23,20 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting("data", "--data", "runstream-data", "directory of the DuckDB file (runstream.duckdb)"),
     Setting("grpc", "--grpc", "127.0.0.1:50051", "HOST:PORT of the gRPC ingestion service"),
     Setting("http", "--http", "127.0.0.1:8080", "HOST:PORT of the HTTP dashboard (/healthz for now)"),
+    Setting(
+        "visdom",
+        "--visdom",
+        "127.0.0.1:8097",
+        "HOST:PORT where the Visdom protocol is served, or `off` (also under /visdom on --http); "
+        "if the port is taken, the server warns and goes on without it",
+    ),
     Setting("tokens", "--tokens", None, "file of tokens and scopes, one `TOKEN SCOPE[,SCOPE...]` a line"),
     Setting("tls_cert", "--tls-cert", None, "PEM certificate (chain) file: serve gRPC and HTTP over TLS"),
     Setting("tls_key", "--tls-key", None, "PEM private key file of --tls-cert"),
 )
 
 DATABASE_FILE = "runstream.duckdb"
+OFF = "off"
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class ServerSettings:
     tokens: TokenTable | None = None  # None: no authentication (loopback, or --insecure)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    visdom: str | None = None  # HOST:PORT of the Visdom listener; None: off (it still answers under /visdom)
     compaction: CompactionPolicy = CompactionPolicy()
 
     @property

@@ -12,10 +12,12 @@ thread makes new ones.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol
+
+import duckdb
 
 from runstream_service.validate import DecodedBatch
 
@@ -38,6 +40,18 @@ class FinishRun:
     rank: int
     status: str
     end_time: float
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A write that is not a batch of points (the Visdom side's): `work(con)` runs on the writer thread
+    inside one transaction, and its result completes the caller's future once that transaction has
+    committed. `work` must only use `con`, and must not BEGIN or COMMIT itself; it may raise, and
+    then nothing it wrote is kept and the caller's future gets the error.
+    """
+
+    work: Callable[[duckdb.DuckDBPyConnection], Any]
+    on_rollback: Callable[[], None] | None = None  # on the writer thread, when the transaction failed
 
 
 class UnknownRun(LookupError):
@@ -101,6 +115,10 @@ class Store(Protocol):
 
     def finish_run(self, request: FinishRun) -> None:
         """Record a rank's end (and the run's, for rank 0); raise UnknownRun for a run not held."""
+        ...
+
+    def transact(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run `work` in one transaction and commit it; roll back and raise if it raises."""
         ...
 
     def close(self) -> None:

@@ -10,7 +10,8 @@ once its transaction has committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -169,6 +170,16 @@ class FileStore:
         except BaseException:
             rollback(self._con)
             raise
+
+    def transact(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        try:
+            self._con.execute("BEGIN")
+            result = work(self._con)
+            self._con.execute("COMMIT")
+        except BaseException:
+            rollback(self._con)
+            raise
+        return result
 
     def close(self) -> None:
         try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the Visdom tables (visdom_envs, visdom_panes, visdom_trace_points)
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -135,6 +135,38 @@ CREATE TABLE IF NOT EXISTS writer_progress (
     writer_id VARCHAR NOT NULL,       -- one per SDK sender
     seq       UBIGINT NOT NULL        -- highest committed batch; replays at or below it are skipped
 );
+
+-- Visdom (service/runstream_service/visdom/): an env is not a training run, so it has its own table,
+-- with the project ('visdom') that project-level operations select by.
+CREATE TABLE IF NOT EXISTS visdom_envs (
+    env        VARCHAR NOT NULL,
+    project    VARCHAR NOT NULL,
+    created_at DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS visdom_panes (  -- one per window: its Visdom document without columnar traces' points
+    pane_id    BIGINT NOT NULL,
+    env        VARCHAR NOT NULL,
+    win        VARCHAR NOT NULL,
+    type       VARCHAR NOT NULL,      -- plot | image | image_history | text | properties | network | embeddings
+    title      VARCHAR,
+    position   INTEGER NOT NULL,      -- the window's order in its env
+    opts       JSON NOT NULL,         -- the opts the client sent, merged over updates (NaN as null)
+    doc        VARCHAR NOT NULL,      -- Visdom's JSON of the window, which may hold NaN and Infinity tokens
+    created_at DOUBLE NOT NULL,
+    updated_at DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS visdom_trace_points (  -- line and scatter traces: one row per point, appended
+    pane_id BIGINT NOT NULL,
+    trace   INTEGER NOT NULL,         -- the trace's id within its window (doc: data[i]._rs_trace)
+    seq     BIGINT NOT NULL,          -- 0, 1, ... in the trace's order
+    x       DOUBLE,
+    y       DOUBLE,
+    z       DOUBLE,                   -- 3-D scatter only
+    text    VARCHAR,                  -- per-point text labels, if the trace has them
+    color   VARCHAR                   -- per-point marker colours, if the trace has them
+);
 """
 
 VIEWS = """
@@ -165,6 +197,16 @@ FROM image_points p JOIN series s USING (series_id);
 CREATE OR REPLACE VIEW texts AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.text
 FROM text_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW visdom_windows AS
+SELECT env, win, type, title, opts,
+       make_timestamp(CAST(created_at * 1e6 AS BIGINT)) AS created_at,
+       make_timestamp(CAST(updated_at * 1e6 AS BIGINT)) AS updated_at
+FROM visdom_panes;
+
+CREATE OR REPLACE VIEW visdom_points AS
+SELECT w.env, w.win, p.trace, p.seq, p.x, p.y, p.z, p.text, p.color
+FROM visdom_trace_points p JOIN visdom_panes w USING (pane_id);
 """
 
 
@@ -188,6 +230,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         # which the compactor sorts and rolls up like any others.
         con.execute("DROP VIEW IF EXISTS scalars")
         con.execute("ALTER TABLE scalar_points RENAME TO scalar_points_hot")
+    if rows and rows[0][0] < SCHEMA_VERSION:
+        # Version 2 lacked the Visdom tables; TABLES below creates them.
         con.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
     con.execute(TABLES)
     if not rows:

@@ -24,11 +24,11 @@ from typing import Any
 
 import duckdb
 
-from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, UnknownRun
+from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, Transaction, UnknownRun
 from runstream_service.store.file import FileStore
 from runstream_service.validate import DecodedBatch
 
-__all__ = ["FinishRun", "OpenRun", "StoreWriter", "UnknownRun", "WriterStats"]
+__all__ = ["FinishRun", "OpenRun", "StoreWriter", "Transaction", "UnknownRun", "WriterStats"]
 
 logger = logging.getLogger("runstream.writer")
 
@@ -38,7 +38,7 @@ MAX_GROUP_JOBS = 512
 
 @dataclass
 class _Job:
-    payload: DecodedBatch | OpenRun | FinishRun
+    payload: DecodedBatch | OpenRun | FinishRun | Transaction
     future: asyncio.Future[Any]
     points: int
 
@@ -110,11 +110,11 @@ class StoreWriter:
     def queued_points(self) -> int:
         return self._queued_points
 
-    async def submit(self, payload: DecodedBatch | OpenRun | FinishRun) -> Any:
+    async def submit(self, payload: DecodedBatch | OpenRun | FinishRun | Transaction) -> Any:
         """Queue a job (waiting while the queue is full) and return its result once committed."""
         return await (await self.enqueue(payload))
 
-    async def enqueue(self, payload: DecodedBatch | OpenRun | FinishRun) -> asyncio.Future[Any]:
+    async def enqueue(self, payload: DecodedBatch | OpenRun | FinishRun | Transaction) -> asyncio.Future[Any]:
         """Queue a job, waiting while the queue is full; the future completes after its commit."""
         assert self._loop is not None and self._room is not None, "call start() first"
         points = payload.points if isinstance(payload, DecodedBatch) else 0
@@ -168,9 +168,19 @@ class StoreWriter:
 
     def _run_control(self, job: _Job) -> None:
         payload = job.payload
+        if isinstance(payload, Transaction):
+            try:
+                result: Any = self._store.transact(payload.work)
+            except Exception as exc:
+                if payload.on_rollback is not None:
+                    payload.on_rollback()
+                self._complete([job], exc=exc)
+                return
+            self._complete([job], results=[result])
+            return
         try:
             if isinstance(payload, OpenRun):
-                result: Any = self._store.open_run(payload)
+                result = self._store.open_run(payload)
             else:
                 assert isinstance(payload, FinishRun)
                 self._store.finish_run(payload)
@@ -208,7 +218,11 @@ class StoreWriter:
             self.on_scalars_committed(scalar_points)
         elapsed = time.perf_counter() - started
         stats = self.stats
-        changed = {job.payload.run_id for job, dup in zip(jobs, duplicates) if not dup}
+        changed = {
+            job.payload.run_id
+            for job, dup in zip(jobs, duplicates)
+            if not dup and isinstance(job.payload, DecodedBatch)
+        }
         stats.record_commit(elapsed, changed)
         for job, duplicate in zip(jobs, duplicates):
             if duplicate:
