@@ -152,8 +152,12 @@ async def _body(request: web.Request) -> dict[str, Any]:
         raise protocol.BodyTooLarge(
             f"the body has {request.content_length} bytes, more than the limit of {limit}; send less per call"
         )
-    raw = await request.content.read(limit + 1)
-    return protocol.parse_body(raw)
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit and (chunk := await request.content.read(1 << 20)):
+        chunks.append(chunk)
+        size += len(chunk)
+    return protocol.parse_body(b"".join(chunks))
 
 
 def _text(value: str) -> web.Response:
@@ -260,8 +264,7 @@ async def win_exists(request: web.Request) -> web.Response:
 
 async def win_hash(request: web.Request) -> web.Response:
     _authorize(request, write=False)
-    body = await _body(request)
-    ref = protocol.window_ref(body, "env" if "env" in body else "eid")
+    ref = protocol.window_ref(await _body(request))  # the client sends 'env' too, but Visdom reads 'eid'
     if ref.win is None:
         return _text("false")
     win = ref.win
