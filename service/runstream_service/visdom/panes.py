@@ -4,9 +4,9 @@ A window ("pane") is the JSON document the Visdom page draws: `{id, type, title,
 content, ...}`, where a plot's content is a Plotly figure `{data: [traces], layout}`. Line and scatter
 traces (Plotly `scatter`, `scattergl`, `scatter3d` with numeric x and y) are not kept in the document:
 their per-point arrays (x, y, z, text, marker.color) are split out into `Columns`, stored one row per
-point (storage.py), and the trace in the document keeps only `_rs_trace` (its id in the window),
-`_rs_points` (how many points it has) and `_rs_columns` (which arrays it carries). So an append
-changes a small document and adds rows: its cost does not grow with the window. Every other pane
+point (storage.py), and the trace in the document keeps only `_rs_trace` (its id in the window) and
+`_rs_columns` (which arrays it carries); how many points it has is the store's to count. So an
+append adds rows and leaves the document alone: its cost does not grow with the window. Every other pane
 (heatmap, bar, surface, image, text, ...) is kept whole, and updated as Visdom updates it.
 
 The update rules follow Visdom 0.2.4's server (UpdateHandler.update): `append` concatenates x, y and
@@ -30,7 +30,7 @@ from runstream_service.visdom.protocol import UpdatePost, WindowPost, is_missing
 COLUMNAR_TYPES = frozenset({"scatter", "scattergl", "scatter3d"})
 UPDATABLE_TRACES = frozenset({"scatter", "scattergl", "custom", "heatmap"})
 HEATMAP_DIRS = {"appendRow": "y", "prependRow": "y", "appendColumn": "x", "prependColumn": "x"}
-_INTERNAL = ("_rs_trace", "_rs_points", "_rs_columns")
+_INTERNAL = ("_rs_trace", "_rs_columns")
 
 
 @dataclass
@@ -52,10 +52,9 @@ class Columns:
 
 @dataclass(frozen=True)
 class Rows:
-    """Points to insert for trace `trace` of a window, numbered from `start`."""
+    """Points to add after the points trace `trace` of a window holds (after `Change.clear`, if cleared)."""
 
     trace: int
-    start: int
     columns: Columns
 
 
@@ -117,7 +116,7 @@ def _skeleton(trace: Mapping[str, Any], columns: Columns, trace_id: int) -> dict
     kept = {k: v for k, v in trace.items() if k not in ("x", "y") and not (k in ("z", "text") and k in names)}
     if "color" in names:
         kept["marker"] = {k: v for k, v in trace["marker"].items() if k != "color"}
-    kept.update({"_rs_trace": trace_id, "_rs_points": len(columns), "_rs_columns": names})
+    kept.update({"_rs_trace": trace_id, "_rs_columns": names})
     return kept
 
 
@@ -128,7 +127,7 @@ def _add_trace(pane: dict[str, Any], trace: dict[str, Any], change: Change) -> d
         return trace
     trace_id = int(pane.get("_rs_next_trace", 0))
     pane["_rs_next_trace"] = trace_id + 1
-    change.insert.append(Rows(trace_id, 0, columns))
+    change.insert.append(Rows(trace_id, columns))
     return _skeleton(trace, columns, trace_id)
 
 
@@ -218,7 +217,6 @@ def update_window(stored: Mapping[str, Any], post: UpdatePost) -> Change:
         raise BadRequest(
             f"window {post.win!r} is a {kind} window; only plots, text, image histories and embeddings can be updated"
         )
-    pane["contentID"] = secrets.token_hex(6)
     return change
 
 
@@ -317,14 +315,13 @@ def _update_columnar(trace: dict[str, Any], new: dict[str, Any], n: int, append:
     columns = Columns(x=x, y=y, z=z, text=text, color=color)
     trace_id = int(trace["_rs_trace"])
     if append:
-        change.insert.append(Rows(trace_id, int(trace["_rs_points"]), columns))
-        trace["_rs_points"] = int(trace["_rs_points"]) + length
-        trace["_rs_columns"] = sorted(set(trace["_rs_columns"]) | set(columns.names()), key=_COLUMN_ORDER.index)
+        names = set(trace["_rs_columns"]) | set(columns.names())
+        if len(names) > len(trace["_rs_columns"]):  # leaves the document unchanged, most of the time
+            trace["_rs_columns"] = sorted(names, key=_COLUMN_ORDER.index)
     else:
         change.clear.append(trace_id)
-        change.insert.append(Rows(trace_id, 0, columns))
-        trace["_rs_points"] = length
         trace["_rs_columns"] = columns.names()
+    change.insert.append(Rows(trace_id, columns))
 
 
 _COLUMN_ORDER = ["x", "y", "z", "text", "color"]

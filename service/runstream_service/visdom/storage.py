@@ -3,9 +3,10 @@
 Writes (`VisdomWrites`) run on the writer thread, each inside one transaction (store/base.py's
 Transaction), so a reply leaves only after its change is committed. A window is one row of
 visdom_panes (its document, panes.py); each line and scatter trace's points are rows of
-visdom_trace_points, so an append is one small document UPDATE plus an INSERT of the new points.
-The writer thread keeps the small documents it has touched in memory (cleared when a transaction
-fails), so an append does not read the window back.
+visdom_trace_points, so an append is an INSERT of the new points; the document is written again only
+when it changed (new opts, a new trace), and the window's updated_at at most once a second. The
+writer thread keeps the small documents it has touched, and their traces' point counts, in memory
+(cleared when a transaction fails), so an append reads nothing back.
 
 Reads (the functions taking a cursor) run on the reader's cursors and see committed data only.
 Envs belong to the project `visdom` (visdom_envs.project): a Visdom env is not a training run, with no
@@ -34,6 +35,8 @@ from runstream_service.visdom.panes import Change, Columns
 from runstream_service.visdom.protocol import ForkEnv, SetWindowData, UpdatePost, WindowPost
 
 PROJECT = "visdom"
+TOUCH_SECONDS = 1.0  # visdom_panes.updated_at follows appends to within this
+VALUES_MAX_ROWS = 64  # fewer points go in as one INSERT ... VALUES, which is faster than Arrow for few rows
 CACHE_MAX_DOC_CHARS = 256 << 10  # documents larger than this (images, big heatmaps) are read back instead
 
 POINT_SCHEMA = pa.schema(
@@ -52,9 +55,15 @@ POINT_SCHEMA = pa.schema(
 
 @dataclass
 class _Pane:
+    """A window as the writer thread last wrote it: its document (and that document's JSON), opts,
+    when its updated_at was last written, and how many points each columnar trace holds."""
+
     pane_id: int
     doc: dict[str, Any]
+    text: str
     opts: dict[str, Any]
+    touched: float
+    counts: dict[int, int]
 
 
 def _opts_json(opts: dict[str, Any]) -> str:
@@ -91,11 +100,21 @@ class VisdomWrites:
         if found is not None:
             return found
         row = con.execute(
-            "SELECT pane_id, doc, opts FROM visdom_panes WHERE env = ? AND win = ?", [env, win]
+            "SELECT pane_id, doc, opts, updated_at FROM visdom_panes WHERE env = ? AND win = ?", [env, win]
         ).fetchone()
         if row is None:
             return None
-        pane = _Pane(int(row[0]), json.loads(row[1]), json.loads(row[2]))
+        counts = con.execute(
+            "SELECT trace, max(seq) + 1 FROM visdom_trace_points WHERE pane_id = ? GROUP BY trace", [row[0]]
+        ).fetchall()
+        pane = _Pane(
+            int(row[0]),
+            json.loads(row[1]),
+            row[1],
+            json.loads(row[2]),
+            float(row[3]),
+            {int(t): int(n) for t, n in counts},
+        )
         if len(row[1]) <= CACHE_MAX_DOC_CHARS:
             self._panes[(env, win)] = pane
         return pane
@@ -113,6 +132,7 @@ class VisdomWrites:
         self._ensure_env(con, env)
         now = time.time()
         doc = change.pane
+        doc["contentID"] = secrets.token_hex(6)
         text = json.dumps(doc)
         old = self._pane(con, env, win)
         title = doc.get("title")
@@ -132,28 +152,40 @@ class VisdomWrites:
                 "INSERT INTO visdom_panes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [pane_id, env, win, doc["type"], title, position, _opts_json(opts), text, now, now],
             )
-        self._insert_points(con, pane_id, change)
-        self._remember(env, win, _Pane(pane_id, doc, opts), text)
+        pane = _Pane(pane_id, doc, text, opts, now, {})
+        self._insert_points(con, pane, change)
+        self._remember(env, win, pane)
 
-    def _remember(self, env: str, win: str, pane: _Pane, text: str) -> None:
-        if len(text) <= CACHE_MAX_DOC_CHARS:
+    def _remember(self, env: str, win: str, pane: _Pane) -> None:
+        if len(pane.text) <= CACHE_MAX_DOC_CHARS:
             self._panes[(env, win)] = pane
         else:
             self._panes.pop((env, win), None)
 
     @staticmethod
-    def _insert_points(con: duckdb.DuckDBPyConnection, pane_id: int, change: Change) -> None:
+    def _insert_points(con: duckdb.DuckDBPyConnection, pane: _Pane, change: Change) -> None:
+        """Add the change's points after each trace's last (counting from 0 for cleared traces)."""
+        for trace in change.clear:
+            pane.counts[trace] = 0
         if not change.insert:
             return
         parts: dict[str, list[Any]] = {name: [] for name in POINT_SCHEMA.names}
         for rows in change.insert:
             n = len(rows.columns)
-            parts["pane_id"] += [pane_id] * n
+            start = pane.counts.get(rows.trace, 0)
+            pane.counts[rows.trace] = start + n
+            parts["pane_id"] += [pane.pane_id] * n
             parts["trace"] += [rows.trace] * n
-            parts["seq"] += range(rows.start, rows.start + n)
+            parts["seq"] += range(start, start + n)
             for name in ("x", "y", "z", "text", "color"):
                 values = getattr(rows.columns, name)
                 parts[name] += values if values is not None else [None] * n
+        total = len(parts["seq"])
+        if total <= VALUES_MAX_ROWS:
+            rows_sql = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * total)
+            params = [parts[name][i] for i in range(total) for name in POINT_SCHEMA.names]
+            con.execute(f"INSERT INTO visdom_trace_points VALUES {rows_sql}", params)
+            return
         table = pa.table({name: pa.array(parts[name], POINT_SCHEMA.field(name).type) for name in POINT_SCHEMA.names})
         insert_rows(con, "visdom_trace_points", table)
 
@@ -185,13 +217,22 @@ class VisdomWrites:
             opts = {**pane.opts, **{k: v for k, v in post.opts.items() if v is not None}}
             for trace_id in change.clear:
                 con.execute("DELETE FROM visdom_trace_points WHERE pane_id = ? AND trace = ?", [pane.pane_id, trace_id])
-            self._insert_points(con, pane.pane_id, change)
+            self._insert_points(con, pane, change)
+            now = time.time()
             text = json.dumps(change.pane)
-            con.execute(
-                "UPDATE visdom_panes SET opts = ?, doc = ?, updated_at = ? WHERE pane_id = ?",
-                [_opts_json(opts), text, time.time(), pane.pane_id],
-            )
-            self._remember(post.env, post.win, _Pane(pane.pane_id, change.pane, opts), text)
+            if text != pane.text or opts != pane.opts:
+                change.pane["contentID"] = secrets.token_hex(6)
+                text = json.dumps(change.pane)
+                con.execute(
+                    "UPDATE visdom_panes SET opts = ?, doc = ?, updated_at = ? WHERE pane_id = ?",
+                    [_opts_json(opts), text, now, pane.pane_id],
+                )
+                pane.touched = now
+            elif now - pane.touched >= TOUCH_SECONDS:
+                con.execute("UPDATE visdom_panes SET updated_at = ? WHERE pane_id = ?", [now, pane.pane_id])
+                pane.touched = now
+            pane.doc, pane.text, pane.opts = change.pane, text, opts
+            self._remember(post.env, post.win, pane)
             return post.win
 
         return self._transaction(work)

@@ -123,7 +123,11 @@ def _content(
 def _trace(cur: duckdb.DuckDBPyConnection, pane_id: int, trace: dict[str, Any], width: int) -> dict[str, Any]:
     if "_rs_trace" not in trace:
         return trace
-    trace_id, count = int(trace["_rs_trace"]), int(trace["_rs_points"])
+    trace_id = int(trace["_rs_trace"])
+    found = cur.execute(
+        "SELECT count(*) FROM visdom_trace_points WHERE pane_id = ? AND trace = ?", [pane_id, trace_id]
+    ).fetchone()
+    count = int(found[0]) if found else 0
     if count <= EXACT_FACTOR * width:
         table = cur.execute(
             "SELECT trace, x, y, z, text, color FROM visdom_trace_points WHERE pane_id = ? AND trace = ? ORDER BY seq",
