@@ -103,7 +103,22 @@ def window_post(msg: dict[str, Any]) -> WindowPost:
         raise BadRequest("'data' must hold at least one trace")
     if not isinstance(data[0].get("type"), str):
         raise BadRequest("'data[0].type' must be a string")
+    check_trace_lengths(data)
     return WindowPost(env_of(msg), _optional_name(msg, "win"), data, _dict(msg, "layout"), _dict(msg, "opts"))
+
+
+LINE_TYPES = ("scatter", "scattergl", "scatter3d")
+
+
+def check_trace_lengths(data: list[dict[str, Any]]) -> None:
+    """Line and scatter traces must give as many x as y (and z) values: Plotly would drop the extra ones."""
+    for i, trace in enumerate(data):
+        if trace.get("type") not in LINE_TYPES:
+            continue
+        lengths = {axis: len(trace[axis]) for axis in ("x", "y", "z") if isinstance(trace.get(axis), list)}
+        if len(set(lengths.values())) > 1:
+            counts = ", ".join(f"{n} {axis}" for axis, n in lengths.items())
+            raise BadRequest(f"data[{i}] has {counts} values; a line or scatter trace needs as many of each")
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,7 @@ def update_post(msg: dict[str, Any]) -> UpdatePost:
         data = msg["data"]
     elif msg.get("data") is not None:
         data = _data_list(msg)
+        check_trace_lengths(data)
     update_dir = msg.get("updateDir")
     if update_dir is not None and update_dir not in UPDATE_DIRS:
         raise BadRequest(f"'updateDir' {update_dir!r} is not one of {', '.join(UPDATE_DIRS)}")
