@@ -8,7 +8,9 @@ commit), read on reader cursors, and reply with what the visdom client parses.
 Auth (with --tokens): the client logs in with `Visdom(username=..., password=TOKEN)`, which POSTs
 `{"username", "password": sha256(TOKEN)}` to the prefix's root; a known token gets the cookie
 `user_password` (a random session id; the client sends it on every call and on its websocket). An
-`Authorization: Bearer TOKEN` header works too. Writes need `write:visdom` or `write:*`, reads `read`.
+`Authorization: Bearer TOKEN` header works too. Writes need `write:visdom` or `write:*`; reads need
+`read`, or one of those write scopes, since the client itself reads as it writes (check_connection()
+asks win_exists and opens the websocket, scripts ask win_exists before appending).
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def _authorize(request: web.Request, write: bool) -> None:
         )
     if write:
         require_write(token, PROJECT)
-    else:
+    elif not token.can_write(PROJECT):  # the client's own reads (check_connection, win_exists) come with writing
         require_read(token)
 
 
