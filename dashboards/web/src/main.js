@@ -170,11 +170,6 @@ startLive({
     refreshData();
     setStatus();
   },
-  onVisdom(changes) {
-    lastUpdate = Date.now() / 1000;
-    views.visdom.changes(changes);
-    setStatus();
-  },
 });
 // status changes (a run finishing) without new data still show up
 setInterval(() => {

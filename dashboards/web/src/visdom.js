@@ -3,12 +3,14 @@
 // the client's order, with its titles and sizes.
 //
 // plotly.js (about 4.7 MB) and DOMPurify come with visdompanes.js, imported only when the tab first
-// opens (esbuild splits it into a chunk). Live: change events name (env, win); the named windows
-// are refetched at most every REFRESH_MS, the whole env when many changed or the env itself did.
+// opens (esbuild splits it into a chunk). Live, while the tab is shown: GET /api/visdom/events
+// names the changed (env, win); those windows are refetched at most every REFRESH_MS, the whole env
+// when many changed or the env itself did. A tab shown again reloads its env (events were missed).
 
 import { getVisdomEnv, getVisdomEnvs, getVisdomWindow, isAbort } from './api.js';
 import { counters } from './debug.js';
 import { h, throttle } from './dom.js';
+import { startLive } from './live.js';
 import { groupEnvs, paneKind, paneSize, sortWindows } from './visdomlib.js';
 
 const REFRESH_MS = 500;
@@ -34,6 +36,7 @@ export function createVisdomView(root, store) {
   let envController = null;
   const pending = new Set(); // windows named by change events, not yet refetched
   let reloadEnv = false;
+  let live = null;
 
   const currentEnv = () => {
     const want = store.get().env;
@@ -150,6 +153,7 @@ export function createVisdomView(root, store) {
     const pane = panes.get(win);
     if (!pane) {
       reloadEnv = true; // a new window: its place in the order comes with the env
+      flush();
       return;
     }
     if (pane.controller) pane.controller.abort();
@@ -164,7 +168,10 @@ export function createVisdomView(root, store) {
         return;
       }
       const [w, hgt] = paneSize(resp);
-      if ((resp.order ?? 0) !== (pane.order ?? 0) || w !== pane.width || hgt !== pane.height) reloadEnv = true;
+      if ((resp.order ?? 0) !== (pane.order ?? 0) || w !== pane.width || hgt !== pane.height) {
+        reloadEnv = true; // moved or resized: lay the env out again
+        flush();
+      }
       await drawPane(pane, resp, lib);
     } catch (e) {
       if (!isAbort(e)) pane.note.textContent = `could not refresh: ${e.message}`;
@@ -191,17 +198,21 @@ export function createVisdomView(root, store) {
     } else if (changed.has('env')) stale = true;
   });
 
-  return {
+  const view = {
     setContext() {},
     async show() {
       active = true;
       loadPanes(); // start the big download while the env list comes
+      live ||= startLive({ url: '/api/visdom/events', onStatus() {}, onUpdate() {}, onVisdom: (list) => view.changes(list) });
       if (!(await loadEnvs())) return;
       if (stale || shownEnv !== currentEnv()) loadEnv();
       else if (pending.size || reloadEnv) flush();
     },
     hide() {
       active = false;
+      if (live) live.stop();
+      live = null;
+      stale = true;
     },
     refresh() {}, // runs' updates: not ours; Visdom changes come through changes()
     /** Change-feed events: [{env, win}] (win null: the env itself changed). */
@@ -209,11 +220,12 @@ export function createVisdomView(root, store) {
       for (const { env, win } of list) {
         if (active && (win === null || !envs.some((e) => e.env === env))) refreshEnvs();
         if (env !== shownEnv) continue;
-        if (win === null) reloadEnv = true;
+        if (win === null || !panes.has(win)) reloadEnv = true; // the env itself, or a new window
         else pending.add(win);
       }
       if (!active && (pending.size || reloadEnv)) stale = true;
       else if (pending.size || reloadEnv) flush();
     },
   };
+  return view;
 }

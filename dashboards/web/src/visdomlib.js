@@ -69,8 +69,14 @@ export function imageFrames(content) {
   if (!isObject(content)) return [];
   const frames = (Array.isArray(content.history) ? content.history : []).map(frame).filter(Boolean);
   const current = frame(content);
-  if (current && (!frames.length || frames[frames.length - 1].src !== current.src)) frames.push(current);
+  if (current && !frames.some((f) => f.src === current.src)) frames.push(current);
   return frames;
+}
+
+/** The frame an image pane opens at: the client's `selected` (Visdom's slider position), else the newest. */
+export function selectedFrame(content, count) {
+  const s = isObject(content) ? content.selected : undefined;
+  return Number.isInteger(s) && s >= 0 && s < count ? s : count - 1;
 }
 
 export const DEFAULT_SIZE = Object.freeze({ plot: [400, 300], image: [300, 300], text: [300, 300] });

@@ -9,7 +9,7 @@ import Plotly from 'plotly.js-dist-min';
 import DOMPurify from 'dompurify';
 import { h } from './dom.js';
 import { makeSanitizer, safeImageSrc } from './sanitize.js';
-import { fixFigure, imageFrames, paneKind } from './visdomlib.js';
+import { fixFigure, imageFrames, paneKind, selectedFrame } from './visdomlib.js';
 
 const sanitize = makeSanitizer(DOMPurify);
 const PLOT_CONFIG = { displaylogo: false, responsive: false, modeBarButtonsToRemove: ['sendDataToCloud'] };
@@ -77,9 +77,11 @@ function drawImage(pane, content) {
     pane.body.replaceChildren(st.frame, st.slider, st.caption);
   }
   st.frame.style.height = `${pane.height}px`;
-  const atEnd = st.index < 0 || st.index >= (st.frames ? st.frames.length - 1 : 0);
+  // first the client's choice; then, while the slider sits at the end, follow new images
+  const first = st.index < 0;
+  const atEnd = !first && st.index >= st.frames.length - 1;
   st.frames = frames;
-  st.index = atEnd ? frames.length - 1 : Math.min(st.index, frames.length - 1);
+  st.index = first ? selectedFrame(content, frames.length) : atEnd ? frames.length - 1 : Math.min(st.index, frames.length - 1);
   showFrame(st);
 }
 
@@ -112,7 +114,9 @@ function drawHtml(pane, content) {
   st.html = html;
   const style = document.createElement('style');
   style.textContent = ':host{display:block;font:13px/1.45 system-ui,sans-serif;color:#1f2430;overflow-wrap:anywhere}img,svg,video{max-width:100%;height:auto}';
-  st.root.replaceChildren(style, sanitize.fragment(html));
+  const wrap = h('div', { class: 'vd-content' }); // innerText of the host does not reach into its shadow root
+  wrap.append(sanitize.fragment(html));
+  st.root.replaceChildren(style, wrap);
 }
 
 function drawProperties(pane, content) {

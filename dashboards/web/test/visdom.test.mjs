@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import createDOMPurify from 'dompurify';
 import { JSDOM } from 'jsdom';
 import { makeSanitizer, safeImageSrc } from '../src/sanitize.js';
-import { envPrefix, fixFigure, groupEnvs, imageFrames, paneKind, paneSize, sortWindows, visdomChanges } from '../src/visdomlib.js';
+import { envPrefix, fixFigure, groupEnvs, imageFrames, paneKind, selectedFrame, paneSize, sortWindows, visdomChanges } from '../src/visdomlib.js';
 
 const fixture = JSON.parse(readFileSync(new URL('./visdom-env.json', import.meta.url), 'utf8'));
 
@@ -56,6 +56,11 @@ test('image frames: the history, then the current image, oldest first', () => {
   assert.deepEqual(imageFrames({ src: 'data:image/png;base64,C', caption: 'c', history: [{ src: 'data:image/png;base64,C' }] }), [{ src: 'data:image/png;base64,C', caption: '' }]);
   assert.deepEqual(imageFrames([{ src: 'a', caption: 1 }, { nope: 1 }]), [{ src: 'a', caption: '1' }]);
   assert.deepEqual(imageFrames(null), []);
+  const history = { src: 'data:image/png;base64,A', selected: 0, history: [{ src: 'data:image/png;base64,A' }, { src: 'data:image/png;base64,B' }] };
+  assert.equal(imageFrames(history).length, 2, 'the current image is one of the history');
+  assert.equal(selectedFrame(history, 2), 0);
+  assert.equal(selectedFrame({ selected: 5 }, 2), 1);
+  assert.equal(selectedFrame({}, 3), 2);
   assert.equal(imageFrames(fixture.windows.find((w) => w.win === 'img').content).length, 3);
 });
 
