@@ -77,11 +77,19 @@ export function createVisdomView(root, store) {
     }
     const started = performance.now();
     try {
-      const [resp, lib] = await Promise.all([getVisdomEnv(env, requestWidth(), { signal: controller.signal }), loadPanes()]);
+      const width = requestWidth();
+      const [resp, lib] = await Promise.all([getVisdomEnv(env, width, { signal: controller.signal }), loadPanes()]);
       if (controller.signal.aborted) return;
       await render(env, resp ? resp.windows || [] : null, lib);
       dbg.envsLoaded++;
       dbg.lastEnvMs = performance.now() - started;
+      // the sizes come with the windows: ask again, at its width, for a wider pane's long traces
+      for (const win of (resp && resp.windows) || []) {
+        const pane = panes.get(win.win);
+        const thinned = win.content && Array.isArray(win.content.data) && win.content.data.some((t) => t && t.downsampled);
+        if (pane && thinned && requestWidth(pane) > width) pending.add(win.win);
+      }
+      if (pending.size) flush();
     } catch (e) {
       if (!isAbort(e)) {
         stale = true;
