@@ -67,6 +67,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self.writer.start(loop)
         self.compactor.start()
+        await self.visdom.load()
         options = [
             ("grpc.max_receive_message_length", DEFAULT_LIMITS.max_message_bytes),
             ("grpc.max_send_message_length", DEFAULT_LIMITS.max_message_bytes),

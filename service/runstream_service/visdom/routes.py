@@ -105,7 +105,13 @@ def token_by_password(tokens: TokenTable, password: str) -> Token | None:
 
 @dataclass
 class Visdom:
-    """What the handlers share: the writes, the writer's submit, reads, tokens, sessions, sockets."""
+    """What the handlers share: the writes, the writer's submit, reads, tokens, sessions, sockets.
+
+    `index` (env -> its windows) answers win_exists and env_state without a read: the client asks
+    win_exists before every `update='append'`, so that call is half of an append's round trips. It is
+    loaded at start (`load`) and changed on the event loop after each write commits, in commit order
+    (the writer completes futures in that order), from what the transaction itself returned.
+    """
 
     writes: VisdomWrites
     submit: Callable[[Transaction], Awaitable[Any]]
@@ -114,11 +120,26 @@ class Visdom:
     changes: Changes = field(default_factory=Changes)
     sessions: Sessions = field(default_factory=Sessions)
     clients: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
+    index: dict[str, set[str]] = field(default_factory=dict)
+
+    async def load(self) -> None:
+        self.index = await self.reader.run(storage.window_index)
 
     async def write(self, transaction: Transaction, env: str, win: str | None) -> Any:
         result = await self.submit(transaction)
         self.changes.mark(env, win)
         return result
+
+    def added(self, env: str, win: str | None) -> None:
+        wins = self.index.setdefault(env, set())
+        if win is not None:
+            wins.add(win)
+
+    def replaced(self, env: str, wins: list[str] | None) -> None:
+        if wins is None:
+            self.index.pop(env, None)
+        else:
+            self.index[env] = set(wins)
 
 
 VISDOM_KEY: web.AppKey[Visdom] = web.AppKey("visdom")
@@ -174,6 +195,7 @@ async def events(request: web.Request) -> web.Response:
     post = protocol.window_post(await _body(request))
     visdom = _visdom(request)
     win = await visdom.write(visdom.writes.post_window(post), post.env, post.win)
+    visdom.added(post.env, win)
     if post.win is None:
         visdom.changes.mark(post.env, win)
     return _text(win)
@@ -183,14 +205,16 @@ async def update(request: web.Request) -> web.Response:
     _authorize(request, write=True)
     post = protocol.update_post(await _body(request))
     visdom = _visdom(request)
-    return _text(await visdom.write(visdom.writes.update(post), post.env, post.win))
+    win = await visdom.write(visdom.writes.update(post), post.env, post.win)
+    visdom.added(post.env, win)
+    return _text(win)
 
 
 async def close(request: web.Request) -> web.Response:
     _authorize(request, write=True)
     ref = protocol.window_ref(await _body(request))
     visdom = _visdom(request)
-    await visdom.write(visdom.writes.close(ref.env, ref.win), ref.env, ref.win)
+    visdom.replaced(ref.env, await visdom.write(visdom.writes.close(ref.env, ref.win), ref.env, ref.win))
     return _text("")
 
 
@@ -199,6 +223,7 @@ async def delete_env(request: web.Request) -> web.Response:
     env = protocol.env_of(await _body(request))
     visdom = _visdom(request)
     await visdom.write(visdom.writes.delete_env(env), env, None)
+    visdom.replaced(env, None)
     return _text("")
 
 
@@ -206,7 +231,8 @@ async def fork_env(request: web.Request) -> web.Response:
     _authorize(request, write=True)
     fork = protocol.fork_env(await _body(request))
     visdom = _visdom(request)
-    return _text(await visdom.write(visdom.writes.fork_env(fork), fork.target, None))
+    visdom.replaced(fork.target, await visdom.write(visdom.writes.fork_env(fork), fork.target, None))
+    return _text(fork.target)
 
 
 async def env_post(request: web.Request) -> web.Response:
@@ -215,7 +241,9 @@ async def env_post(request: web.Request) -> web.Response:
     body = await _body(request)
     env = protocol.env_of({"eid": body.get("eid", request.match_info["env"])})
     visdom = _visdom(request)
-    await visdom.write(visdom.writes.create_env(env), env, None)
+    if env not in visdom.index:
+        await visdom.write(visdom.writes.create_env(env), env, None)
+        visdom.added(env, None)
     return _text("")
 
 
@@ -223,7 +251,7 @@ async def save(request: web.Request) -> web.Response:
     """Every window is committed when it is made; save answers, as Visdom does, with the envs that exist."""
     _authorize(request, write=True)
     wanted = protocol.save_envs(await _body(request))
-    known = set(await _visdom(request).reader.run(storage.env_names))
+    known = _visdom(request).index
     return _text(protocol.dumps([env for env in wanted if env in known]))
 
 
@@ -233,7 +261,7 @@ async def win_data(request: web.Request) -> web.Response:
     if "data" in body:
         _authorize(request, write=True)
         given = protocol.set_window_data(body)
-        await visdom.write(visdom.writes.set_window_data(given), given.env, given.win)
+        visdom.replaced(given.env, await visdom.write(visdom.writes.set_window_data(given), given.env, given.win))
         return _text("")
     _authorize(request, write=False)
     ref = protocol.window_ref(body)
@@ -259,9 +287,7 @@ async def win_exists(request: web.Request) -> web.Response:
     ref = protocol.window_ref(await _body(request))
     if ref.win is None:
         return _text(protocol.boolean(False))
-    win = ref.win
-    found = await _visdom(request).reader.run(lambda cur: storage.window_exists(cur, ref.env, win))
-    return _text(protocol.boolean(found))
+    return _text(protocol.boolean(ref.win in _visdom(request).index.get(ref.env, ())))
 
 
 async def win_hash(request: web.Request) -> web.Response:
@@ -277,7 +303,7 @@ async def win_hash(request: web.Request) -> web.Response:
 async def env_state(request: web.Request) -> web.Response:
     _authorize(request, write=False)
     await _body(request)
-    return _text(protocol.dumps(await _visdom(request).reader.run(storage.env_names)))
+    return _text(protocol.dumps(sorted(_visdom(request).index)))
 
 
 INDEX_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>runstream: Visdom</title></head>
@@ -340,7 +366,7 @@ async def page_socket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     visdom = _visdom(request)
     await ws.send_str(json.dumps({"command": "register", "data": secrets.token_hex(6), "readonly": False}))
-    await ws.send_str(json.dumps({"command": "env_update", "data": await visdom.reader.run(storage.env_names)}))
+    await ws.send_str(json.dumps({"command": "env_update", "data": sorted(visdom.index)}))
     async for message in ws:
         if message.type != WSMsgType.TEXT:
             continue

@@ -237,10 +237,15 @@ class VisdomWrites:
 
         return self._transaction(work)
 
-    def close(self, env: str, win: str | None) -> Transaction:
-        """POST /close: remove a window, or every window of the env."""
+    @staticmethod
+    def _wins(con: duckdb.DuckDBPyConnection, env: str) -> list[str]:
+        """The env's windows as this transaction leaves them (for the event loop's WindowIndex)."""
+        return [w for (w,) in con.execute("SELECT win FROM visdom_panes WHERE env = ?", [env]).fetchall()]
 
-        def work(con: duckdb.DuckDBPyConnection) -> None:
+    def close(self, env: str, win: str | None) -> Transaction:
+        """POST /close: remove a window, or every window of the env; the result is the env's windows left."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> list[str]:
             where, params = ("env = ?", [env]) if win is None else ("env = ? AND win = ?", [env, win])
             con.execute(
                 f"DELETE FROM visdom_trace_points WHERE pane_id IN (SELECT pane_id FROM visdom_panes WHERE {where})",
@@ -249,6 +254,7 @@ class VisdomWrites:
             con.execute(f"DELETE FROM visdom_panes WHERE {where}", params)
             for key in [k for k in self._panes if k[0] == env and (win is None or k[1] == win)]:
                 del self._panes[key]
+            return self._wins(con, env)
 
         return self._transaction(work)
 
@@ -268,13 +274,16 @@ class VisdomWrites:
         return self._transaction(lambda con: self._ensure_env(con, env))
 
     def fork_env(self, fork: ForkEnv) -> Transaction:
-        """Copy every window (and point) of one env into another, replacing what the target held."""
+        """Copy every window (and point) of one env into another, replacing what the target held;
+        the result is the target's windows."""
         close = self.close(fork.target, None).work
 
-        def work(con: duckdb.DuckDBPyConnection) -> str:
+        def work(con: duckdb.DuckDBPyConnection) -> list[str]:
             exists = con.execute("SELECT count(*) FROM visdom_envs WHERE env = ?", [fork.source]).fetchone()
             if not exists or not exists[0]:
                 raise NotFound(f"env {fork.source!r} does not exist, so it cannot be forked")
+            if fork.source == fork.target:
+                return self._wins(con, fork.target)
             close(con)
             self._ensure_env(con, fork.target)
             rows = con.execute(
@@ -294,7 +303,7 @@ class VisdomWrites:
                     "FROM visdom_trace_points WHERE pane_id = ?",
                     [new_id, old_id],
                 )
-            return fork.target
+            return self._wins(con, fork.target)
 
         return self._transaction(work)
 
@@ -305,16 +314,25 @@ class VisdomWrites:
         }
         close = self.close(request.env, None).work
 
-        def work(con: duckdb.DuckDBPyConnection) -> None:
+        def work(con: duckdb.DuckDBPyConnection) -> list[str]:
             if request.win is None:
                 close(con)
             for win, change in changes.items():
                 self._store(con, request.env, win, change, {})
+            return self._wins(con, request.env)
 
         return self._transaction(work)
 
 
 # -- reads (any thread, on a reader cursor) -----------------------------------------------------
+
+
+def window_index(cur: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    """Every env and its windows (the event loop's WindowIndex, loaded once at start)."""
+    index: dict[str, set[str]] = {env: set() for env in env_names(cur)}
+    for env, win in cur.execute("SELECT env, win FROM visdom_panes").fetchall():
+        index.setdefault(env, set()).add(win)
+    return index
 
 
 def env_names(cur: duckdb.DuckDBPyConnection) -> list[str]:
