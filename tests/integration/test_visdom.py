@@ -268,3 +268,23 @@ def test_nan_in_surf_is_kept(server: LocalServer) -> None:
     win = vis.surf(X=z)
     stored = window(vis, win)["content"]["data"][0]["z"]
     assert math.isnan(stored[1][1]) and stored[0][0] == 1.0
+
+
+def test_the_polling_back_channel(server: LocalServer) -> None:
+    env = new_env()
+    vis = visdom.Visdom(
+        port=server.visdom_port, env=env, raise_exceptions=True, use_incoming_socket=False, use_polling=True
+    )
+    try:
+        assert vis.check_connection(timeout_seconds=5)
+        win = vis.text("polled")
+        got = threading.Event()
+        vis.register_event_handler(lambda event: got.set(), win)
+        page = websocket.create_connection(f"ws://127.0.0.1:{server.visdom_port}/socket", timeout=10)
+        try:
+            page.send(json.dumps({"cmd": "forward_to_vis", "data": {"event_type": "Click", "target": win, "eid": env}}))
+            assert got.wait(10)
+        finally:
+            page.close()
+    finally:
+        vis.use_socket = False  # ends the client's polling thread

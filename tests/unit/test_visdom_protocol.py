@@ -159,3 +159,16 @@ def test_a_window_given_whole_is_split_again() -> None:
     joined = panes.join_window(pane, points)
     again = panes.restore_window(joined)
     assert panes.join_window(again.pane, {r.trace: r.columns for r in again.insert}) == joined
+
+
+def test_a_version_2_file_gains_the_visdom_tables(tmp_path: Any) -> None:
+    import duckdb
+
+    from runstream_service.store.schema import SCHEMA_VERSION, create_schema
+
+    con = duckdb.connect(str(tmp_path / "v2.duckdb"))
+    con.execute("CREATE TABLE schema_info (version INTEGER NOT NULL); INSERT INTO schema_info VALUES (2)")
+    create_schema(con)
+    assert con.execute("SELECT version FROM schema_info").fetchall() == [(SCHEMA_VERSION,)]
+    assert con.execute("SELECT count(*) FROM visdom_windows").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM visdom_points").fetchall() == [(0,)]

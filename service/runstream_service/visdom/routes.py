@@ -41,6 +41,8 @@ logger = logging.getLogger("runstream.visdom")
 COOKIE = "user_password"
 SESSION_SECONDS = 30 * 24 * 3600
 MAX_SESSIONS = 10_000
+MAX_POLLERS = 1_000  # polling clients (use_polling=True) remembered; the oldest is forgotten first
+MAX_POLL_MESSAGES = 1_000  # events kept for one polling client between two queries
 T = TypeVar("T")
 
 
@@ -121,6 +123,7 @@ class Visdom:
     sessions: Sessions = field(default_factory=Sessions)
     clients: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     index: dict[str, set[str]] = field(default_factory=dict)
+    polls: dict[str, list[str]] = field(default_factory=dict)  # polling client sid -> messages waiting
 
     async def load(self) -> None:
         self.index = await self.reader.run(storage.window_index)
@@ -379,8 +382,30 @@ async def page_socket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+async def vis_socket_wrap(request: web.Request) -> web.Response:
+    """The client's polling back channel (`Visdom(use_polling=True)`): `init` gives a sid whose first
+    message is the `alive` handshake; `query` takes the messages waiting for that sid."""
+    _authorize(request, write=False)
+    body = await _body(request)
+    polls = _visdom(request).polls
+    if body.get("message_type") == "init":
+        new = secrets.token_hex(8)
+        polls[new] = [json.dumps({"command": "alive", "data": "vis_alive"})]
+        while len(polls) > MAX_POLLERS:
+            polls.pop(next(iter(polls)))
+        return _text(json.dumps({"success": True, "sid": new}))
+    sid = body.get("sid")
+    if not isinstance(sid, str) or sid not in polls:
+        raise BadRequest('unknown \'sid\'; send {"message_type": "init"} first')
+    messages, polls[sid] = polls[sid], []
+    return _text(json.dumps({"success": True, "messages": messages}))
+
+
 async def _to_clients(visdom: Visdom, event: dict[str, Any]) -> None:
     text = json.dumps(event)
+    for queued in visdom.polls.values():
+        if len(queued) < MAX_POLL_MESSAGES:
+            queued.append(text)
     for ws in list(visdom.clients):
         if not ws.closed:
             try:
@@ -432,6 +457,8 @@ def add_routes(app: web.Application, visdom: Visdom, prefix: str = "") -> None:
         ("/env/{env:.*}", env_post),
     ):
         router.add_post(prefix + path, handler)
+    router.add_post(prefix + "/vis_socket_wrap", vis_socket_wrap)
+    router.add_get(prefix + "/env/{env:.*}", index)
     router.add_get(prefix + "/vis_socket", vis_socket)
     router.add_get(prefix + "/socket", page_socket)
     for root in {prefix or "/", prefix + "/"}:
@@ -452,4 +479,3 @@ def is_visdom_path(path: str, prefix: str = "/visdom") -> bool:
 
 
 __all__ = ["Changes", "Visdom", "add_routes", "is_visdom_path", "make_app"]
-_ = BadRequest  # re-exported errors stay in the service's tree
