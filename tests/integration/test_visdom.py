@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import urllib.request
@@ -288,3 +291,21 @@ def test_the_polling_back_channel(server: LocalServer) -> None:
             page.close()
     finally:
         vis.use_socket = False  # ends the client's polling thread
+
+
+def test_a_taken_visdom_port_warns_and_the_server_goes_on(tmp_path: Path) -> None:
+    process = LocalServer(tmp_path / "data", log_path=tmp_path / "server.log", visdom=True)
+    assert process.visdom_port is not None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", process.visdom_port))
+        taken.listen()
+        with process:
+            assert "not serving Visdom" in process.log()
+            vis = visdom.Visdom(port=process.http_port, base_url="/visdom", raise_exceptions=True)
+            assert vis.win_exists(vis.text("still here")) is True
+
+
+def test_visdom_on_a_public_address_needs_tokens(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "runstream_service", "serve", "--data", str(tmp_path), "--visdom", "0.0.0.0:8097"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "refusing to listen on 0.0.0.0:8097 without tokens" in done.stderr
