@@ -124,3 +124,10 @@ export function visdomChanges(data) {
   }
   return out;
 }
+
+const BASIC_TRACE_TYPES = new Set(['scatter', 'bar', 'pie']);
+
+/** Which plotly.js build draws every trace of `data`: 'basic' (scatter, bar, pie) or 'full'. */
+export function plotlyBuildFor(data) {
+  return data.every((trace) => BASIC_TRACE_TYPES.has((trace && trace.type) || 'scatter')) ? 'basic' : 'full';
+}

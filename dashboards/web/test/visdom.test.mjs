@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import createDOMPurify from 'dompurify';
 import { JSDOM } from 'jsdom';
 import { makeSanitizer, safeImageSrc } from '../src/sanitize.js';
-import { envPrefix, fixFigure, groupEnvs, imageFrames, paneKind, selectedFrame, paneSize, sortWindows, visdomChanges } from '../src/visdomlib.js';
+import { envPrefix, fixFigure, groupEnvs, imageFrames, paneKind, plotlyBuildFor, selectedFrame, paneSize, sortWindows, visdomChanges } from '../src/visdomlib.js';
 
 const fixture = JSON.parse(readFileSync(new URL('./visdom-env.json', import.meta.url), 'utf8'));
 
@@ -137,4 +137,11 @@ test('image sources: data:image URLs and same-origin paths only', () => {
   assert.equal(safeImageSrc('//evil.example/x.png'), '');
   assert.equal(safeImageSrc('data:text/html,<script>'), '');
   assert.equal(safeImageSrc(undefined), '');
+});
+
+test('a pane of scatter, bar and pie traces needs only the basic plotly.js build', () => {
+  assert.equal(plotlyBuildFor([{ x: [1], y: [2] }, { type: 'scatter' }, { type: 'bar' }, { type: 'pie' }]), 'basic');
+  assert.equal(plotlyBuildFor([{ type: 'scatter' }, { type: 'heatmap' }]), 'full');
+  assert.equal(plotlyBuildFor([{ type: 'surface' }]), 'full');
+  assert.equal(plotlyBuildFor([]), 'basic');
 });
