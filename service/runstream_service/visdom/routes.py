@@ -31,7 +31,7 @@ import duckdb
 from aiohttp import WSMsgType, web
 
 from runstream_service.auth import Token, TokenTable, bearer, require_read, require_write
-from runstream_service.errors import BadRequest, RunstreamError, Unauthenticated
+from runstream_service.errors import BadRequest, NotFound, RunstreamError, Unauthenticated
 from runstream_service.store.base import Transaction
 from runstream_service.visdom import protocol, storage
 from runstream_service.visdom.storage import PROJECT, VisdomWrites
@@ -272,14 +272,8 @@ async def win_data(request: web.Request) -> web.Response:
     if ref.win is None:
         return _text(protocol.dumps(found))
     if ref.win not in found:
-        raise _missing(ref.env, ref.win)
+        raise NotFound(f"Window {ref.win} doesn't exist in env {ref.env}")  # Visdom's words
     return _text(protocol.dumps(found[ref.win]))
-
-
-def _missing(env: str, win: str) -> RunstreamError:
-    from runstream_service.errors import NotFound
-
-    return NotFound(f"Window {win} doesn't exist in env {env}")
 
 
 # -- reads -------------------------------------------------------------------------------------

@@ -339,11 +339,6 @@ def env_names(cur: duckdb.DuckDBPyConnection) -> list[str]:
     return [env for (env,) in cur.execute("SELECT env FROM visdom_envs ORDER BY env").fetchall()]
 
 
-def window_exists(cur: duckdb.DuckDBPyConnection, env: str, win: str) -> bool:
-    row = cur.execute("SELECT count(*) FROM visdom_panes WHERE env = ? AND win = ?", [env, win]).fetchone()
-    return bool(row and row[0])
-
-
 def _points(cur: duckdb.DuckDBPyConnection, pane_id: int) -> dict[int, Columns]:
     table = cur.execute(
         "SELECT trace, x, y, z, text, color FROM visdom_trace_points WHERE pane_id = ? ORDER BY trace, seq", [pane_id]
