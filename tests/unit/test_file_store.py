@@ -6,7 +6,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from runstream_service.store.base import FinishRun, OpenRun, UnknownRun
+from runstream_service.store.base import NEEDS_TRANSACTION, FinishRun, OpenRun, Transaction, UnknownRun
 from runstream_service.store.file import FileStore
 from runstream_service.validate import DecodedBatch, ScalarColumns
 
@@ -67,3 +67,30 @@ def test_finishing_an_unknown_run() -> None:
     store = FileStore(duckdb.connect(":memory:"))
     with pytest.raises(UnknownRun):
         store.finish_run(FinishRun("nope", 0, "finished", 1.0))
+
+
+def test_a_transaction_job_runs_as_one_statement_when_it_can() -> None:
+    store = FileStore(duckdb.connect(":memory:"))
+    store._con.execute("CREATE TABLE t (v INTEGER)")
+    ran: list[str] = []
+
+    def work(con: duckdb.DuckDBPyConnection) -> str:
+        ran.append("work")
+        con.execute("INSERT INTO t VALUES (1)")
+        con.execute("INSERT INTO t VALUES (2)")
+        return "work"
+
+    def single(con: duckdb.DuckDBPyConnection) -> object:
+        ran.append("single")
+        con.execute("INSERT INTO t VALUES (9)")
+        return "single"
+
+    assert store.transact(Transaction(work, single=single)) == "single"
+    assert ran == ["single"]  # the work was not needed
+    assert store.transact(Transaction(work, single=lambda con: NEEDS_TRANSACTION)) == "work"
+    assert ran == ["single", "work"]
+    with pytest.raises(duckdb.Error):
+        store.transact(Transaction(work, single=lambda con: con.execute("INSERT INTO t VALUES ('x')")))
+    with pytest.raises(ZeroDivisionError):  # the work's transaction is rolled back whole
+        store.transact(Transaction(lambda con: (con.execute("INSERT INTO t VALUES (3)"), 1 / 0)))
+    assert sorted(r[0] for r in store._con.execute("SELECT v FROM t").fetchall()) == [1, 2, 9]

@@ -10,14 +10,14 @@ once its transaction has committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, UnknownRun
+from runstream_service.store.base import NEEDS_TRANSACTION, FinishRun, OpenRun, RunsSnapshot, Transaction, UnknownRun
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import SeriesIds, build_rows
 from runstream_service.store.transactions import insert_rows, rollback
@@ -171,10 +171,14 @@ class FileStore:
             rollback(self._con)
             raise
 
-    def transact(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+    def transact(self, job: Transaction) -> Any:
+        if job.single is not None:
+            result = job.single(self._con)  # one statement: committed by DuckDB as it returns
+            if result is not NEEDS_TRANSACTION:
+                return result
         try:
             self._con.execute("BEGIN")
-            result = work(self._con)
+            result = job.work(self._con)
             self._con.execute("COMMIT")
         except BaseException:
             rollback(self._con)

@@ -170,7 +170,7 @@ class StoreWriter:
         payload = job.payload
         if isinstance(payload, Transaction):
             try:
-                result: Any = self._store.transact(payload.work)
+                result: Any = self._store.transact(payload)
             except Exception as exc:
                 if payload.on_rollback is not None:
                     payload.on_rollback()

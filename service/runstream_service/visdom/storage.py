@@ -28,7 +28,7 @@ import orjson
 import pyarrow as pa
 
 from runstream_service.errors import NotFound
-from runstream_service.store.base import Transaction
+from runstream_service.store.base import NEEDS_TRANSACTION, Transaction
 from runstream_service.store.transactions import insert_rows
 from runstream_service.visdom import panes
 from runstream_service.visdom.panes import Change, Columns
@@ -78,8 +78,12 @@ class VisdomWrites:
         self._envs: set[str] | None = None
         self._next_pane_id: int | None = None
 
-    def _transaction(self, work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Transaction:
-        return Transaction(work, on_rollback=self._forget)
+    def _transaction(
+        self,
+        work: Callable[[duckdb.DuckDBPyConnection], Any],
+        single: Callable[[duckdb.DuckDBPyConnection], Any] | None = None,
+    ) -> Transaction:
+        return Transaction(work, on_rollback=self._forget, single=single)
 
     def _forget(self) -> None:
         self._panes.clear()
@@ -235,7 +239,19 @@ class VisdomWrites:
             self._remember(post.env, post.win, pane)
             return post.win
 
-        return self._transaction(work)
+        def append_only(con: duckdb.DuckDBPyConnection) -> Any:
+            """The usual append (a cached window, new points, the same document, no touch due): one INSERT."""
+            pane = self._panes.get((post.env, post.win))
+            if pane is None or time.time() - pane.touched >= TOUCH_SECONDS:
+                return NEEDS_TRANSACTION
+            change = panes.update_window(pane.doc, post)  # pure: the cached pane is not changed
+            opts = {**pane.opts, **{k: v for k, v in post.opts.items() if v is not None}}
+            if change.clear or not change.insert or opts != pane.opts or json.dumps(change.pane) != pane.text:
+                return NEEDS_TRANSACTION
+            self._insert_points(con, pane, change)  # one statement; if it fails, _forget drops the caches
+            return post.win
+
+        return self._transaction(work, single=append_only)
 
     @staticmethod
     def _wins(con: duckdb.DuckDBPyConnection, env: str) -> list[str]:
