@@ -16,7 +16,7 @@ from PIL import Image
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.limits import DEFAULT_LIMITS, Limits
-from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT
+from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, PENDING_FIELDS, SCALAR, TEXT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -110,6 +110,9 @@ def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBat
         raise InvalidBatch("seq", "must be >= 1 (the first batch of a writer has seq 1)")
     tags = list(batch.tags)
     _check_tags(tags, limits)
+    for field in PENDING_FIELDS:
+        if batch.HasField(field):
+            raise InvalidBatch(field, "this server does not store this kind yet; upgrade the server")
     columns = {
         kind.field: DECODERS[kind.name](getattr(batch, kind.field), len(tags), limits)
         if batch.HasField(kind.field)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import duckdb
+import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.store import queries
-from runstream_service.store.kinds import KINDS, POINT_KEY_COLUMNS
+from runstream_service.store.kinds import KINDS, PENDING_FIELDS, POINT_KEY_COLUMNS
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import BUILDERS
-from runstream_service.validate import DECODERS, DecodedBatch
+from runstream_service.validate import DECODERS, DecodedBatch, InvalidBatch, decode_batch
 
 
 def _schema() -> duckdb.DuckDBPyConnection:
@@ -27,7 +28,16 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str, ...]:
 
 def test_every_message_field_of_a_batch_is_a_kind() -> None:
     messages = {f.name for f in pb.Batch.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_MESSAGE}
-    assert messages == {kind.field for kind in KINDS}
+    assert messages == {kind.field for kind in KINDS} | PENDING_FIELDS
+    assert not PENDING_FIELDS & {kind.field for kind in KINDS}
+
+
+@pytest.mark.parametrize("field", sorted(PENDING_FIELDS))
+def test_a_batch_with_a_pending_kind_is_refused_naming_it(field: str) -> None:
+    batch = pb.Batch(run_id="r", writer_id="w", seq=1, tags=["t"])
+    getattr(batch, field).tag_index = b"\x00\x00\x00\x00"
+    with pytest.raises(InvalidBatch, match=f"^{field}: this server does not store this kind yet"):
+        decode_batch(batch)
 
 
 def test_every_kind_is_decoded_and_built() -> None:

@@ -96,8 +96,44 @@ class Texts(_message.Message):
     text: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., text: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class Graphs(_message.Message):
+    __slots__ = ("tag_index", "step", "wall_time", "doc")
+    TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    DOC_FIELD_NUMBER: _ClassVar[int]
+    tag_index: bytes
+    step: bytes
+    wall_time: bytes
+    doc: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., doc: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Embeddings(_message.Message):
+    __slots__ = ("tag_index", "step", "wall_time", "first_row", "rows", "dims", "total_rows", "vectors", "metadata", "image")
+    TAG_INDEX_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIRST_ROW_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    DIMS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_ROWS_FIELD_NUMBER: _ClassVar[int]
+    VECTORS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    tag_index: bytes
+    step: bytes
+    wall_time: bytes
+    first_row: bytes
+    rows: bytes
+    dims: bytes
+    total_rows: bytes
+    vectors: bytes
+    metadata: _containers.RepeatedScalarFieldContainer[str]
+    image: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, tag_index: _Optional[bytes] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., first_row: _Optional[bytes] = ..., rows: _Optional[bytes] = ..., dims: _Optional[bytes] = ..., total_rows: _Optional[bytes] = ..., vectors: _Optional[bytes] = ..., metadata: _Optional[_Iterable[str]] = ..., image: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
 class Batch(_message.Message):
-    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images", "texts")
+    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images", "texts", "graphs", "embeddings")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     WRITER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -107,6 +143,8 @@ class Batch(_message.Message):
     HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    GRAPHS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     writer_id: str
@@ -116,7 +154,9 @@ class Batch(_message.Message):
     histograms: Histograms
     images: Images
     texts: Texts
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ..., texts: _Optional[_Union[Texts, _Mapping]] = ...) -> None: ...
+    graphs: Graphs
+    embeddings: Embeddings
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ..., texts: _Optional[_Union[Texts, _Mapping]] = ..., graphs: _Optional[_Union[Graphs, _Mapping]] = ..., embeddings: _Optional[_Union[Embeddings, _Mapping]] = ...) -> None: ...
 
 class WriteAck(_message.Message):
     __slots__ = ("writer_id", "seq", "duplicate")

@@ -45,4 +45,7 @@ IMAGE = Kind("image", "images", "image_points", "images", ("width", "height", "m
 TEXT = Kind("text", "texts", "text_points", "texts", ("text",))
 
 KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT)
+# Batch fields already in the wire schema whose kind is being built: a batch that carries one is refused
+# with INVALID_ARGUMENT naming the field (validate.py), until its kind joins KINDS.
+PENDING_FIELDS: frozenset[str] = frozenset({"graphs", "embeddings"})
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
