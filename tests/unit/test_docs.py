@@ -23,7 +23,15 @@ def test_views_and_their_columns_are_as_documented() -> None:
     con = duckdb.connect()
     create_schema(con)
     rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", _section("## Query with SQL"), flags=re.M)
-    assert {view for view, _ in rows} == {"runs", "scalars", "histograms", "images", "texts"}
+    assert {view for view, _ in rows} == {
+        "runs",
+        "scalars",
+        "histograms",
+        "images",
+        "texts",
+        "visdom_windows",
+        "visdom_points",
+    }
     for view, described in rows:
         documented = re.findall(r"`(\w+)`", described)
         actual = [name for name, *_ in con.execute(f"DESCRIBE {view}").fetchall()]
