@@ -147,7 +147,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         try:
             await self._writer.submit(FinishRun(request.run_id, request.rank, request.status, request.end_time))
         except UnknownRun as exc:
-            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            await context.abort(*grpc_status(exc))
         return pb.FinishRunResponse()
 
     async def Write(self, request_iterator: AsyncIterator[pb.Batch], context: Context) -> AsyncIterator[pb.WriteAck]:
@@ -172,10 +172,11 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     )
                 if isinstance(item, _Rejected):
                     self.counters.rejected_batches += 1
+                    code, message = grpc_status(item.error)
                     if item.seq is None:
-                        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(item.error))
+                        await context.abort(code, message)
                     context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(item.seq)),))
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {item.seq}: {item.error}")
+                    await context.abort(code, f"batch {item.seq}: {message}")
                 if isinstance(item, _Denied):
                     await context.abort(*grpc_status(item.error))
                 if isinstance(item, _Failed):
@@ -183,7 +184,7 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                 batch, commit = item
                 try:
                     duplicate = await commit
-                except UnknownRun as exc:
+                except UnknownRun as exc:  # a batch of a run that is not open: rejected, like an invalid one
                     self.counters.rejected_batches += 1
                     context.set_trailing_metadata(((REJECTED_SEQ_KEY, str(batch.seq)),))
                     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"batch {batch.seq}: {exc}")

@@ -7,6 +7,7 @@ trace. Checks are vectorised: no Python work per point.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,15 +16,16 @@ import numpy as np
 from PIL import Image
 
 from runstream.v1 import ingest_pb2 as pb
+from runstream_service.errors import BadRequest
 from runstream_service.limits import DEFAULT_LIMITS, Limits
-from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, PENDING_FIELDS, SCALAR, TEXT
+from runstream_service.store.kinds import EMBEDDING, HISTOGRAM, IMAGE, KINDS, PENDING_FIELDS, SCALAR, TEXT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-class InvalidBatch(ValueError):
-    """A batch broke a rule; `field` names the offending field, as in `scalars.step`."""
+class InvalidBatch(BadRequest, ValueError):
+    """A batch broke a rule; `field` names the offending field, as in `scalars.step` (INVALID_ARGUMENT)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -84,6 +86,21 @@ class TextColumns:
 
 
 @dataclass(frozen=True)
+class EmbeddingColumns:
+    """The points of the embedding chunks of a batch, one row per point (every per-chunk field repeated)."""
+
+    tag_index: np.ndarray  # uint32
+    step: np.ndarray  # int64
+    wall_time: np.ndarray  # float64
+    idx: np.ndarray  # int32: the point's row in its embedding
+    total_rows: np.ndarray  # int32: the points of its whole embedding
+    offsets: np.ndarray  # int64, points + 1: point i's vector is vectors[offsets[i]:offsets[i + 1]]
+    vectors: np.ndarray  # float32, row after row
+    metadata: list[str | None]  # a JSON object per point, or None
+    image: list[bytes | None]  # PNG bytes per point, or None
+
+
+@dataclass(frozen=True)
 class DecodedBatch:
     run_id: str
     rank: int
@@ -94,6 +111,7 @@ class DecodedBatch:
     histograms: HistogramColumns | None
     images: ImageColumns | None
     texts: TextColumns | None = None
+    embeddings: EmbeddingColumns | None = None
 
     @property
     def points(self) -> int:
@@ -291,6 +309,128 @@ def _decode_texts(message: pb.Texts, tag_count: int, limits: Limits) -> TextColu
     return TextColumns(tag_index, step, wall_time, text)
 
 
+# An embedding's bounds (the SDK states the same ones at the call: sdk/runstream/_inputs.py).
+EMBEDDING_MAX_ROWS = 10_000_000
+EMBEDDING_MAX_DIMS = 16_384
+EMBEDDING_MAX_VALUES = 1 << 31  # rows x dims: 8 GiB of float32
+EMBEDDING_MAX_METADATA_BYTES = 64 << 10  # one point's JSON object
+
+
+def _decode_embeddings(message: pb.Embeddings, tag_count: int, limits: Limits) -> EmbeddingColumns:
+    """Chunks of rows of embeddings: each chunk's shape is checked against its embedding's, its vectors'
+    length against its shape, and each point's metadata (a JSON object) and image (a PNG that decodes)."""
+    per_chunk = {
+        name: _column(getattr(message, name), dtype, f"embeddings.{name}")
+        for name, dtype in (
+            ("tag_index", "<u4"),
+            ("step", "<i8"),
+            ("wall_time", "<f8"),
+            ("first_row", "<u4"),
+            ("rows", "<u4"),
+            ("dims", "<u4"),
+            ("total_rows", "<u4"),
+        )
+    }
+    _same_length({k: len(v) for k, v in per_chunk.items()}, "embeddings")
+    _check_common("embeddings", per_chunk["tag_index"], per_chunk["step"], tag_count)
+    rows, dims, total = (per_chunk[k].astype(np.int64) for k in ("rows", "dims", "total_rows"))
+    first = per_chunk["first_row"].astype(np.int64)
+    if rows.size and rows.min() < 1:
+        raise InvalidBatch("embeddings.rows", "every chunk must hold at least one row, got 0")
+    if dims.size and not (dims.min() >= 1 and dims.max() <= EMBEDDING_MAX_DIMS):
+        raise InvalidBatch("embeddings.dims", f"an embedding needs 1 to {EMBEDDING_MAX_DIMS} dimensions")
+    if total.size and not (total.min() >= 1 and total.max() <= EMBEDDING_MAX_ROWS):
+        raise InvalidBatch("embeddings.total_rows", f"an embedding needs 1 to {EMBEDDING_MAX_ROWS} rows")
+    if (total * dims > EMBEDDING_MAX_VALUES).any():
+        raise InvalidBatch("embeddings.dims", f"rows x dims may be at most {EMBEDDING_MAX_VALUES} values")
+    if (first + rows > total).any():
+        bad = int(np.flatnonzero(first + rows > total)[0])
+        raise InvalidBatch(
+            "embeddings.first_row",
+            f"chunk {bad} holds rows {int(first[bad])}..{int(first[bad] + rows[bad]) - 1}, beyond the embedding's "
+            f"{int(total[bad])} rows",
+        )
+    _check_same_shape(per_chunk["tag_index"], per_chunk["step"], dims, total)
+    vectors = _column(message.vectors, "<f4", "embeddings.vectors")
+    if vectors.size != int((rows * dims).sum()):
+        raise InvalidBatch(
+            "embeddings.vectors", f"has {vectors.size} values; the chunks' rows x dims add up to {int((rows * dims).sum())}"
+        )
+    points = int(rows.sum())
+    metadata = _embedding_metadata(list(message.metadata), points)
+    image = _embedding_images(list(message.image), points, limits)
+    idx = (np.arange(points, dtype=np.int64) - np.repeat(np.cumsum(rows) - rows - first, rows)).astype(np.int32)
+    offsets = np.zeros(points + 1, dtype=np.int64)
+    np.cumsum(np.repeat(dims, rows), out=offsets[1:])
+    return EmbeddingColumns(
+        tag_index=np.repeat(per_chunk["tag_index"], rows),
+        step=np.repeat(per_chunk["step"], rows),
+        wall_time=np.repeat(per_chunk["wall_time"], rows),
+        idx=idx,
+        total_rows=np.repeat(total, rows).astype(np.int32),
+        offsets=offsets,
+        vectors=vectors,
+        metadata=metadata,
+        image=image,
+    )
+
+
+def _check_same_shape(tag_index: np.ndarray, step: np.ndarray, dims: np.ndarray, total: np.ndarray) -> None:
+    """The chunks of one embedding (tag and step) in a batch agree on its shape (a few chunks: per chunk)."""
+    shapes: dict[tuple[int, int], tuple[int, int]] = {}
+    for i, key in enumerate(zip(tag_index.tolist(), step.tolist())):
+        shape = (int(total[i]), int(dims[i]))
+        if shapes.setdefault(key, shape) != shape:
+            raise InvalidBatch(
+                "embeddings.dims",
+                f"chunk {i} says its embedding is {shape[0]} x {shape[1]}, an earlier chunk of the same tag and "
+                f"step {shapes[key][0]} x {shapes[key][1]}",
+            )
+
+
+def _refuse_constant(token: str) -> None:
+    raise ValueError(f"{token} is not JSON")
+
+
+def _embedding_metadata(metadata: list[str], points: int) -> list[str | None]:
+    if not metadata:
+        return [None] * points
+    if len(metadata) != points:
+        raise InvalidBatch("embeddings.metadata", f"has {len(metadata)} entries; the chunks hold {points} rows")
+    out: list[str | None] = []
+    for i, item in enumerate(metadata):
+        if not item:
+            out.append(None)
+            continue
+        if len(item) * 4 > EMBEDDING_MAX_METADATA_BYTES and len(item.encode("utf-8")) > EMBEDDING_MAX_METADATA_BYTES:
+            raise InvalidBatch(f"embeddings.metadata[{i}]", f"longer than {EMBEDDING_MAX_METADATA_BYTES} bytes")
+        try:
+            parsed = json.loads(item, parse_constant=_refuse_constant)
+        except ValueError as exc:
+            raise InvalidBatch(f"embeddings.metadata[{i}]", f"is not JSON: {exc}") from None
+        if not isinstance(parsed, dict):
+            raise InvalidBatch(f"embeddings.metadata[{i}]", "must be a JSON object (column -> value)")
+        out.append(item)
+    return out
+
+
+def _embedding_images(images: list[bytes], points: int, limits: Limits) -> list[bytes | None]:
+    if not images:
+        return [None] * points
+    if len(images) != points:
+        raise InvalidBatch("embeddings.image", f"has {len(images)} entries; the chunks hold {points} rows")
+    out: list[bytes | None] = []
+    for i, blob in enumerate(images):
+        if not blob:
+            out.append(None)
+            continue
+        if not blob.startswith(PNG_MAGIC):
+            raise InvalidBatch(f"embeddings.image[{i}]", "is not a PNG (checked by its first bytes)")
+        _check_image(blob, f"embeddings.image[{i}]", limits)
+        out.append(blob)
+    return out
+
+
 def _check_image(blob: bytes, field: str, limits: Limits) -> tuple[int, int, str]:
     if len(blob) > limits.max_image_bytes:
         raise InvalidBatch(field, f"{len(blob)} bytes; an encoded image may have at most {limits.max_image_bytes}")
@@ -321,4 +461,5 @@ DECODERS: dict[str, Callable[[Any, int, Limits], Any]] = {
     HISTOGRAM.name: _decode_histograms,
     IMAGE.name: _decode_images,
     TEXT.name: _decode_texts,
+    EMBEDDING.name: _decode_embeddings,
 }

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import duckdb
 
+from runstream_service.errors import NotFound
 from runstream_service.validate import DecodedBatch
 
 
@@ -62,8 +63,8 @@ class Transaction:
 NEEDS_TRANSACTION = object()  # what Transaction.single returns when the job is more than one statement
 
 
-class UnknownRun(LookupError):
-    pass
+class UnknownRun(NotFound):
+    """A run that was never opened (OpenRun) on this store."""
 
 
 @dataclass(frozen=True)
