@@ -39,6 +39,7 @@ class BinnedHistogram:
 HistogramRow = tuple[str, int, float, RawHistogram | BinnedHistogram]
 ImageRow = tuple[str, int, float, np.ndarray]  # tag, step, wall time, HWC uint8 or float
 TextRow = tuple[str, int, float, str]  # tag, step, wall time, text
+GraphRow = tuple[str, int, float, str]  # tag, step, wall time, graph document as JSON
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def encode_batch(
     histograms: Sequence[HistogramRow] = (),
     images: Sequence[ImageRow] = (),
     texts: Sequence[TextRow] = (),
+    graphs: Sequence[GraphRow] = (),
 ) -> EncodedBatch:
     tags = _TagDictionary()
     message = pb.Batch(run_id=run_id, rank=rank, writer_id=writer_id, seq=seq)
@@ -92,6 +94,17 @@ def encode_batch(
             )
         )
         points += len(texts)
+    if graphs:
+        message.graphs.CopyFrom(
+            pb.Graphs(
+                tag_index=tags.index([r[0] for r in graphs]).tobytes(),
+                step=np.array([r[1] for r in graphs], "<i8").tobytes(),
+                wall_time=np.array([r[2] for r in graphs], "<f8").tobytes(),
+                doc=[r[3] for r in graphs],
+            )
+        )
+        points += len(graphs)
+        size += sum(len(r[3]) for r in graphs)
     message.tags.extend(tags.ids)
     size += len(message.histograms.counts) + sum(len(d) for d in message.images.data) + 4096
     return EncodedBatch(seq=seq, message=message, points=points, size=size)

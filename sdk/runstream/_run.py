@@ -38,6 +38,7 @@ logger = logging.getLogger("runstream")
 
 _now = time.time
 _pack_one = struct.Struct("<d").pack
+_MAX_GRAPH_BYTES = 48 << 20  # a graph travels in one batch, and a batch has at most 64 MiB
 
 
 @functools.cache
@@ -162,6 +163,7 @@ class Run:
         run._next_step = 0
         run._last_step = 0
         run._known_tags = set()
+        run._graph_steps = {}
         run._keys = ()
         run._pack = _packer(0)
         run._finished = False
@@ -221,6 +223,7 @@ class Run:
     _next_step: int
     _last_step: int
     _known_tags: set[str]
+    _graph_steps: dict[str, int]  # the next step of each graph tag: a run's first graph is step 0
     _keys: tuple[str, ...]
     _pack: Callable[..., bytes]  # packs one value per tag of _keys as little-endian float64
     _finished: bool
@@ -315,6 +318,34 @@ class Run:
             raise ValueError(f"text of {tag!r} contains a NUL character")
         wall = time.time() if wall_time is None else float(wall_time)
         self._append_sized(self._buffers.texts, ((tag, step, wall, text), size), size)
+
+    def log_graph(
+        self,
+        model: Any,
+        input_to_model: Any = None,
+        *,
+        tag: str = "graph",
+        use_strict_trace: bool = True,
+        wall_time: float | None = None,
+    ) -> None:
+        """Log a model's graph: traced with torch.jit.trace on `input_to_model` (in eval mode, no autograd)
+        on this thread, so that a tracing error reaches the caller (as GraphTraceError). `model` may also be
+        a graph document (a dict, see runstream._graph). The first graph of a tag is step 0, the next 1."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        if isinstance(model, dict):
+            doc = model
+        else:
+            from runstream._graph import trace_model
+
+            doc = trace_model(model, input_to_model, use_strict_trace)
+        text = json.dumps(doc, separators=(",", ":"), allow_nan=False)
+        if len(text) > _MAX_GRAPH_BYTES:
+            raise ValueError(f"graph {tag!r} is {len(text)} bytes as JSON; the limit is {_MAX_GRAPH_BYTES}")
+        step = self._graph_steps.get(tag, 0)
+        self._graph_steps[tag] = step + 1
+        wall = time.time() if wall_time is None else float(wall_time)
+        self._append_sized(self._buffers.graphs, ((tag, step, wall, text), len(text)), len(text))
 
     def _log_scalar(self, keys: tuple[str, ...], step: int, wall_time: float, value: float) -> None:
         """The lean path of SummaryWriter.add_scalar: one checked tag (a 1-tuple from

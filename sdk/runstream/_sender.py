@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runstream._encode import EncodedBatch, HistogramRow, ImageRow, ScalarRow, TextRow, encode_batch
+from runstream._encode import EncodedBatch, GraphRow, HistogramRow, ImageRow, ScalarRow, TextRow, encode_batch
 from runstream._spool import Spool
 from runstream._transport import Transport, TransportError, WriteStream
 from runstream.v1 import ingest_pb2 as pb
@@ -125,6 +125,7 @@ class Buffers:
         self.histograms: deque[tuple[HistogramRow, int]] = deque()  # row, payload bytes
         self.images: deque[tuple[ImageRow, int]] = deque()
         self.texts: deque[tuple[TextRow, int]] = deque()
+        self.graphs: deque[tuple[GraphRow, int]] = deque()
         self.bytes_in = 0  # payload bytes appended (written by the training thread only)
         self.bytes_out = 0  # payload bytes taken (written by the sender only)
 
@@ -132,6 +133,7 @@ class Buffers:
         """From now on every append raises `error` (after finish(), or in a forked child)."""
         refusing = _Refusing(error)
         self.scalars = self.histograms = self.images = self.texts = refusing  # type: ignore[assignment]
+        self.graphs = refusing  # type: ignore[assignment]
 
     def pending_bytes(self) -> int:
         return self.bytes_in - self.bytes_out
@@ -149,7 +151,7 @@ class Buffers:
             return 0
 
     def empty(self) -> bool:
-        return not (self.scalars or self.histograms or self.images or self.texts)
+        return not (self.scalars or self.histograms or self.images or self.texts or self.graphs)
 
 
 class Sender:
@@ -279,6 +281,7 @@ class Sender:
             unsent = sum(b.points for b in in_memory) + spooled_points
             unsent += sum(len(r[2]) for r in self._buffers.scalars)
             unsent += len(self._buffers.histograms) + len(self._buffers.images) + len(self._buffers.texts)
+            unsent += len(self._buffers.graphs)
             if spool is not None:
                 if not spooled and not keep_spool and not unopened:
                     spool.remove()
@@ -384,6 +387,7 @@ class Sender:
             message = pb.Batch.FromString(data)
             points = len(message.scalars.value) // 8 + len(message.histograms.step) // 8 + len(message.images.data)
             points += len(message.texts.text) if message.HasField("texts") else 0
+            points += len(message.graphs.doc) if message.HasField("graphs") else 0
             self._spool_points.setdefault(seq, points)
             with self._cond:
                 self._unacked[seq] = EncodedBatch(seq, message, points, len(data))
@@ -527,10 +531,16 @@ class Sender:
             text_row, size = buffers.texts.popleft()
             texts.append(text_row)
             taken += size
+        graphs: list[GraphRow] = []
+        # A graph may be larger than batch_bytes (up to 48 MiB): such a one travels alone.
+        while buffers.graphs and (taken + buffers.graphs[0][1] <= limits.batch_bytes or not (taken or scalars)):
+            graph_row, size = buffers.graphs.popleft()
+            graphs.append(graph_row)
+            taken += size
         buffers.bytes_out += taken
         seq = self._next_seq
         self._next_seq += 1
-        return encode_batch(self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts)
+        return encode_batch(self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts, graphs)
 
     def _pump(self) -> None:
         """Make sure a stream is open and every unacknowledged batch has been put on it."""

@@ -8,7 +8,8 @@ tensorboardX's and torch's writers. Points go to a runstream run (server from RU
 becomes the run's name. `add_scalar` costs the calling thread about a microsecond: it appends one
 tuple to the run's buffer, as `Run.log` does.
 
-Methods that runstream cannot store yet (`add_graph`, `add_embedding`, `add_audio`, `add_video`,
+`add_graph` traces the model with torch.jit.trace and stores its graph (tag `graph`, steps 0, 1, ...).
+Methods that runstream cannot store yet (`add_embedding`, `add_audio`, `add_video`,
 `add_mesh`, `add_pr_curve`, ...) warn once each and do nothing; they never raise.
 """
 
@@ -57,7 +58,6 @@ UNSUPPORTED = (
     "add_custom_scalars_marginchart",
     "add_custom_scalars_multilinechart",
     "add_embedding",
-    "add_graph",
     "add_image_with_boxes",
     "add_mesh",
     "add_onnx_graph",
@@ -363,8 +363,18 @@ class SummaryWriter:
     def add_embedding(self, *args: Any, **kwargs: Any) -> None:
         self._unsupported("add_embedding")
 
-    def add_graph(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_graph")
+    def add_graph(
+        self, model: Any, input_to_model: Any = None, verbose: bool = False, use_strict_trace: bool = True
+    ) -> None:
+        """Trace `model` on `input_to_model` and store its graph under the tag `graph`; a run's first graph
+        is step 0, the next step 1. A tracing error raises GraphTraceError (TensorBoard shows an empty tab)."""
+        from runstream._graph import trace_model
+
+        doc = trace_model(model, input_to_model, use_strict_trace)
+        if verbose:
+            for node in doc["nodes"]:
+                print(node["name"], node["op"], node["output_shape"])
+        self._run.log_graph(doc, tag="graph")
 
     def add_image_with_boxes(self, *args: Any, **kwargs: Any) -> None:
         self._unsupported("add_image_with_boxes")
