@@ -18,12 +18,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runstream_dashboards import auth, params, visdom_api
+from runstream_dashboards import auth, params, projector_api, visdom_api
 from runstream_dashboards.errors import json_errors
 from runstream_dashboards.metrics import HealthCollector, render
 from runstream_dashboards.ports import AppDeps
 from runstream_service.errors import BadRequest, NotFound
-from runstream_service.store import queries, readonly_sql
+from runstream_service.store import graphs, queries, readonly_sql
 from runstream_service.store.downsample import X_AXES
 
 DEPS_KEY: web.AppKey[AppDeps] = web.AppKey("deps")
@@ -187,6 +187,24 @@ async def texts(request: web.Request) -> web.Response:
     return _json({"run_id": run_id, "tag": tag, "texts": found})
 
 
+async def graph_list(request: web.Request) -> web.Response:
+    run_id = params.required(request, "run")
+    found = await _deps(request).reader.run(lambda cur: graphs.list_graphs(cur, run_id))
+    return _json({"run_id": run_id, "graphs": found})
+
+
+async def graph(request: web.Request) -> web.Response:
+    """One graph's document, sent as stored; the last one of the tag unless `step` is given."""
+    run_id = params.required(request, "run")
+    tag = request.query.get("tag", "graph")
+    step = params.integer(request, "step", -1, 0, 2**63 - 1)
+    rank = params.integer(request, "rank", 0, 0, 2**31 - 1)
+    doc = await _deps(request).reader.run(
+        lambda cur: graphs.graph_doc(cur, run_id, tag, None if step < 0 else step, rank)
+    )
+    return web.Response(text=doc, content_type="application/json")
+
+
 async def image(request: web.Request) -> web.Response:
     run_id = params.required(request, "run")
     tag = params.required(request, "tag")
@@ -269,10 +287,13 @@ def make_app(deps: AppDeps) -> web.Application:
     app.router.add_get("/api/histograms", histograms)
     app.router.add_get("/api/images", images)
     app.router.add_get("/api/texts", texts)
+    app.router.add_get("/api/graphs", graph_list)
+    app.router.add_get("/api/graph", graph)
     app.router.add_get("/api/image", image, name="image")
     app.router.add_post("/api/sql", sql)
     app.router.add_get("/api/events", events)
     visdom_api.setup(app, deps)
+    projector_api.setup(app, deps)
     app.router.add_get("/", index)
     if STATIC_DIR.exists():
         app.router.add_static("/static", STATIC_DIR)

@@ -43,9 +43,15 @@ HISTOGRAM = Kind(
 )
 IMAGE = Kind("image", "images", "image_points", "images", ("width", "height", "mime", "data"))
 TEXT = Kind("text", "texts", "text_points", "texts", ("text",))
+# A model's graph document (JSON) with its counts; the graph_nodes view unnests its nodes.
+GRAPH = Kind("graph", "graphs", "graph_points", "graphs", ("nodes", "edges", "parameters", "doc"))
+# One row per point of an embedding; an embedding is (series, step, rank), its points idx 0..total_rows-1.
+EMBEDDING = Kind(
+    "embedding", "embeddings", "embedding_points", "embeddings", ("idx", "vector", "metadata", "image", "total_rows")
+)
 
-KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT)
+KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT, GRAPH, EMBEDDING)
 # Batch fields already in the wire schema whose kind is being built: a batch that carries one is refused
 # with INVALID_ARGUMENT naming the field (validate.py), until its kind joins KINDS.
-PENDING_FIELDS: frozenset[str] = frozenset({"graphs", "embeddings"})
+PENDING_FIELDS: frozenset[str] = frozenset()
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -122,6 +122,29 @@ CREATE TABLE IF NOT EXISTS text_points (
     text      VARCHAR NOT NULL        -- as logged (TensorBoard shows it as Markdown)
 );
 
+CREATE TABLE IF NOT EXISTS embedding_points (  -- one row per point; an embedding is (series_id, step, rank)
+    series_id  INTEGER NOT NULL,
+    step       BIGINT NOT NULL,
+    rank       INTEGER NOT NULL,
+    wall_time  DOUBLE NOT NULL,
+    idx        INTEGER NOT NULL,      -- the point's row in the logged matrix, 0..total_rows-1
+    vector     FLOAT[] NOT NULL,
+    metadata   JSON,                  -- {column: value}; one unnamed column is "label"
+    image      BLOB,                  -- PNG thumbnail, or NULL
+    total_rows INTEGER NOT NULL       -- the embedding's points: it is complete when all have arrived
+);
+
+CREATE TABLE IF NOT EXISTS graph_points (  -- one model graph per row (SummaryWriter.add_graph: tag graph)
+    series_id  INTEGER NOT NULL,
+    step       BIGINT NOT NULL,
+    rank       INTEGER NOT NULL,
+    wall_time  DOUBLE NOT NULL,
+    nodes      BIGINT NOT NULL,       -- counts of the document's nodes and edges
+    edges      BIGINT NOT NULL,
+    parameters BIGINT NOT NULL,       -- the model's parameters
+    doc        VARCHAR NOT NULL       -- the graph document, JSON (sdk/runstream/_graph.py)
+);
+
 CREATE TABLE IF NOT EXISTS series_stats (  -- kept by the writer in each commit: reads need no scan for these
     series_id  INTEGER NOT NULL,
     points     BIGINT NOT NULL,
@@ -197,6 +220,25 @@ FROM image_points p JOIN series s USING (series_id);
 CREATE OR REPLACE VIEW texts AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.text
 FROM text_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW embeddings AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.idx, p.vector, p.metadata, p.image, p.total_rows
+FROM embedding_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW graphs AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.nodes, p.edges, p.parameters, CAST(p.doc AS JSON) AS doc
+FROM graph_points p JOIN series s USING (series_id);
+
+-- The nodes of each graph, in the document's order, unnested from its JSON on each read.
+CREATE OR REPLACE VIEW graph_nodes AS
+SELECT run_id, tag, step, rank, n.name, n.scope, n.op, n.output_shape, n.parameters
+FROM (
+    SELECT s.run_id, s.tag, p.step, p.rank,
+           unnest(from_json(json_extract(p.doc, '$.nodes'),
+                  '[{"name": "VARCHAR", "scope": "VARCHAR", "op": "VARCHAR", "output_shape": "BIGINT[]",
+                     "parameters": "BIGINT"}]')) AS n
+    FROM graph_points p JOIN series s USING (series_id)
+);
 
 CREATE OR REPLACE VIEW visdom_windows AS
 SELECT env, win, type, title, opts,

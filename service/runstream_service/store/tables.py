@@ -19,9 +19,11 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from runstream_service.store.kinds import HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT, Kind
+from runstream_service.store.kinds import EMBEDDING, GRAPH, HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT, Kind
 from runstream_service.validate import (
     DecodedBatch,
+    EmbeddingColumns,
+    GraphColumns,
     HistogramColumns,
     ImageColumns,
     ScalarColumns,
@@ -30,8 +32,8 @@ from runstream_service.validate import (
 )
 
 SeriesKey = tuple[str, str, str]  # run id, kind name, tag
-Columns = ScalarColumns | HistogramColumns | ImageColumns | TextColumns
-C = TypeVar("C", ScalarColumns, HistogramColumns, ImageColumns, TextColumns)
+Columns = ScalarColumns | HistogramColumns | ImageColumns | TextColumns | EmbeddingColumns | GraphColumns
+C = TypeVar("C", ScalarColumns, HistogramColumns, ImageColumns, TextColumns, EmbeddingColumns, GraphColumns)
 
 SERIES_SCHEMA = pa.schema(
     [("series_id", pa.int32()), ("run_id", pa.string()), ("kind", pa.string()), ("tag", pa.string())]
@@ -284,10 +286,56 @@ def _text_rows(parts: list[KindPoints]) -> pa.Table:
     )
 
 
+def _embedding_rows(parts: list[KindPoints]) -> pa.Table:
+    """One row per point; each point's vector a list over the batch's float32 values (64-bit offsets: a
+    commit may hold more than 2^31 values)."""
+    columns = _columns_of(parts, EmbeddingColumns)
+    offsets, base = [], 0
+    for i, c in enumerate(columns):
+        offsets.append((c.offsets[:-1] if i < len(columns) - 1 else c.offsets) + base)
+        base += int(c.offsets[-1])
+    vectors = pa.LargeListArray.from_arrays(
+        pa.array(np.concatenate(offsets)), pa.array(np.concatenate([c.vectors for c in columns]))
+    )
+    return pa.table(
+        [
+            np.concatenate([p.series_id for p in parts]),
+            np.concatenate([c.step for c in columns]),
+            _ranks(parts),
+            np.concatenate([c.wall_time for c in columns]),
+            np.concatenate([c.idx for c in columns]),
+            vectors,
+            pa.array([m for c in columns for m in c.metadata], pa.string()),
+            pa.array([d for c in columns for d in c.image], pa.binary()),
+            np.concatenate([c.total_rows for c in columns]),
+        ],
+        names=list(EMBEDDING.columns),
+    )
+
+
+def _graph_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, GraphColumns)
+    return pa.table(
+        [
+            np.concatenate([p.series_id for p in parts]),
+            np.concatenate([c.step for c in columns]),
+            _ranks(parts),
+            np.concatenate([c.wall_time for c in columns]),
+            np.concatenate([c.nodes for c in columns]),
+            np.concatenate([c.edges for c in columns]),
+            np.concatenate([c.parameters for c in columns]),
+            pa.array([d for c in columns for d in c.doc], pa.string()),
+        ],
+        names=list(GRAPH.columns),
+    )
+
+
 # The rows of each kind's point table, by kind name (tests/unit/test_kinds.py: one per kind).
 BUILDERS: dict[str, Callable[[list[KindPoints]], pa.Table]] = {
     SCALAR.name: _scalar_rows,
     HISTOGRAM.name: _histogram_rows,
     IMAGE.name: _image_rows,
     TEXT.name: _text_rows,
+    GRAPH.name: _graph_rows,
+    EMBEDDING.name: _embedding_rows,
 }
