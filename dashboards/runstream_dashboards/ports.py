@@ -48,6 +48,27 @@ class VisdomReads(Protocol):
     def windows_changed_since(self, commit_number: int) -> list[dict[str, str | None]]: ...
 
 
+class ProjectorReads(Protocol):
+    """The Projector tab's reads and jobs (runstream_service.projector.service.Projector); shapes in
+    projector_api.py."""
+
+    async def embeddings(self) -> list[dict[str, Any]]: ...
+
+    async def metadata(self, run_id: str, tag: str, step: int) -> dict[str, Any]: ...
+
+    async def start(self, run_id: str, tag: str, step: int, request: Any) -> dict[str, Any]: ...
+
+    def job(self, job_id: str) -> dict[str, Any]: ...
+
+    def result(self, job_id: str) -> tuple[bytes, dict[str, Any]]: ...
+
+    def cancel(self, job_id: str) -> dict[str, Any]: ...
+
+    async def neighbours(self, run_id: str, tag: str, step: int, index: int, k: int, metric: str) -> dict[str, Any]: ...
+
+    async def images(self, run_id: str, tag: str, step: int, idx: list[int]) -> dict[int, bytes]: ...
+
+
 @dataclass(frozen=True)
 class Health:
     """The server's counters at one moment; /healthz and /metrics both render one of these."""
@@ -81,3 +102,4 @@ class AppDeps:
     sql_timeout: float
     tokens: TokenTable | None  # None: no authentication
     visdom: VisdomReads | None = None  # None: no Visdom view (its routes answer 404)
+    projector: ProjectorReads | None = None  # None: no Projector (its routes answer 404)

@@ -129,6 +129,11 @@ class Projector:
         loaded = await self.reader.run(lambda cur: self.loader.load_embedding(cur, run_id, tag, step))
         if loaded.vectors.ndim != 2 or loaded.vectors.shape[0] == 0:
             raise NotFound(f"the embedding {tag!r} at step {step} of run {run_id!r} has no points")
+        if not getattr(loaded, "complete", True):
+            raise BadRequest(
+                f"the embedding {tag!r} at step {step} of run {run_id!r} is still arriving "
+                f"({len(loaded.vectors)} points so far): open it again once its run has sent it all"
+            )
         hashed, path = await asyncio.to_thread(self._write_vectors, loaded.vectors)
         columns = list(loaded.columns)
         values, has_images = columnar(loaded.metadata, columns), loaded.has_images

@@ -31,6 +31,11 @@ from runstream_service.projector import compute
 NICE = 10
 
 
+def default_memory_bytes() -> int:
+    """Half the machine's physical memory: a 1M x 1,024 embedding (4 GiB) fits on a 16 GiB machine."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
 def bound_memory(limit_bytes: int) -> None:
     """Cap this process's private memory (heap and anonymous maps) at `limit_bytes`."""
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
