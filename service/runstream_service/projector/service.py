@@ -33,10 +33,17 @@ class Reader(Protocol):
 
 
 class LoadedEmbedding(Protocol):
-    vectors: np.ndarray[Any, np.dtype[np.float32]]  # N x D, in idx order
-    metadata: list[dict[str, Any]]
-    columns: list[str]
-    has_images: bool
+    @property
+    def vectors(self) -> np.ndarray[Any, Any]: ...  # N x D float32, in idx order
+
+    @property
+    def metadata(self) -> list[dict[str, Any]]: ...
+
+    @property
+    def columns(self) -> list[str]: ...
+
+    @property
+    def has_images(self) -> bool: ...
 
 
 class EmbeddingLoader(Protocol):
