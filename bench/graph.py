@@ -50,7 +50,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+        y: torch.Tensor = self.relu(out + (x if self.downsample is None else self.downsample(x)))
+        return y
 
 
 class ResNet50(nn.Module):
@@ -74,7 +75,8 @@ class ResNet50(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        y: torch.Tensor = self.fc(torch.flatten(self.avgpool(x), 1))
+        return y
 
 
 def main() -> None:
