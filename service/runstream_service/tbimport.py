@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import socket
 import struct
@@ -96,6 +97,7 @@ class RunData:
     )
     images: list[tuple[int, int, float, bytes]] = field(default_factory=list)
     texts: list[tuple[int, int, float, str]] = field(default_factory=list)
+    graphs: list[tuple[int, int, float, str]] = field(default_factory=list)  # tag id, step, wall, document JSON
     hparams: dict[str, Any] | None = None
     first_wall: float = 0.0
     last_wall: float = 0.0
@@ -112,7 +114,7 @@ class RunData:
 
     @property
     def points(self) -> int:
-        return self.scalar_count + len(self.histograms) + len(self.images) + len(self.texts)
+        return self.scalar_count + len(self.histograms) + len(self.images) + len(self.texts) + len(self.graphs)
 
     @property
     def scalar_count(self) -> int:
@@ -211,6 +213,9 @@ def read_run(name: str, directory: Path, files: list[Path], progress: Callable[[
             events = tb.EventList.FromString(chunk).event
             run.records += len(events)
             for event in events:
+                if event.HasField("graph_def"):  # add_graph: tag graph, the run's graphs numbered 0, 1, ...
+                    doc = json.dumps(graph_document_from_def(event.graph_def), separators=(",", ":"))
+                    run.graphs.append((run.tag_id("graph"), len(run.graphs), event.wall_time, doc))
                 if not event.HasField("summary"):
                     if not run.first_wall:
                         run.first_wall = event.wall_time
@@ -241,7 +246,7 @@ def read_run(name: str, directory: Path, files: list[Path], progress: Callable[[
             progress(len(data))
     run.compact()
     walls = [float(part[2].max()) for part in run.scalar_parts if len(part[2])]
-    walls += [item[2] for items in (run.histograms, run.images, run.texts) for item in items[-1:]]
+    walls += [item[2] for items in (run.histograms, run.images, run.texts, run.graphs) for item in items[-1:]]
     run.last_wall = max(walls) if walls else run.first_wall
     return run
 
@@ -438,6 +443,59 @@ def batches(run: RunData, run_id: str, writer_id: str) -> Iterator[pb.Batch]:
             )
         )
         yield message
+
+    for graph in run.graphs:  # one per batch: a document may be tens of MB
+        message, local = batch(np.array([graph[0]], np.int64))
+        message.graphs.CopyFrom(
+            pb.Graphs(
+                tag_index=local.tobytes(),
+                step=np.array([graph[1]], "<i8").tobytes(),
+                wall_time=np.array([graph[2]], "<f8").tobytes(),
+                doc=[graph[3]],
+            )
+        )
+        yield message
+
+
+def graph_document_from_def(data: bytes) -> dict[str, Any]:
+    """A GraphDef (Event.graph_def) as runstream's graph document: a node's scope is its name up to the
+    last '/', its output shape the first of `_output_shapes`, its other attributes as written; an edge per
+    input that names a node of the graph. Parameter counts are not in a GraphDef: 0."""
+    graph = tb.GraphDef.FromString(data)
+    index = {node.name: i for i, node in enumerate(graph.node)}
+    nodes, edges = [], []
+    for i, node in enumerate(graph.node):
+        shapes = node.attr["_output_shapes"].list.shape if "_output_shapes" in node.attr else []
+        nodes.append(
+            {
+                "name": node.name,
+                "scope": node.name.rsplit("/", 1)[0] if "/" in node.name else "",
+                "op": node.op,
+                "output_shape": [int(d.size) for d in shapes[0].dim] if shapes else None,
+                "attributes": {k: _attr_value(v) for k, v in sorted(node.attr.items()) if k != "_output_shapes"},
+                "parameters": 0,
+            }
+        )
+        sources = dict.fromkeys(name.lstrip("^").split(":")[0] for name in node.input)
+        edges += [[index[source], i] for source in sources if source in index]
+    return {"nodes": nodes, "edges": edges, "parameters": 0}
+
+
+def _attr_value(value: Any) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "s":
+        return value.s.decode("utf-8", "replace")
+    if kind == "shape":
+        return [int(d.size) for d in value.shape.dim]
+    if kind == "list":
+        items = value.list
+        if items.shape:
+            return [[int(d.size) for d in shape.dim] for shape in items.shape]
+        return [s.decode("utf-8", "replace") for s in items.s] or list(items.i) or list(items.f) or list(items.b)
+    if kind in ("i", "f", "b"):
+        number = getattr(value, kind)
+        return number if not isinstance(number, float) or math.isfinite(number) else str(number)
+    return None
 
 
 def _cut(items: list[Any], size: Callable[[Any], int], max_size: int, max_count: int) -> Iterator[list[Any]]:

@@ -86,3 +86,35 @@ def test_a_tracing_error_reaches_the_caller(server: ServerProcess) -> None:
     with SummaryWriter("runs/bad", project="graphs", server=server.address) as writer:
         with pytest.raises(GraphTraceError, match="could not trace VGGLike"):
             writer.add_graph(vgg_like(), torch.zeros(1, 5, 32, 32))
+
+
+def test_import_of_tensorboardx_graph_events_matches_what_it_wrote(tmp_path: Any, server: ServerProcess) -> None:
+    import subprocess
+    import sys
+
+    tensorboardX = pytest.importorskip("tensorboardX")
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    logdir = tmp_path / "logs"
+    with tensorboardX.SummaryWriter(logdir=str(logdir / "vgg")) as writer:
+        writer.add_graph(vgg_like(), torch.zeros(1, 3, 32, 32))
+    result = subprocess.run(
+        [sys.executable, "-m", "runstream_service", "import-tensorboard", str(logdir), "--server", server.address],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    server.stop()
+    acc = event_accumulator.EventAccumulator(str(logdir / "vgg"))
+    acc.Reload()
+    written = acc.Graph()  # TensorBoard's own reading of the GraphDef tensorboardX wrote
+    ((tag, step, nodes, edges, doc),) = server.sql("SELECT tag, step, nodes, edges, doc FROM graphs")
+    stored = json.loads(doc)
+    assert (tag, step, nodes) == ("graph", 0, len(written.node))
+    assert [(n["name"], n["op"]) for n in stored["nodes"]] == [(n.name, n.op) for n in written.node]
+    index = {n.name: i for i, n in enumerate(written.node)}
+    expected_edges = {(index[src], i) for i, n in enumerate(written.node) for src in n.input if src in index}
+    assert {tuple(e) for e in stored["edges"]} == expected_edges and edges == len(expected_edges)
+    for node, source in zip(stored["nodes"], written.node, strict=True):
+        shapes = source.attr["_output_shapes"].list.shape
+        assert node["output_shape"] == ([d.size for d in shapes[0].dim] if shapes else None)
