@@ -10,6 +10,7 @@ import { createHistogramsView } from './histograms.js';
 import { createImagesView } from './images.js';
 import { createTextsView } from './texts.js';
 import { createVisdomView } from './visdom.js';
+import { createProjectorView } from './projector.js';
 import { startLive } from './live.js';
 import { createRunsPanel } from './runs.js';
 import { createScalarsView } from './scalars.js';
@@ -30,6 +31,7 @@ const views = {
   texts: createTextsView($('#view-texts'), store),
   sql: createSqlView($('#view-sql'), store),
   visdom: createVisdomView($('#view-visdom'), store),
+  projector: createProjectorView($('#view-projector'), store),
 };
 const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => recompute() });
 
