@@ -6,10 +6,13 @@ Runs on the sender thread, so the training thread never pays for it.
 from __future__ import annotations
 
 import io
+import json
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -42,6 +45,47 @@ TextRow = tuple[str, int, float, str]  # tag, step, wall time, text
 GraphRow = tuple[str, int, float, str]  # tag, step, wall time, graph document as JSON
 
 
+EMBEDDING_CHUNK_BYTES = 8 << 20  # vectors, raw image pixels and metadata of one chunk: well under 64 MiB
+
+
+@dataclass
+class EmbeddingJob:
+    """One logged embedding, which the sender takes a chunk of rows at a time (`next_row` is the
+    sender's). `matrix` is a float32 copy made at the call, or, for an embedding too big to copy
+    (`counted` False: not in the buffers' byte budget), the caller's array, converted per chunk while
+    the call waits for `done`."""
+
+    tag: str
+    step: int
+    wall_time: float
+    matrix: np.ndarray  # N x D
+    columns: tuple[str, ...]  # metadata column names
+    metadata: list[list[Any]]  # one list of N JSON-ready values per column
+    images: np.ndarray | None  # N x H x W x C
+    chunk_rows: int
+    counted: bool
+    next_row: int = 0
+    done: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def rows(self) -> int:
+        return int(self.matrix.shape[0])
+
+    @property
+    def row_bytes(self) -> int:
+        """Bytes per row held for this job: float32 values and raw image pixels."""
+        pixels = int(np.prod(self.images.shape[1:])) * self.images.itemsize if self.images is not None else 0
+        return int(self.matrix.shape[1]) * 4 + pixels
+
+
+EmbeddingChunk = tuple[EmbeddingJob, int, int]  # job, first row, rows
+
+
+def embedding_chunk_rows(dims: int, image_bytes: int, metadata_bytes: int) -> int:
+    """Rows per chunk: EMBEDDING_CHUNK_BYTES of vectors, raw images and (estimated) metadata JSON."""
+    return max(1, EMBEDDING_CHUNK_BYTES // (dims * 4 + image_bytes + metadata_bytes))
+
+
 @dataclass(frozen=True)
 class EncodedBatch:
     seq: int
@@ -69,6 +113,7 @@ def encode_batch(
     images: Sequence[ImageRow] = (),
     texts: Sequence[TextRow] = (),
     graphs: Sequence[GraphRow] = (),
+    embeddings: Sequence[EmbeddingChunk] = (),
 ) -> EncodedBatch:
     tags = _TagDictionary()
     message = pb.Batch(run_id=run_id, rank=rank, writer_id=writer_id, seq=seq)
@@ -105,6 +150,10 @@ def encode_batch(
         )
         points += len(graphs)
         size += sum(len(r[3]) for r in graphs)
+    if embeddings:
+        message.embeddings.CopyFrom(_encode_embeddings(embeddings, tags))
+        points += sum(rows for _, _, rows in embeddings)
+        size += len(message.embeddings.vectors) + sum(len(d) for d in message.embeddings.image)
     message.tags.extend(tags.ids)
     size += len(message.histograms.counts) + sum(len(d) for d in message.images.data) + 4096
     return EncodedBatch(seq=seq, message=message, points=points, size=size)
@@ -251,3 +300,42 @@ def _encode_images(rows: Sequence[ImageRow], tags: _TagDictionary) -> pb.Images:
         wall_time=np.array([r[2] for r in rows], "<f8").tobytes(),
         data=[encode_png(r[3]) for r in rows],
     )
+
+
+def _encode_embeddings(chunks: Sequence[EmbeddingChunk], tags: _TagDictionary) -> pb.Embeddings:
+    """Chunks of rows as little-endian float32 (converted here for a matrix that was not copied),
+    each row's metadata as a JSON object and its image as PNG."""
+    out = pb.Embeddings(
+        tag_index=tags.index([job.tag for job, _, _ in chunks]).tobytes(),
+        step=np.array([job.step for job, _, _ in chunks], "<i8").tobytes(),
+        wall_time=np.array([job.wall_time for job, _, _ in chunks], "<f8").tobytes(),
+        first_row=np.array([first for _, first, _ in chunks], "<u4").tobytes(),
+        rows=np.array([rows for _, _, rows in chunks], "<u4").tobytes(),
+        dims=np.array([job.matrix.shape[1] for job, _, _ in chunks], "<u4").tobytes(),
+        total_rows=np.array([job.rows for job, _, _ in chunks], "<u4").tobytes(),
+        vectors=b"".join(
+            np.ascontiguousarray(job.matrix[first : first + rows], dtype="<f4").tobytes() for job, first, rows in chunks
+        ),
+    )
+    if any(job.columns for job, _, _ in chunks):
+        for job, first, rows in chunks:
+            out.metadata.extend(_metadata_json(job, first, rows))
+    if any(job.images is not None for job, _, _ in chunks):
+        for job, first, rows in chunks:
+            if job.images is None:
+                out.image.extend([b""] * rows)
+            else:
+                out.image.extend(encode_png(np.ascontiguousarray(image)) for image in job.images[first : first + rows])
+    return out
+
+
+def _metadata_json(job: EmbeddingJob, first: int, rows: int) -> list[str]:
+    """Each row's metadata as a JSON object of its columns (values were made JSON-ready at the call)."""
+    if not job.columns:
+        return [""] * rows
+    dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    if len(job.columns) == 1:
+        key = dumps(job.columns[0])
+        return ["{" + key + ":" + dumps(value) + "}" for value in job.metadata[0][first : first + rows]]
+    columns = [column[first : first + rows] for column in job.metadata]
+    return [dumps(dict(zip(job.columns, values))) for values in zip(*columns)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -157,4 +158,145 @@ def check_image(image: object) -> np.ndarray:
         raise ValueError(f"image must have 1, 3 or 4 channels (HW, HWC or CHW), got shape {array.shape}")
     if not (1 <= height <= 8192 and 1 <= width <= 8192):
         raise ValueError(f"image sides must be between 1 and 8192 pixels, got {width}x{height}")
+    return array
+
+
+# An embedding's bounds; the server refuses beyond the same ones (runstream_service/validate.py).
+EMBEDDING_MAX_ROWS = 10_000_000
+EMBEDDING_MAX_DIMS = 16_384
+EMBEDDING_MAX_VALUES = 1 << 31  # rows x dims: 8 GiB of float32
+EMBEDDING_MAX_IMAGE_SIDE = 512  # pixels, per point's image
+EMBEDDING_LABEL = "label"  # the name of a single unnamed metadata column
+EMBEDDING_MAX_COLUMNS = 64  # metadata columns
+EMBEDDING_MAX_TEXT = 1_000  # characters of one metadata value
+_JSON_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def check_embedding_matrix(tag: str, matrix: object) -> np.ndarray:
+    """The caller's N x D matrix as a NumPy array, not copied (a torch tensor: its CPU data), checked."""
+    if hasattr(matrix, "detach") and hasattr(matrix, "cpu"):  # a torch tensor
+        matrix = matrix.detach().cpu().numpy()
+    array = np.asarray(matrix)
+    if array.ndim != 2:
+        raise ValueError(f"embedding {tag!r} must be a 2-D matrix (points x dimensions), got shape {array.shape}")
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
+        raise TypeError(f"embedding {tag!r} needs real numbers, got dtype {array.dtype}")
+    rows, dims = array.shape
+    if not 1 <= rows <= EMBEDDING_MAX_ROWS:
+        raise ValueError(f"embedding {tag!r} has {rows} points; it needs 1 to {EMBEDDING_MAX_ROWS}")
+    if not 1 <= dims <= EMBEDDING_MAX_DIMS:
+        raise ValueError(f"embedding {tag!r} has {dims} dimensions; it needs 1 to {EMBEDDING_MAX_DIMS}")
+    if rows * dims > EMBEDDING_MAX_VALUES:
+        raise ValueError(
+            f"embedding {tag!r} is {rows} x {dims} = {rows * dims} values; the limit is {EMBEDDING_MAX_VALUES} "
+            "(8 GiB of float32): log fewer points or reduce the dimensions first"
+        )
+    return array
+
+
+def check_embedding_metadata(tag: str, metadata: object, rows: int) -> tuple[tuple[str, ...], list[list[Any]]]:
+    """Metadata as (column names, one list of `rows` values per column), copied.
+
+    One column: a sequence (list, array, tensor) of one value per point, named "label". Several: a mapping
+    of column name to such a sequence. Values are kept as JSON numbers, strings, booleans or null; other
+    values (and NaN, +-Inf, which JSON lacks) are stored as their str().
+    """
+    if isinstance(metadata, Mapping):
+        named = list(metadata.items())
+        if not named:
+            raise ValueError(f"metadata of embedding {tag!r} is an empty mapping; pass None for no metadata")
+    else:
+        named = [(EMBEDDING_LABEL, metadata)]
+    if len(named) > EMBEDDING_MAX_COLUMNS:
+        raise ValueError(
+            f"metadata of embedding {tag!r} has {len(named)} columns; the limit is {EMBEDDING_MAX_COLUMNS}"
+        )
+    columns: list[str] = []
+    values: list[list[Any]] = []
+    for name, column in named:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"metadata columns of embedding {tag!r} must be named by non-empty str, got {name!r}")
+        if isinstance(column, (str, bytes)) or not hasattr(column, "__len__"):
+            raise TypeError(
+                f"metadata column {name!r} of embedding {tag!r} must be a sequence of one value per point, "
+                f"not {type(column).__name__}"
+            )
+        as_list = column.tolist() if hasattr(column, "tolist") else list(column)
+        if len(as_list) != rows:
+            raise ValueError(
+                f"metadata column {name!r} of embedding {tag!r} has {len(as_list)} values for {rows} points"
+            )
+        if len(name.encode("utf-8", "surrogatepass")) > MAX_TAG_BYTES:
+            raise ValueError(f"metadata column name {name[:40]!r}... is longer than {MAX_TAG_BYTES} bytes")
+        columns.append(name)
+        values.append(_json_ready(tag, name, as_list))
+    return tuple(columns), values
+
+
+def _json_value(value: Any) -> Any:
+    if type(value) in _JSON_TYPES and (type(value) is not float or math.isfinite(value)):
+        return value
+    return str(value)
+
+
+def _json_ready(tag: str, name: str, values: list[Any]) -> list[Any]:
+    """`values` with every one a JSON string, finite number, bool or null (checked by type first: C speed)."""
+    types = set(map(type, values))
+    if not types <= _JSON_TYPES or float in types:
+        values = [_json_value(v) for v in values]
+        types = set(map(type, values))
+    if str in types:
+        longest = max(len(v) for v in values if type(v) is str)
+        if longest > EMBEDDING_MAX_TEXT:
+            raise ValueError(
+                f"metadata column {name!r} of embedding {tag!r} holds a value of {longest} characters; "
+                f"the limit is {EMBEDDING_MAX_TEXT}"
+            )
+    return values
+
+
+def metadata_rows(header: Sequence[object] | None, rows: Sequence[Any]) -> dict[str, list[Any]]:
+    """torch's and tensorboardX's metadata (`metadata_header` names the columns of each row) as columns."""
+    if header is None:
+        return {EMBEDDING_LABEL: list(rows)}
+    names = [str(h) for h in header]
+    table: dict[str, list[Any]] = {name: [] for name in names}
+    if len(table) != len(names):
+        raise ValueError(f"metadata_header has repeated names: {names}")
+    for i, row in enumerate(rows):
+        cells = row.tolist() if hasattr(row, "tolist") else list(row)
+        if len(cells) != len(names):
+            raise ValueError(f"metadata row {i} has {len(cells)} values; metadata_header names {len(names)} columns")
+        for name, cell in zip(names, cells):
+            table[name].append(cell)
+    return table
+
+
+def check_embedding_images(tag: str, images: object, rows: int) -> np.ndarray:
+    """One image per point as an N x H x W x C array (C in 1, 3, 4; uint8, or float in [0, 1]), not copied.
+
+    Accepts NCHW (torch's and tensorboardX's `label_img`), NHWC and NHW arrays or tensors.
+    """
+    if hasattr(images, "detach") and hasattr(images, "cpu"):
+        images = images.detach().cpu().numpy()
+    array = np.asarray(images)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"images of embedding {tag!r} must be uint8 or float in [0, 1], not {array.dtype}")
+    if array.ndim == 3:
+        array = array[:, :, :, None]
+    elif array.ndim == 4:
+        if array.shape[1] in (1, 3, 4) and array.shape[3] not in (1, 3, 4):
+            array = array.transpose(0, 2, 3, 1)  # NCHW -> NHWC, a view
+    else:
+        raise ValueError(f"images of embedding {tag!r} must be NCHW, NHWC or NHW, got shape {array.shape}")
+    count, height, width, channels = array.shape
+    if count != rows:
+        raise ValueError(f"embedding {tag!r} has {rows} points but {count} images; give one image per point")
+    if channels not in (1, 3, 4):
+        raise ValueError(f"images of embedding {tag!r} need 1, 3 or 4 channels, got shape {array.shape}")
+    side = EMBEDDING_MAX_IMAGE_SIDE
+    if not (1 <= height <= side and 1 <= width <= side):
+        raise ValueError(f"images of embedding {tag!r} may be at most {side} x {side} pixels, got {width} x {height}")
     return array

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from runstream import _inputs
-from runstream._encode import BinnedHistogram, RawHistogram
+from runstream._encode import BinnedHistogram, EmbeddingJob, RawHistogram, embedding_chunk_rows
 from runstream._errors import AuthError, ForkedProcessError, RunFinishedError, ServerUnavailableError
 from runstream._sender import Buffers, Sender, SenderLimits, SendReport
 from runstream._settings import SdkConfig, resolve
@@ -47,6 +47,19 @@ def _packer(width: int) -> Callable[..., bytes]:
 
 
 _live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+
+# An embedding up to this size (float32 values and raw image pixels) is copied at the call; a bigger
+# one is streamed from the caller's array during the call (Run.log_embedding).
+EMBEDDING_COPY_BYTES = 64 << 20
+
+
+def _metadata_row_bytes(columns: tuple[str, ...], values: list[list[Any]]) -> int:
+    """A bound on one row's metadata JSON, for the chunk size: names, and each column's longest value."""
+    size = 2
+    for name, column in zip(columns, values):
+        longest = max((len(v) for v in column if type(v) is str), default=24)
+        size += len(name) + 4 + 4 * max(longest, 24)
+    return size
 
 
 def init(
@@ -346,6 +359,51 @@ class Run:
         self._graph_steps[tag] = step + 1
         wall = time.time() if wall_time is None else float(wall_time)
         self._append_sized(self._buffers.graphs, ((tag, step, wall, text), len(text)), len(text))
+
+    def log_embedding(
+        self, tag: str, matrix: Any, metadata: Any = None, images: Any = None, step: int | None = None
+    ) -> None:
+        """Log an embedding: `matrix` is N points x D dimensions (array or tensor, sent as float32).
+
+        `metadata`: one value per point (one column, named "label"), or a mapping of column name to
+        such values (at most 64 columns; strings of at most 1,000 characters). `images`: one image per
+        point, NCHW (as torch's `label_img`), NHWC or NHW, uint8 or float in [0, 1], at most 512 x 512
+        pixels each. Limits: 1 to 10,000,000 points, 1 to 16,384 dimensions, at most 2^31 values.
+        `step` defaults to the last step logged. Logging the same tag and step again replaces the
+        earlier embedding in the Projector (both stay in the `embeddings` view, told apart by wall_time).
+
+        An embedding of at most 64 MiB (float32 and images) is copied here and sent in the background.
+        A bigger one is not copied: the call sends it in chunks of rows and returns once the last chunk
+        is encoded, so the SDK never holds it whole a second time.
+        """
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        array = _inputs.check_embedding_matrix(tag, matrix)
+        rows, dims = array.shape
+        columns, values = ((), []) if metadata is None else _inputs.check_embedding_metadata(tag, metadata, rows)
+        pictures = None if images is None else _inputs.check_embedding_images(tag, images, rows)
+        picture_bytes = int(np.prod(pictures.shape[1:])) * pictures.itemsize if pictures is not None else 0
+        size = rows * (dims * 4 + picture_bytes)
+        small = size <= EMBEDDING_COPY_BYTES
+        if small:  # converted to float32 once, a private copy: the caller may change its matrix at once
+            array = np.array(array, dtype=np.float32, order="C")
+            pictures = pictures.copy() if pictures is not None else None
+        chunk_rows = embedding_chunk_rows(dims, picture_bytes, _metadata_row_bytes(columns, values))
+        job = EmbeddingJob(tag, step, time.time(), array, columns, values, pictures, chunk_rows, counted=small)
+        if small:
+            self._append_sized(self._buffers.embeddings, job, size)
+            return
+        if self._finished:
+            raise RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()")
+        self._buffers.embeddings.append(job)
+        self._sender.wake()
+        while not job.done.wait(0.05):
+            if not self._sender.alive:
+                raise RunFinishedError(
+                    f"run {self.id} stopped sending while embedding {tag!r} was sent; "
+                    f"{job.rows - job.next_row} of its {job.rows} points were not taken"
+                )
 
     def _log_scalar(self, keys: tuple[str, ...], step: int, wall_time: float, value: float) -> None:
         """The lean path of SummaryWriter.add_scalar: one checked tag (a 1-tuple from

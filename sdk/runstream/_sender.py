@@ -27,7 +27,19 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from runstream._encode import EncodedBatch, GraphRow, HistogramRow, ImageRow, ScalarRow, TextRow, encode_batch
+import numpy as np
+
+from runstream._encode import (
+    EmbeddingChunk,
+    EmbeddingJob,
+    EncodedBatch,
+    GraphRow,
+    HistogramRow,
+    ImageRow,
+    ScalarRow,
+    TextRow,
+    encode_batch,
+)
 from runstream._spool import Spool
 from runstream._transport import Transport, TransportError, WriteStream
 from runstream.v1 import ingest_pb2 as pb
@@ -126,6 +138,7 @@ class Buffers:
         self.images: deque[tuple[ImageRow, int]] = deque()
         self.texts: deque[tuple[TextRow, int]] = deque()
         self.graphs: deque[tuple[GraphRow, int]] = deque()
+        self.embeddings: deque[EmbeddingJob] = deque()  # the head one is taken a chunk at a time
         self.bytes_in = 0  # payload bytes appended (written by the training thread only)
         self.bytes_out = 0  # payload bytes taken (written by the sender only)
 
@@ -134,6 +147,7 @@ class Buffers:
         refusing = _Refusing(error)
         self.scalars = self.histograms = self.images = self.texts = refusing  # type: ignore[assignment]
         self.graphs = refusing  # type: ignore[assignment]
+        self.embeddings = refusing  # type: ignore[assignment]
 
     def pending_bytes(self) -> int:
         return self.bytes_in - self.bytes_out
@@ -151,7 +165,13 @@ class Buffers:
             return 0
 
     def empty(self) -> bool:
-        return not (self.scalars or self.histograms or self.images or self.texts or self.graphs)
+        return not (self.scalars or self.histograms or self.images or self.texts or self.graphs or self.embeddings)
+
+
+def _embedding_points(message: pb.Batch) -> int:
+    if not message.HasField("embeddings"):
+        return 0
+    return int(np.frombuffer(message.embeddings.rows, "<u4").sum())
 
 
 class Sender:
@@ -282,6 +302,7 @@ class Sender:
             unsent += sum(len(r[2]) for r in self._buffers.scalars)
             unsent += len(self._buffers.histograms) + len(self._buffers.images) + len(self._buffers.texts)
             unsent += len(self._buffers.graphs)
+            unsent += sum(job.rows - job.next_row for job in self._buffers.embeddings)
             if spool is not None:
                 if not spooled and not keep_spool and not unopened:
                     spool.remove()
@@ -388,6 +409,7 @@ class Sender:
             points = len(message.scalars.value) // 8 + len(message.histograms.step) // 8 + len(message.images.data)
             points += len(message.texts.text) if message.HasField("texts") else 0
             points += len(message.graphs.doc) if message.HasField("graphs") else 0
+            points += _embedding_points(message)
             self._spool_points.setdefault(seq, points)
             with self._cond:
                 self._unacked[seq] = EncodedBatch(seq, message, points, len(data))
@@ -537,10 +559,27 @@ class Sender:
             graph_row, size = buffers.graphs.popleft()
             graphs.append(graph_row)
             taken += size
+        chunks: list[EmbeddingChunk] = []
+        finished: EmbeddingJob | None = None
+        if buffers.embeddings and taken < limits.batch_bytes:  # one chunk of the oldest embedding
+            job = buffers.embeddings[0]
+            rows = min(job.chunk_rows, job.rows - job.next_row)
+            chunks.append((job, job.next_row, rows))
+            job.next_row += rows
+            if job.counted:
+                taken += rows * job.row_bytes
+            if job.next_row >= job.rows:
+                buffers.embeddings.popleft()
+                finished = job
         buffers.bytes_out += taken
         seq = self._next_seq
         self._next_seq += 1
-        return encode_batch(self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts, graphs)
+        batch = encode_batch(
+            self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts, graphs, chunks
+        )
+        if finished is not None:  # encoded: the caller may change its matrix now
+            finished.done.set()
+        return batch
 
     def _pump(self) -> None:
         """Make sure a stream is open and every unacknowledged batch has been put on it."""

@@ -9,7 +9,8 @@ becomes the run's name. `add_scalar` costs the calling thread about a microsecon
 tuple to the run's buffer, as `Run.log` does.
 
 `add_graph` traces the model with torch.jit.trace and stores its graph (tag `graph`, steps 0, 1, ...).
-Methods that runstream cannot store yet (`add_embedding`, `add_audio`, `add_video`,
+`add_embedding` stores the matrix, its metadata and one image per point (the Projector's data).
+Methods that runstream cannot store yet (`add_audio`, `add_video`,
 `add_mesh`, `add_pr_curve`, ...) warn once each and do nothing; they never raise.
 """
 
@@ -57,7 +58,6 @@ UNSUPPORTED = (
     "add_custom_scalars",
     "add_custom_scalars_marginchart",
     "add_custom_scalars_multilinechart",
-    "add_embedding",
     "add_image_with_boxes",
     "add_mesh",
     "add_onnx_graph",
@@ -360,8 +360,21 @@ class SummaryWriter:
     def add_custom_scalars_multilinechart(self, *args: Any, **kwargs: Any) -> None:
         self._unsupported("add_custom_scalars_multilinechart")
 
-    def add_embedding(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_embedding")
+    def add_embedding(
+        self,
+        mat: Any,
+        metadata: Any = None,
+        label_img: Any = None,
+        global_step: int | None = None,
+        tag: str = "default",
+        metadata_header: Any = None,
+    ) -> None:
+        """The points of `mat` (N x D), as torch's and tensorboardX's writers take them: `metadata` one
+        label per point, or with `metadata_header` one row of values per point; `label_img` one NCHW
+        image per point. No `global_step` means step 0, as there. See `Run.log_embedding` for limits."""
+        if metadata is not None and metadata_header is not None:
+            metadata = _inputs.metadata_rows(list(metadata_header), list(metadata))
+        self._run.log_embedding(tag, mat, metadata, label_img, _step(global_step))
 
     def add_graph(
         self, model: Any, input_to_model: Any = None, verbose: bool = False, use_strict_trace: bool = True

@@ -325,7 +325,7 @@ def _decode_texts(message: pb.Texts, tag_count: int, limits: Limits) -> TextColu
 EMBEDDING_MAX_ROWS = 10_000_000
 EMBEDDING_MAX_DIMS = 16_384
 EMBEDDING_MAX_VALUES = 1 << 31  # rows x dims: 8 GiB of float32
-EMBEDDING_MAX_METADATA_BYTES = 64 << 10  # one point's JSON object
+EMBEDDING_MAX_METADATA_BYTES = 1 << 20  # one point's JSON object (the SDK: 64 columns, strings of 1,000 characters)
 
 
 def _decode_embeddings(message: pb.Embeddings, tag_count: int, limits: Limits) -> EmbeddingColumns:
@@ -364,10 +364,9 @@ def _decode_embeddings(message: pb.Embeddings, tag_count: int, limits: Limits) -
         )
     _check_same_shape(per_chunk["tag_index"], per_chunk["step"], dims, total)
     vectors = _column(message.vectors, "<f4", "embeddings.vectors")
-    if vectors.size != int((rows * dims).sum()):
-        raise InvalidBatch(
-            "embeddings.vectors", f"has {vectors.size} values; the chunks' rows x dims add up to {int((rows * dims).sum())}"
-        )
+    expected = int((rows * dims).sum())
+    if vectors.size != expected:
+        raise InvalidBatch("embeddings.vectors", f"has {vectors.size} values; rows x dims add up to {expected}")
     points = int(rows.sum())
     metadata = _embedding_metadata(list(message.metadata), points)
     image = _embedding_images(list(message.image), points, limits)
