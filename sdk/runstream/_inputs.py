@@ -287,7 +287,7 @@ def check_embedding_images(tag: str, images: object, rows: int) -> np.ndarray:
     if array.ndim == 3:
         array = array[:, :, :, None]
     elif array.ndim == 4:
-        if array.shape[1] in (1, 3, 4) and array.shape[3] not in (1, 3, 4):
+        if array.shape[1] in (1, 3, 4):  # NCHW (torch's order) wins when both could be channels
             array = array.transpose(0, 2, 3, 1)  # NCHW -> NHWC, a view
     else:
         raise ValueError(f"images of embedding {tag!r} must be NCHW, NHWC or NHW, got shape {array.shape}")
