@@ -33,7 +33,9 @@ def _chromium() -> str | None:
     return os.environ.get("RUNSTREAM_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API runs, its event loop counts as running in the
+# main thread, and the tests collected after the browser tests (asyncio.run in tests/unit) would fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     executable = _chromium()
     missing = None if executable else "Chromium is not installed (apt-get install chromium)"

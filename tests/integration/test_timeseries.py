@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import runstream
+from runstream_service.store.schema import SCHEMA_VERSION
 from support import ServerProcess
 
 RUNS = 4
@@ -202,7 +203,7 @@ def test_a_version_1_database_is_upgraded_and_compacted(tmp_path: Path) -> None:
     server = ServerProcess(data, ("--compact-seconds", "0.2")).start()
     try:
         settle(server)
-        assert sql(server, "SELECT version FROM schema_info") == [(2,)]
+        assert sql(server, "SELECT version FROM schema_info") == [(SCHEMA_VERSION,)]
         assert sql(server, "SELECT count(*), sum(value) FROM scalars WHERE run_id = 'old'") == [(5000, 12497500.0)]
         assert sql(server, "SELECT count(*) FROM scalar_points") == [(5000,)]
         _, body = get(server, "/api/points?run=old&tag=loss")
