@@ -278,6 +278,7 @@ export function createProjectorView(root) {
     status.dataset.matches = String(indices.length);
   }
 
+  dbg.selectPoint = (i) => select(i); // for browser tests: a click needs a point's pixel position
   embeddingSelect.addEventListener('change', choose);
   runButton.addEventListener('click', project);
   cancelButton.addEventListener('click', cancel);
