@@ -24,7 +24,10 @@ from runstream_dashboards.ports import AppDeps, Health
 from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.malloc import keep_freed_memory
+from runstream_service.projector.service import Projector
+from runstream_service.projector.worker import default_memory_bytes
 from runstream_service.settings import ServerSettings, split_address
+from runstream_service.store import embeddings
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import COMMIT_SECONDS_BUCKETS, StoreWriter
@@ -59,6 +62,8 @@ class Server:
         self._http: web.AppRunner | None = None
         self._visdom_runner: web.AppRunner | None = None
         self.visdom = visdom_routes.Visdom(VisdomWrites(), self.writer.submit, self.reader, settings.tokens)
+        # Projections and neighbour searches: worker processes with their own memory bound, started on first use.
+        self.projector = Projector(self.reader, embeddings, settings.data / "projector-cache", default_memory_bytes())
         self.grpc_port = 0
         self.http_port = 0
         self.visdom_port = 0
@@ -141,6 +146,7 @@ class Server:
             sql_timeout=self.settings.sql_timeout,
             tokens=self.settings.tokens,
             visdom=ViewReads(self.reader, self.visdom.changes),
+            projector=self.projector,
         )
 
     def health(self) -> Health:
@@ -181,6 +187,7 @@ class Server:
             await self._visdom_runner.cleanup()
         if self._http is not None:
             await self._http.cleanup()
+        await asyncio.to_thread(self.projector.close)
         await asyncio.to_thread(self.compactor.stop)
         await asyncio.to_thread(self.writer.stop)
         self.reader.close()
