@@ -32,6 +32,7 @@ import numpy as np
 from runstream._transport import Transport, connect
 from runstream.tbcompat import event_pb2 as tb
 from runstream.v1 import ingest_pb2 as pb
+from runstream_service.tbprojector import ProjectorEmbedding, embedding_chunks, read_projector
 
 try:
     from google_crc32c import value as _crc32c
@@ -98,6 +99,7 @@ class RunData:
     images: list[tuple[int, int, float, bytes]] = field(default_factory=list)
     texts: list[tuple[int, int, float, str]] = field(default_factory=list)
     graphs: list[tuple[int, int, float, str]] = field(default_factory=list)  # tag id, step, wall, document JSON
+    embeddings: list[ProjectorEmbedding] = field(default_factory=list)  # the projector folder's (tbprojector.py)
     hparams: dict[str, Any] | None = None
     first_wall: float = 0.0
     last_wall: float = 0.0
@@ -114,7 +116,8 @@ class RunData:
 
     @property
     def points(self) -> int:
-        return self.scalar_count + len(self.histograms) + len(self.images) + len(self.texts) + len(self.graphs)
+        others = len(self.histograms) + len(self.images) + len(self.texts) + len(self.graphs)
+        return self.scalar_count + others + sum(e.rows for e in self.embeddings)
 
     @property
     def scalar_count(self) -> int:
@@ -245,6 +248,9 @@ def read_run(name: str, directory: Path, files: list[Path], progress: Callable[[
         if progress is not None:
             progress(len(data))
     run.compact()
+    run.embeddings = read_projector(directory, run.problems)
+    for embedding in run.embeddings:
+        run.tag_id(embedding.tag)
     walls = [float(part[2].max()) for part in run.scalar_parts if len(part[2])]
     walls += [item[2] for items in (run.histograms, run.images, run.texts, run.graphs) for item in items[-1:]]
     run.last_wall = max(walls) if walls else run.first_wall
@@ -455,6 +461,13 @@ def batches(run: RunData, run_id: str, writer_id: str) -> Iterator[pb.Batch]:
             )
         )
         yield message
+    # Last, so that the batches of an import made before projector folders were read keep their seqs.
+    for embedding in run.embeddings:  # chunks of rows, one per batch (tbprojector.py)
+        for chunk in embedding_chunks(embedding):
+            message, local = batch(np.array([run.tags[embedding.tag]], np.int64))
+            chunk.tag_index = local.tobytes()
+            message.embeddings.CopyFrom(chunk)
+            yield message
 
 
 def graph_document_from_def(data: bytes) -> dict[str, Any]:

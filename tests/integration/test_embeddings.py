@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -122,3 +125,51 @@ def test_logging_the_same_tag_and_step_again_replaces_it(server: ServerProcess) 
     assert [(e["rows"], e["complete"]) for e in list_embeddings(con)] == [(5, True)]
     np.testing.assert_array_equal(load_embedding(con, run_id, "e", 0).vectors, np.ones((5, 2), np.float32))
     assert con.execute("SELECT count(*) FROM embeddings").fetchall() == [(8,)]
+
+
+def test_import_of_tensorboardx_projector_output_matches_its_files(tmp_path: Path, server: ServerProcess) -> None:
+    """tensorboardX writes projector folders (tensors.tsv, metadata.tsv, sprite.png); the import equals them."""
+    import tensorboardX
+
+    rng = np.random.default_rng(5)
+    logdir = tmp_path / "logs"
+    logged = {}
+    with tensorboardX.SummaryWriter(logdir=str(logdir / "mnist")) as writer:
+        for step in (0, 30):
+            images, labels = _mnist_like(20, rng)
+            mat = rng.standard_normal((20, 11)).astype(np.float32)
+            writer.add_embedding(mat, metadata=labels.tolist(), label_img=images, global_step=step)
+            logged[step] = mat
+        rows = [[f"w{i}", str(i % 3)] for i in range(6)]
+        writer.add_embedding(np.eye(6), metadata=rows, metadata_header=["word", "group"], tag="words", global_step=2)
+    command = [sys.executable, "-m", "runstream_service", "import-tensorboard", str(logdir)]
+    for _ in range(2):  # twice: nothing stored twice
+        result = subprocess.run(
+            [*command, "--server", server.address, "--project", "tb"], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr + result.stdout
+    server.stop()
+    con = _read(server)
+    ((run_id,),) = con.execute("SELECT run_id FROM runs").fetchall()
+    assert [(e["tag"], e["step"], e["rows"], e["dims"], e["complete"]) for e in list_embeddings(con)] == [
+        ("default", 0, 20, 11, True),
+        ("default", 30, 20, 11, True),
+        ("words", 2, 6, 6, True),
+    ]
+    for step, mat in logged.items():
+        folder = logdir / "mnist" / f"{step:05d}" / "default"
+        loaded = load_embedding(con, run_id, "default", step)
+        np.testing.assert_array_equal(loaded.vectors, mat)  # tensors.tsv holds float32 exactly
+        labels = (folder / "metadata.tsv").read_text().split("\n")[:20]
+        assert loaded.metadata == [{"label": label} for label in labels]
+        sprite = np.asarray(Image.open(folder / "sprite.png"))
+        per_row = sprite.shape[1] // 28
+        thumbs = load_images(con, run_id, "default", step, list(range(20)))
+        for i in (0, 7, 19):
+            y, x = (i // per_row) * 28, (i % per_row) * 28
+            np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(thumbs[i]))), sprite[y : y + 28, x : x + 28])
+    words = load_embedding(con, run_id, "words", 2)
+    assert words.columns == ["word", "group"]
+    assert words.metadata == [{"word": w, "group": g} for w, g in rows]
+    np.testing.assert_array_equal(words.vectors, np.eye(6, dtype=np.float32))
+    assert con.execute("SELECT count(*) FROM embeddings").fetchall() == [(46,)]
