@@ -235,8 +235,9 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             await pending.put(None)
 
     async def _decode(self, message: pb.Batch) -> DecodedBatch:
-        if message.HasField("images") and message.images.data:
-            batch = await asyncio.to_thread(decode_batch, message, self._limits)  # decoding images takes a while
+        if (message.HasField("images") and message.images.data) or message.HasField("embeddings"):
+            # decoding images (PNG checks) and embedding chunks (JSON and PNG per point) takes a while
+            batch = await asyncio.to_thread(decode_batch, message, self._limits)
         else:
             batch = decode_batch(message, self._limits)
         if batch.run_id not in self._writer.runs:
