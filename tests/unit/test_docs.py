@@ -31,6 +31,9 @@ def test_views_and_their_columns_are_as_documented() -> None:
         "texts",
         "visdom_windows",
         "visdom_points",
+        "graphs",
+        "graph_nodes",
+        "embeddings",
     }
     for view, described in rows:
         documented = re.findall(r"`(\w+)`", described)
