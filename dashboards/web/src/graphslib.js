@@ -180,6 +180,21 @@ function canonical(value) {
   return JSON.stringify(value === undefined ? null : value);
 }
 
+// The graph's own inputs and outputs are named after the tracer's value names ("output/123"), which
+// shift when a layer is added: they are matched by their order instead.
+const ENDS = new Set(['prim::Input', 'prim::Output']);
+
+/** Each node's key for the comparison: its name, or its op and order for the graph's inputs and outputs. */
+function matchKeys(doc) {
+  const seen = new Map();
+  return doc.nodes.map((n) => {
+    if (!ENDS.has(n.op)) return n.name;
+    const k = seen.get(n.op) || 0;
+    seen.set(n.op, k + 1);
+    return `${n.op}#${k}`;
+  });
+}
+
 /**
  * Compare two graphs by node name (names are the scope and op, so two runs of one architecture agree):
  * {added: names only in `other`, removed: names only in `base`, changed: [{name, fields}]} where
@@ -187,19 +202,32 @@ function canonical(value) {
  */
 export function diffGraphs(base, other) {
   const index = (doc) => {
-    const inputs = inputsByName(doc);
-    return new Map(doc.nodes.map((n, i) => [n.name, { ...n, inputs: inputs[i] }]));
+    const inputs = inputsByName(doc).map((names) => names.map((name) => keyOfName(doc, name)).sort());
+    const keys = matchKeys(doc);
+    return new Map(doc.nodes.map((n, i) => [keys[i], { ...n, inputs: inputs[i] }]));
   };
   const a = index(base);
   const b = index(other);
-  const added = [...b.keys()].filter((name) => !a.has(name));
-  const removed = [...a.keys()].filter((name) => !b.has(name));
+  const added = [...b].filter(([key]) => !a.has(key)).map(([, n]) => n.name);
+  const removed = [...a].filter(([key]) => !b.has(key)).map(([, n]) => n.name);
   const changed = [];
-  for (const [name, node] of b) {
-    const old = a.get(name);
+  for (const [key, node] of b) {
+    const old = a.get(key);
     if (!old) continue;
     const fields = FIELDS.filter((f) => canonical(old[f]) !== canonical(node[f]));
-    if (fields.length) changed.push({ name, fields });
+    if (fields.length) changed.push({ name: node.name, fields });
   }
   return { added, removed, changed };
+}
+
+const keyCache = new WeakMap();
+/** The match key of the node called `name` in `doc` (see matchKeys). */
+function keyOfName(doc, name) {
+  let map = keyCache.get(doc);
+  if (!map) {
+    const keys = matchKeys(doc);
+    map = new Map(doc.nodes.map((n, i) => [n.name, keys[i]]));
+    keyCache.set(doc, map);
+  }
+  return map.get(name);
 }

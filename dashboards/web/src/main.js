@@ -11,6 +11,7 @@ import { createImagesView } from './images.js';
 import { createTextsView } from './texts.js';
 import { createVisdomView } from './visdom.js';
 import { createProjectorView } from './projector.js';
+import { createGraphsView } from './graphs.js';
 import { startLive } from './live.js';
 import { createRunsPanel } from './runs.js';
 import { createScalarsView } from './scalars.js';
@@ -32,6 +33,7 @@ const views = {
   sql: createSqlView($('#view-sql'), store),
   visdom: createVisdomView($('#view-visdom'), store),
   projector: createProjectorView($('#view-projector'), store),
+  graphs: createGraphsView($('#view-graphs'), store),
 };
 const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => recompute() });
 

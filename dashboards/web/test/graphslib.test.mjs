@@ -121,6 +121,11 @@ test('the diff names added, removed and changed nodes and what changed', () => {
     { name: 'fc/linear', fields: ['parameters'] },
   ]);
   assert.deepEqual(diffGraphs(ours, structuredClone(ours)), { added: [], removed: [], changed: [] });
+  // the graph's output is named after a tracer value that shifts with the graph: matched by order
+  const renamed = structuredClone(ours);
+  renamed.nodes[7].name = 'output/y.2';
+  renamed.nodes[0].name = 'input/x.9';
+  assert.deepEqual(diffGraphs(ours, renamed), { added: [], removed: [], changed: [] });
   const reordered = structuredClone(ours);
   reordered.nodes[1].attributes = { b: 1, a: 2 };
   const base = structuredClone(ours);
