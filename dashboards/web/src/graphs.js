@@ -483,5 +483,11 @@ export function createGraphsView(root) {
     },
   };
   dbg.selectNode = view.selectNode;
+  /** For the benchmark: open every box (the whole graph laid out and drawn). */
+  dbg.expandAll = () => {
+    if (!current) return;
+    expanded = new Set(current.tree.scopes.keys());
+    draw();
+  };
   return view;
 }

@@ -4,8 +4,10 @@
 // A document is {nodes: [{name, scope, op, output_shape, attributes, parameters}], edges: [[from, to]],
 // modules?: {scope: class}}. Scopes are module paths: ours are dotted ("layer1.0.conv1"), imported
 // TensorBoard graphs use '/' ("VGG/Sequential[features]/Conv2d[0]"); a scope holding a '/' is split on
-// '/', any other on '.'. Each scope is a box that opens on click. A scope with one node in it (a
-// module that does one op) is not worth a box: its node is drawn in its place.
+// '/', any other on '.'. Each scope is a box that opens on click, except where a box would mislead
+// or say nothing: a scope with one node (a module that does one op), and a leaf module whose nodes
+// do not feed each other (a ReLU module called at three places in a ResNet block: one box would
+// join three separate ops and draw cycles). Their nodes are drawn in their place.
 
 const sepOf = (scope) => (scope.includes('/') ? '/' : '.');
 
@@ -36,7 +38,7 @@ export function buildTree(doc) {
   const ensure = (id, parent) => {
     let s = scopes.get(id);
     if (!s) {
-      s = { id, parent, children: [], nodes: [], count: 0, parameters: 0, cls: (doc.modules && doc.modules[id]) || '' };
+      s = { id, parent, children: [], nodes: [], count: 0, internal: 0, parameters: 0, cls: (doc.modules && doc.modules[id]) || '' };
       scopes.set(id, s);
       if (parent !== null) scopes.get(parent).children.push(id);
     }
@@ -58,10 +60,19 @@ export function buildTree(doc) {
     }
     return path;
   });
+  for (const [a, b] of doc.edges) {
+    const pa = paths[a];
+    const pb = paths[b];
+    if (!pa || !pb) continue;
+    for (let k = 0; k < pa.length && pa[k] === pb[k]; k++) scopes.get(pa[k]).internal++;
+  }
   return { scopes, paths };
 }
 
-const boxed = (tree, id) => tree.scopes.get(id).count > 1;
+const boxed = (tree, id) => {
+  const s = tree.scopes.get(id);
+  return s.count > 1 && (s.children.length > 0 || s.internal > 0);
+};
 
 /** The outermost scope of node `i` that is a closed box, or null when the node itself is drawn. */
 export function representative(tree, expanded, i) {

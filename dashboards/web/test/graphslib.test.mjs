@@ -75,6 +75,17 @@ test('expanding opens one level; the opened scopes become clusters around their 
   assert.deepEqual(two.clusters.map((c) => `${c.scope}<${c.parent}`).sort(), ['layer1.0.relu<layer1.0', 'layer1.0<layer1', 'layer1<']);
 });
 
+test('a leaf module called at separate places is no box: its ops are drawn apart', () => {
+  const reused = structuredClone(ours);
+  reused.edges = reused.edges.filter(([a, b]) => !(a === 3 && b === 4)); // the two relu calls no longer chained
+  reused.edges.push([3, 5], [1, 4]); // each call fed from elsewhere
+  const tree = buildTree(reused);
+  assert.equal(tree.scopes.get('layer1.0.relu').internal, 0);
+  const view = buildView(reused, tree, new Set(['layer1', 'layer1.0']));
+  assert.deepEqual(keys(view), ['n:0', 'n:1', 'n:2', 'n:3', 'n:4', 'n:5', 'n:6', 'n:7']);
+  assert.equal(view.items.find((it) => it.key === 'n:3').parent, 'layer1.0');
+});
+
 test('collapsing a scope closes the scopes inside it; reveal opens the scopes around nodes', () => {
   const tree = buildTree(ours);
   assert.deepEqual([...collapse(new Set(['layer1', 'layer1.0', 'layer10', 'fc']), 'layer1')].sort(), ['fc', 'layer10']);
