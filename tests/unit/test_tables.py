@@ -85,17 +85,7 @@ def test_scalar_summary_matches_duckdbs_aggregates() -> None:
             tags, index = [f"t{i}" for i in range(8)], rng.integers(0, 8, n).astype(np.uint32)
         columns = ScalarColumns(index, rng.integers(0, 10_000, n), wall, rng.standard_normal(n))
         batches.append(_batch(seq, tags, scalars=columns))
-    rows = build_rows(batches, SeriesIds({}))
-    assert rows.scalar_stats is not None
-    con = duckdb.connect(":memory:")
-    con.register("points", rows.points[SCALAR])
-    reference = con.sql(
-        "SELECT series_id, count(*) AS points, min(step) AS first_step, max(step) AS last_step, "
-        "min(wall_time) AS first_wall, max(wall_time) AS last_wall FROM points GROUP BY series_id ORDER BY series_id"
-    ).fetchall()
-    assert _rows_with_nan(rows.scalar_stats.to_pylist()) == _rows_with_nan(
-        [dict(zip(rows.scalar_stats.column_names, r)) for r in reference]
-    )
+    _assert_summary_matches_duckdb(build_rows(batches, SeriesIds({})))
 
 
 def test_scalar_summary_of_batches_sent_by_row_matches_duckdbs_aggregates() -> None:
