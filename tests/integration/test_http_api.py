@@ -81,6 +81,8 @@ def test_tags(served: tuple[ServerProcess, dict[str, str]]) -> None:
         "histograms": ["weights"],
         "images": ["sample"],
         "texts": [],
+        "graphs": [],  # every kind of store/kinds.py has its list
+        "embeddings": [],
     }
     status, body, _ = get(server, "/api/tags?runs=nope")
     assert status == 404 and body == {"error": "unknown run id(s): nope", "status": 404}
