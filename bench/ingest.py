@@ -20,7 +20,7 @@ from the start until the last commit; goal >= 0.8), `server_cpu_caught_up_s` (th
 compactor has caught up too, so that work moved into compaction shows), `count_ok` (the count was exact in
 every repetition). Medians over --repeat.
 
-    python bench/ingest.py [--points 10000000] [--writers 4] [--repeat 3] [--chunk 1000000] [--py-spy DIR]
+    python bench/ingest.py [--points 10000000] [--writers 4] [--repeat 5] [--chunk 1000000] [--py-spy DIR]
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--points", type=int, default=10_000_000, help="total scalar points (all writers)")
     parser.add_argument("--writers", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each side (fresh server each); medians")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each side (fresh server each); medians")
     parser.add_argument("--chunk", type=int, default=1_000_000, help="rows per transaction in the DuckDB baseline")
     parser.add_argument("--py-spy", type=Path, default=None, help="record py-spy profiles of server and writer 0 here")
     args = parser.parse_args()
