@@ -50,7 +50,7 @@ def project(server: Server, which: dict[str, Any], method: str, **params: Any) -
     job = http(server, "/api/projector/projections", {**which, "method": method, **params})
     last = -1.0
     while job["state"] not in ("done", "failed", "cancelled"):
-        time.sleep(0.05 if method == "pca" else 2.0)
+        time.sleep(0.05 if method == "pca" else 0.25)  # coarser polling would add its interval to the figure
         job = http(server, f"/api/projector/projections/{job['job']}")
         if method != "pca" and job["progress"] - last >= 0.1:
             last = job["progress"]
