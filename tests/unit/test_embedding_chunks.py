@@ -143,7 +143,8 @@ def test_reads_return_what_was_stored_in_idx_order(tmp_path: Path) -> None:
     store.append([batches[2], batches[0]], {"w": 3})
     (listed,) = list_embeddings(con, ["r"])
     assert listed == {
-        "run_id": "r", "tag": "e", "step": 4, "rank": 0, "rows": 9, "dims": 5, "total_rows": 9, "complete": True,
+        "run_id": "r", "tag": "e", "step": 4, "rank": 0, "rows": 9, "dims": 5, "total_rows": 9, "name": "r",
+        "complete": True,
     }  # fmt: skip
     loaded = load_embedding(con, "r", "e", 4)
     np.testing.assert_array_equal(loaded.vectors, matrix)

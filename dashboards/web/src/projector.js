@@ -10,7 +10,7 @@ import { showError } from './banner.js';
 import { PALETTE } from './colors.js';
 import { counters } from './debug.js';
 import { h } from './dom.js';
-import { categories, fmtDuration, normaliseCoords, search } from './projectorlib.js';
+import { categories, fmtDuration, legendOrder, normaliseCoords, search } from './projectorlib.js';
 
 const POLL_MS = 400;
 const OTHER_COLOR = '#b8bec6';
@@ -95,7 +95,7 @@ export function createProjectorView(root) {
     const keep = embeddingSelect.value;
     embeddingSelect.replaceChildren(
       ...listed.map((e, i) =>
-        el('option', { value: String(i) }, `${e.run_id} · ${e.tag} · step ${e.step} (${e.rows} × ${e.dims ?? '?'}${e.complete ? '' : ', arriving'})`)),
+        el('option', { value: String(i), title: e.run_id }, `${e.name || e.run_id} · ${e.tag} · step ${e.step} (${e.rows} × ${e.dims ?? '?'}${e.complete ? '' : ', arriving'})`)),
     );
     if (!listed.length) {
       status.textContent = 'No embeddings yet: log one with Run.log_embedding or SummaryWriter.add_embedding.';
@@ -207,7 +207,7 @@ export function createProjectorView(root) {
   }
 
   function showLegend({ names, palette }) {
-    legend.replaceChildren(...names.map((name, i) => el('div', { class: 'pj-key' }, el('span', { class: 'pj-swatch', style: { background: palette[i] } }), name)));
+    legend.replaceChildren(...legendOrder(names).map((i) => el('div', { class: 'pj-key' }, el('span', { class: 'pj-swatch', style: { background: palette[i] } }), names[i])));
   }
 
   async function draw() {

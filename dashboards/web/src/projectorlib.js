@@ -54,6 +54,15 @@ export function categories(values, max = MAX_CATEGORIES) {
   return { codes, names };
 }
 
+/** The legend's order of `names` (from `categories`): by name as people sort them (class2 before class10),
+ * the "other" category last; returns indices into `names`, whose colours stay as they are. */
+export function legendOrder(names) {
+  const other = names.length && names[names.length - 1].startsWith('other (') ? names.length - 1 : -1;
+  const order = names.map((_, i) => i).filter((i) => i !== other);
+  order.sort((a, b) => names[a].localeCompare(names[b], 'en', { numeric: true }));
+  return other === -1 ? order : [...order, other];
+}
+
 /** The points whose label matches `query`: a regular expression when `regex` (an invalid one -> error),
  * else a case-insensitive substring. -> {indices, error} */
 export function search(labels, query, { regex = false } = {}) {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { categories, fmtDuration, normaliseCoords, search } from '../src/projectorlib.js';
+import { categories, fmtDuration, legendOrder, normaliseCoords, search } from '../src/projectorlib.js';
 
 test('coordinates are split per axis and scaled into [-1, 1] with one factor', () => {
   const body = new Float32Array([0, 0, 10, 2, 4, 1]).buffer; // 3 rows x 2 dims
@@ -29,4 +29,11 @@ test('durations', () => {
   assert.equal(fmtDuration(0.2), 'under a second');
   assert.equal(fmtDuration(42), '42 s');
   assert.equal(fmtDuration(150), '3 min');
+});
+
+test('the legend lists categories by name as people sort them, other last', () => {
+  const names = ['class10', 'class2', 'b', 'other (3 values)'];
+  assert.deepEqual(legendOrder(names).map((i) => names[i]), ['b', 'class2', 'class10', 'other (3 values)']);
+  assert.deepEqual(legendOrder(['z', 'a']), [1, 0]);
+  assert.deepEqual(legendOrder([]), []);
 });

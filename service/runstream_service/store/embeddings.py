@@ -50,7 +50,8 @@ class LoadedEmbedding:
 
 def list_embeddings(cur: duckdb.DuckDBPyConnection, run_ids: list[str] | None = None) -> list[dict[str, Any]]:
     """Every embedding (of `run_ids`, or of all runs): run_id, tag, step, rank, rows (arrived), dims
-    (None until its point 0 has arrived), total_rows and complete, ordered by run, tag and step."""
+    (None until its point 0 has arrived), total_rows, name (the run's) and complete, ordered by run, tag
+    and step."""
     where, params = "", []
     if run_ids is not None:
         where, params = "AND s.run_id IN (SELECT unnest(?))", [run_ids]
@@ -66,8 +67,9 @@ def list_embeddings(cur: duckdb.DuckDBPyConnection, run_ids: list[str] | None = 
             SELECT series_id, step, rank, wall_time, any_value(len(vector)) AS dims
             FROM {EMBEDDING.table} WHERE idx = 0 GROUP BY series_id, step, rank, wall_time
         )
-        SELECT s.run_id, s.tag, p.step, p.rank, p.rows, f.dims, p.total_rows
+        SELECT s.run_id, s.tag, p.step, p.rank, p.rows, f.dims, p.total_rows, m.name
         FROM per p JOIN series s USING (series_id)
+        LEFT JOIN run_meta m ON m.run_id = s.run_id
         LEFT JOIN firsts f
           ON f.series_id = p.series_id AND f.step = p.step AND f.rank = p.rank AND f.wall_time = p.wall_time
         WHERE s.kind = '{EMBEDDING.name}' {where}
@@ -75,7 +77,7 @@ def list_embeddings(cur: duckdb.DuckDBPyConnection, run_ids: list[str] | None = 
         """,
         params,
     ).fetchall()
-    names = ("run_id", "tag", "step", "rank", "rows", "dims", "total_rows")
+    names = ("run_id", "tag", "step", "rank", "rows", "dims", "total_rows", "name")
     out = []
     for row in rows:
         item = dict(zip(names, row))
