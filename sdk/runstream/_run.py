@@ -260,7 +260,7 @@ class Run:
         try:  # packed here: the type check and the conversion in one C call
             values = self._pack(*data.values())
         except (struct.error, TypeError, OverflowError):  # not all floats: convert each, or say which is wrong
-            values = self._pack(*[_inputs.to_float(k, v) for k, v in zip(keys, data.values())])
+            values = _packer(len(keys))(*[_inputs.to_float(k, v) for k, v in zip(keys, data.values())])
         self._next_step = step + 1
         self._last_step = step
         scalars = self._scalars
