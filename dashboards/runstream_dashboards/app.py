@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from runstream_dashboards import auth, params, projector_api, visdom_api
 from runstream_dashboards.errors import json_errors
 from runstream_dashboards.metrics import HealthCollector, render
 from runstream_dashboards.ports import AppDeps
+from runstream_dashboards.sse import change_events
 from runstream_service.errors import BadRequest, NotFound
 from runstream_service.store import graphs, queries, readonly_sql
 from runstream_service.store.downsample import X_AXES
@@ -29,7 +29,6 @@ from runstream_service.store.downsample import X_AXES
 DEPS_KEY: web.AppKey[AppDeps] = web.AppKey("deps")
 REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("registry")
 STATIC_DIR = Path(__file__).parent / "static"
-EVENT_INTERVAL_SECONDS = 1.0
 MAX_WIDTH = 10_000
 MAX_HISTOGRAMS = 10_000
 MAX_POINTS_ROWS = 10_000_000  # one full read: 10M points are about 0.5 GB of JSON
@@ -241,21 +240,7 @@ async def sql(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: `update` with the runs that received data, at most once a second."""
     changes = _deps(request).changes
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-    await response.prepare(request)
-    seen = changes.commit_number
-    await response.write(b"retry: 2000\n\n")
-    while True:
-        await asyncio.sleep(EVENT_INTERVAL_SECONDS)
-        if changes.commit_number == seen:
-            await response.write(b": keep-alive\n\n")
-            continue
-        changed = changes.runs_changed_since(seen)
-        seen = changes.commit_number
-        payload = json.dumps({"runs": changed, "time": time.time()})
-        await response.write(f"event: update\ndata: {payload}\n\n".encode())
+    return await change_events(request, "runs", lambda: changes.commit_number, changes.runs_changed_since)
 
 
 async def index(request: web.Request) -> web.StreamResponse:

@@ -12,21 +12,18 @@ and checks tokens itself (the client sends the cookie `user_password`, not a bea
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import orjson
 from aiohttp import web
 
 from runstream_dashboards import params
 from runstream_dashboards.errors import Handler
 from runstream_dashboards.ports import AppDeps, VisdomReads
+from runstream_dashboards.sse import change_events
 from runstream_service.errors import NotFound
 
 PREFIX = "/visdom"  # where the server mounts the Visdom protocol on this app
 DEFAULT_WIDTH = 800
 MAX_WIDTH = 10_000
-EVENT_INTERVAL_SECONDS = 1.0
 DEPS_KEY: web.AppKey[AppDeps] = web.AppKey("visdom_deps")
 
 
@@ -58,21 +55,7 @@ async def window(request: web.Request) -> web.Response:
 
 async def events(request: web.Request) -> web.StreamResponse:
     reads = _reads(request)
-    response = web.StreamResponse(
-        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
-    await response.prepare(request)
-    seen = reads.commit_number
-    await response.write(b"retry: 2000\n\n")
-    while True:
-        await asyncio.sleep(EVENT_INTERVAL_SECONDS)
-        if reads.commit_number == seen:
-            await response.write(b": keep-alive\n\n")
-            continue
-        changed = reads.windows_changed_since(seen)
-        seen = reads.commit_number
-        payload = orjson.dumps({"windows": changed, "time": time.time()})
-        await response.write(b"event: update\ndata: " + payload + b"\n\n")
+    return await change_events(request, "windows", lambda: reads.commit_number, reads.windows_changed_since)
 
 
 def skip_for_visdom(middleware: web.types.Middleware) -> web.types.Middleware:  # type: ignore[name-defined]

@@ -20,7 +20,7 @@ import duckdb
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from runstream_dashboards import app as app_module
+from runstream_dashboards import sse
 from runstream_dashboards.app import make_app
 from runstream_dashboards.ports import AppDeps, Health
 from runstream_service.auth import TokenTable, parse_tokens
@@ -388,7 +388,7 @@ def test_sql_runs_the_read_only_checks_on_the_readers_cursor(cursor: duckdb.Duck
 
 
 def test_events_report_the_runs_of_the_change_feed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(app_module, "EVENT_INTERVAL_SECONDS", 0.0)
+    monkeypatch.setattr(sse, "EVENT_INTERVAL_SECONDS", 0.0)
     app = make_app(deps())
 
     async def go() -> str:
