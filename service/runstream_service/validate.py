@@ -18,7 +18,7 @@ from PIL import Image
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.errors import BadRequest
 from runstream_service.limits import DEFAULT_LIMITS, Limits
-from runstream_service.store.kinds import EMBEDDING, GRAPH, HISTOGRAM, IMAGE, KINDS, PENDING_FIELDS, SCALAR, TEXT
+from runstream_service.store.kinds import EMBEDDING, GRAPH, HISTOGRAM, IMAGE, KINDS, PENDING_EXTRAS, PENDING_FIELDS, SCALAR, TEXT
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -143,6 +143,11 @@ def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBat
     for field in PENDING_FIELDS:
         if batch.HasField(field):
             raise InvalidBatch(field, "this server does not store this kind yet; upgrade the server")
+    for field in PENDING_EXTRAS:
+        if getattr(batch, field):
+            raise InvalidBatch(field, "this server does not store this yet; upgrade the server")
+    if batch.HasField("images") and batch.images.boxes:
+        raise InvalidBatch("images.boxes", "this server does not store image boxes yet; upgrade the server")
     columns = {
         kind.field: DECODERS[kind.name](getattr(batch, kind.field), len(tags), limits)
         if batch.HasField(kind.field)

@@ -10,7 +10,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.store import queries
-from runstream_service.store.kinds import KINDS, PENDING_FIELDS, POINT_KEY_COLUMNS
+from runstream_service.store.kinds import BATCH_EXTRAS, KINDS, PENDING_FIELDS, POINT_KEY_COLUMNS
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import BUILDERS
 from runstream_service.validate import DECODERS, DecodedBatch, InvalidBatch, decode_batch
@@ -27,9 +27,20 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str, ...]:
 
 
 def test_every_message_field_of_a_batch_is_a_kind() -> None:
-    messages = {f.name for f in pb.Batch.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_MESSAGE}
+    messages = {
+        f.name
+        for f in pb.Batch.DESCRIPTOR.fields
+        if f.type == FieldDescriptor.TYPE_MESSAGE and not f.is_repeated
+    }
     assert messages == {kind.field for kind in KINDS} | PENDING_FIELDS
     assert not PENDING_FIELDS & {kind.field for kind in KINDS}
+
+
+def test_every_other_field_of_a_batch_is_its_header_or_an_extra() -> None:
+    header = {"run_id", "rank", "writer_id", "seq", "tags"}
+    kinds = {kind.field for kind in KINDS} | PENDING_FIELDS
+    others = {f.name for f in pb.Batch.DESCRIPTOR.fields} - kinds
+    assert others == header | set(BATCH_EXTRAS)
 
 
 @pytest.mark.parametrize("field", sorted(PENDING_FIELDS))

@@ -49,6 +49,11 @@ class IngestStub:
                 request_serializer=runstream_dot_v1_dot_ingest__pb2.FinishRunRequest.SerializeToString,
                 response_deserializer=runstream_dot_v1_dot_ingest__pb2.FinishRunResponse.FromString,
                 _registered_method=True)
+        self.VisdomRead = channel.unary_unary(
+                '/runstream.v1.Ingest/VisdomRead',
+                request_serializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadRequest.SerializeToString,
+                response_deserializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadReply.FromString,
+                _registered_method=True)
 
 
 class IngestServicer:
@@ -77,6 +82,14 @@ class IngestServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def VisdomRead(self, request, context):
+        """A Visdom read (win_exists, win_data, win_hash, env_state) for runstream.visdom.Visdom, answered
+        as the Visdom HTTP endpoint of the same name answers; the caller first flushes its writes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +107,11 @@ def add_IngestServicer_to_server(servicer, server):
                     servicer.FinishRun,
                     request_deserializer=runstream_dot_v1_dot_ingest__pb2.FinishRunRequest.FromString,
                     response_serializer=runstream_dot_v1_dot_ingest__pb2.FinishRunResponse.SerializeToString,
+            ),
+            'VisdomRead': grpc.unary_unary_rpc_method_handler(
+                    servicer.VisdomRead,
+                    request_deserializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadRequest.FromString,
+                    response_serializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +195,33 @@ class Ingest:
             '/runstream.v1.Ingest/FinishRun',
             runstream_dot_v1_dot_ingest__pb2.FinishRunRequest.SerializeToString,
             runstream_dot_v1_dot_ingest__pb2.FinishRunResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VisdomRead(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runstream.v1.Ingest/VisdomRead',
+            runstream_dot_v1_dot_ingest__pb2.VisdomReadRequest.SerializeToString,
+            runstream_dot_v1_dot_ingest__pb2.VisdomReadReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,5 +53,10 @@ EMBEDDING = Kind(
 KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT, GRAPH, EMBEDDING)
 # Batch fields already in the wire schema whose kind is being built: a batch that carries one is refused
 # with INVALID_ARGUMENT naming the field (validate.py), until its kind joins KINDS.
-PENDING_FIELDS: frozenset[str] = frozenset()
+PENDING_FIELDS: frozenset[str] = frozenset({"audio", "videos", "pr_curves", "meshes", "tensors"})
+# Batch fields that are not points of a kind: what a writer says of its tags, the run's custom-scalar
+# layout, and Visdom calls (runstream.visdom.Visdom), each applied in the batch's commit.
+BATCH_EXTRAS: tuple[str, ...] = ("tag_info", "custom_scalars_layout", "visdom_calls")
+# Extras not stored yet: a batch that carries one is refused with INVALID_ARGUMENT naming it.
+PENDING_EXTRAS: frozenset[str] = frozenset(BATCH_EXTRAS)
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
