@@ -37,7 +37,7 @@ def test_every_message_field_of_a_batch_is_a_kind() -> None:
 
 
 def test_every_other_field_of_a_batch_is_its_header_or_an_extra() -> None:
-    header = {"run_id", "rank", "writer_id", "seq", "tags"}
+    header = {"run_id", "rank", "writer_id", "seq", "tags", "source_offset"}
     kinds = {kind.field for kind in KINDS} | PENDING_FIELDS
     others = {f.name for f in pb.Batch.DESCRIPTOR.fields} - kinds
     assert others == header | set(BATCH_EXTRAS)

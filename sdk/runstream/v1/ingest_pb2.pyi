@@ -237,7 +237,7 @@ class VisdomCall(_message.Message):
     def __init__(self, endpoint: _Optional[str] = ..., body: _Optional[bytes] = ...) -> None: ...
 
 class Batch(_message.Message):
-    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images", "texts", "graphs", "embeddings", "audio", "videos", "pr_curves", "meshes", "tensors", "tag_info", "custom_scalars_layout", "visdom_calls")
+    __slots__ = ("run_id", "rank", "writer_id", "seq", "tags", "scalars", "histograms", "images", "texts", "graphs", "embeddings", "audio", "videos", "pr_curves", "meshes", "tensors", "tag_info", "custom_scalars_layout", "visdom_calls", "source_offset")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
     WRITER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +257,7 @@ class Batch(_message.Message):
     TAG_INFO_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_SCALARS_LAYOUT_FIELD_NUMBER: _ClassVar[int]
     VISDOM_CALLS_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_OFFSET_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     rank: int
     writer_id: str
@@ -276,7 +277,8 @@ class Batch(_message.Message):
     tag_info: _containers.RepeatedCompositeFieldContainer[TagInfo]
     custom_scalars_layout: str
     visdom_calls: _containers.RepeatedCompositeFieldContainer[VisdomCall]
-    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ..., texts: _Optional[_Union[Texts, _Mapping]] = ..., graphs: _Optional[_Union[Graphs, _Mapping]] = ..., embeddings: _Optional[_Union[Embeddings, _Mapping]] = ..., audio: _Optional[_Union[Audio, _Mapping]] = ..., videos: _Optional[_Union[Videos, _Mapping]] = ..., pr_curves: _Optional[_Union[PrCurves, _Mapping]] = ..., meshes: _Optional[_Union[Meshes, _Mapping]] = ..., tensors: _Optional[_Union[Tensors, _Mapping]] = ..., tag_info: _Optional[_Iterable[_Union[TagInfo, _Mapping]]] = ..., custom_scalars_layout: _Optional[str] = ..., visdom_calls: _Optional[_Iterable[_Union[VisdomCall, _Mapping]]] = ...) -> None: ...
+    source_offset: int
+    def __init__(self, run_id: _Optional[str] = ..., rank: _Optional[int] = ..., writer_id: _Optional[str] = ..., seq: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., scalars: _Optional[_Union[Scalars, _Mapping]] = ..., histograms: _Optional[_Union[Histograms, _Mapping]] = ..., images: _Optional[_Union[Images, _Mapping]] = ..., texts: _Optional[_Union[Texts, _Mapping]] = ..., graphs: _Optional[_Union[Graphs, _Mapping]] = ..., embeddings: _Optional[_Union[Embeddings, _Mapping]] = ..., audio: _Optional[_Union[Audio, _Mapping]] = ..., videos: _Optional[_Union[Videos, _Mapping]] = ..., pr_curves: _Optional[_Union[PrCurves, _Mapping]] = ..., meshes: _Optional[_Union[Meshes, _Mapping]] = ..., tensors: _Optional[_Union[Tensors, _Mapping]] = ..., tag_info: _Optional[_Iterable[_Union[TagInfo, _Mapping]]] = ..., custom_scalars_layout: _Optional[str] = ..., visdom_calls: _Optional[_Iterable[_Union[VisdomCall, _Mapping]]] = ..., source_offset: _Optional[int] = ...) -> None: ...
 
 class WriteAck(_message.Message):
     __slots__ = ("writer_id", "seq", "duplicate")
@@ -317,3 +319,37 @@ class VisdomReadReply(_message.Message):
     BODY_FIELD_NUMBER: _ClassVar[int]
     body: bytes
     def __init__(self, body: _Optional[bytes] = ...) -> None: ...
+
+class ReadScalarsRequest(_message.Message):
+    __slots__ = ("run_id",)
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    def __init__(self, run_id: _Optional[str] = ...) -> None: ...
+
+class ScalarSeries(_message.Message):
+    __slots__ = ("tag", "rank", "step", "wall_time", "value")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    WALL_TIME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    tag: str
+    rank: int
+    step: bytes
+    wall_time: bytes
+    value: bytes
+    def __init__(self, tag: _Optional[str] = ..., rank: _Optional[int] = ..., step: _Optional[bytes] = ..., wall_time: _Optional[bytes] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class GetProgressRequest(_message.Message):
+    __slots__ = ("writer_id",)
+    WRITER_ID_FIELD_NUMBER: _ClassVar[int]
+    writer_id: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, writer_id: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetProgressReply(_message.Message):
+    __slots__ = ("seq", "source_offset")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    seq: _containers.RepeatedScalarFieldContainer[int]
+    source_offset: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, seq: _Optional[_Iterable[int]] = ..., source_offset: _Optional[_Iterable[int]] = ...) -> None: ...

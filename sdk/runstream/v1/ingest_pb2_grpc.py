@@ -54,6 +54,16 @@ class IngestStub:
                 request_serializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadRequest.SerializeToString,
                 response_deserializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadReply.FromString,
                 _registered_method=True)
+        self.ReadScalars = channel.unary_stream(
+                '/runstream.v1.Ingest/ReadScalars',
+                request_serializer=runstream_dot_v1_dot_ingest__pb2.ReadScalarsRequest.SerializeToString,
+                response_deserializer=runstream_dot_v1_dot_ingest__pb2.ScalarSeries.FromString,
+                _registered_method=True)
+        self.GetProgress = channel.unary_unary(
+                '/runstream.v1.Ingest/GetProgress',
+                request_serializer=runstream_dot_v1_dot_ingest__pb2.GetProgressRequest.SerializeToString,
+                response_deserializer=runstream_dot_v1_dot_ingest__pb2.GetProgressReply.FromString,
+                _registered_method=True)
 
 
 class IngestServicer:
@@ -90,6 +100,21 @@ class IngestServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadScalars(self, request, context):
+        """Every scalar a run holds, a series (tag and rank) per message, in step order (for
+        SummaryWriter.export_scalars_to_json, which reads back what the server stored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetProgress(self, request, context):
+        """Writers' committed progress: for an importer that resumes a grown file where it stopped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +137,16 @@ def add_IngestServicer_to_server(servicer, server):
                     servicer.VisdomRead,
                     request_deserializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadRequest.FromString,
                     response_serializer=runstream_dot_v1_dot_ingest__pb2.VisdomReadReply.SerializeToString,
+            ),
+            'ReadScalars': grpc.unary_stream_rpc_method_handler(
+                    servicer.ReadScalars,
+                    request_deserializer=runstream_dot_v1_dot_ingest__pb2.ReadScalarsRequest.FromString,
+                    response_serializer=runstream_dot_v1_dot_ingest__pb2.ScalarSeries.SerializeToString,
+            ),
+            'GetProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetProgress,
+                    request_deserializer=runstream_dot_v1_dot_ingest__pb2.GetProgressRequest.FromString,
+                    response_serializer=runstream_dot_v1_dot_ingest__pb2.GetProgressReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +257,60 @@ class Ingest:
             '/runstream.v1.Ingest/VisdomRead',
             runstream_dot_v1_dot_ingest__pb2.VisdomReadRequest.SerializeToString,
             runstream_dot_v1_dot_ingest__pb2.VisdomReadReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadScalars(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/runstream.v1.Ingest/ReadScalars',
+            runstream_dot_v1_dot_ingest__pb2.ReadScalarsRequest.SerializeToString,
+            runstream_dot_v1_dot_ingest__pb2.ScalarSeries.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runstream.v1.Ingest/GetProgress',
+            runstream_dot_v1_dot_ingest__pb2.GetProgressRequest.SerializeToString,
+            runstream_dot_v1_dot_ingest__pb2.GetProgressReply.FromString,
             options,
             channel_credentials,
             insecure,
