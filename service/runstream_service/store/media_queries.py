@@ -1,0 +1,154 @@
+"""Reads of the media kinds (audio clips, videos, meshes) for the web UI's tabs. No HTTP here.
+
+Lists carry each point's small columns only; the blobs (a WAV file, an APNG/GIF, a mesh's arrays) are
+read one point at a time when a player or the 3-D view asks for it. A mesh's arrays go from DuckDB to
+Arrow to NumPy without Python work per vertex, so a mesh of a million vertices is read in one pass.
+
+When a rank logged the same tag at the same step twice, the lists show both and a read by (step, rank)
+returns the newer one (by wall_time), as images do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from runstream_service.errors import NotFound
+from runstream_service.store.queries import known_runs
+
+__all__ = [
+    "Blob",
+    "MeshArrays",
+    "audio_bytes",
+    "list_audio",
+    "list_meshes",
+    "list_videos",
+    "mesh_arrays",
+    "video_bytes",
+]
+
+
+@dataclass(frozen=True)
+class Blob:
+    mime: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class MeshArrays:
+    vertices: np.ndarray  # float32, 3 per vertex (x, y, z)
+    colors: np.ndarray | None  # uint8, 3 per vertex (r, g, b); None when none were logged
+    faces: np.ndarray | None  # uint32, 3 vertex indices per face; None for a point cloud
+    config: str  # the logged JSON object ('{}' when none)
+
+
+def _series_id(cur: duckdb.DuckDBPyConnection, run_id: str, kind: str, tag: str) -> int:
+    known_runs(cur, [run_id])
+    row = cur.execute(
+        "SELECT series_id FROM series WHERE run_id = ? AND kind = ? AND tag = ?", [run_id, kind, tag]
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no {kind} tag {tag!r} in run {run_id}")
+    return int(row[0])
+
+
+def _rows(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any], names: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [dict(zip(names, row)) for row in cur.execute(sql, params).fetchall()]
+
+
+def list_audio(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
+    """The clips of one tag: step, rank, wall_time, sample_rate, channels, frames and duration (s)."""
+    series_id = _series_id(cur, run_id, "audio", tag)
+    return _rows(
+        cur,
+        "SELECT step, rank, wall_time, sample_rate, channels, frames, frames / sample_rate "
+        "FROM audio_points WHERE series_id = ? ORDER BY step, rank, wall_time",
+        [series_id],
+        ("step", "rank", "wall_time", "sample_rate", "channels", "frames", "duration"),
+    )
+
+
+def audio_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> Blob:
+    """One clip's WAV file as it was sent."""
+    series_id = _series_id(cur, run_id, "audio", tag)
+    row = cur.execute(
+        "SELECT wav FROM audio_points WHERE series_id = ? AND step = ? AND rank = ? ORDER BY wall_time DESC LIMIT 1",
+        [series_id, step, rank],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no audio {tag!r} at step {step}, rank {rank} in run {run_id}")
+    return Blob("audio/wav", bytes(row[0]))
+
+
+def list_videos(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
+    """The videos of one tag: step, rank, wall_time, width, height, frames, fps and mime."""
+    series_id = _series_id(cur, run_id, "video", tag)
+    return _rows(
+        cur,
+        "SELECT step, rank, wall_time, width, height, frames, fps, mime "
+        "FROM video_points WHERE series_id = ? ORDER BY step, rank, wall_time",
+        [series_id],
+        ("step", "rank", "wall_time", "width", "height", "frames", "fps", "mime"),
+    )
+
+
+def video_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> Blob:
+    """One video's animation (APNG or GIF) as it was sent."""
+    series_id = _series_id(cur, run_id, "video", tag)
+    row = cur.execute(
+        "SELECT mime, data FROM video_points WHERE series_id = ? AND step = ? AND rank = ? "
+        "ORDER BY wall_time DESC LIMIT 1",
+        [series_id, step, rank],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no video {tag!r} at step {step}, rank {rank} in run {run_id}")
+    return Blob(str(row[0]), bytes(row[1]))
+
+
+def list_meshes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
+    """The meshes of one tag: step, rank, sample, wall_time, vertex_count, face_count, has_colors, config."""
+    series_id = _series_id(cur, run_id, "mesh", tag)
+    return _rows(
+        cur,
+        "SELECT step, rank, sample, wall_time, vertex_count, face_count, colors IS NOT NULL, config "
+        "FROM mesh_points WHERE series_id = ? ORDER BY step, rank, sample, wall_time",
+        [series_id],
+        ("step", "rank", "sample", "wall_time", "vertex_count", "face_count", "has_colors", "config"),
+    )
+
+
+def _flat(column: pa.ChunkedArray, dtype: type[np.generic]) -> np.ndarray | None:
+    """A one-row list column's values as a NumPy array, or None when the row holds NULL."""
+    value = column.combine_chunks()
+    if value.null_count:
+        return None
+    if isinstance(value, pa.LargeListArray | pa.ListArray):
+        values: np.ndarray = value.flatten().to_numpy(zero_copy_only=False)
+        return values.astype(dtype, copy=False)
+    raise TypeError(f"expected a list column, got {value.type}")
+
+
+def mesh_arrays(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int, sample: int) -> MeshArrays:
+    """One mesh's vertices, colours and faces as typed arrays, and its config."""
+    series_id = _series_id(cur, run_id, "mesh", tag)
+    table = cur.sql(
+        "SELECT vertices, colors, faces, config FROM mesh_points WHERE series_id = $series AND step = $step "
+        "AND rank = $rank AND sample = $sample ORDER BY wall_time DESC LIMIT 1",
+        params={"series": series_id, "step": step, "rank": rank, "sample": sample},
+    ).to_arrow_table()
+    if table.num_rows == 0:
+        raise NotFound(f"no mesh {tag!r} at step {step}, rank {rank}, sample {sample} in run {run_id}")
+    vertices = _flat(table.column("vertices"), np.float32)
+    if vertices is None:
+        raise NotFound(f"mesh {tag!r} at step {step} has no vertices")
+    config = table.column("config")[0].as_py()
+    return MeshArrays(
+        vertices=vertices,
+        colors=_flat(table.column("colors"), np.uint8),
+        faces=_flat(table.column("faces"), np.uint32),
+        config=config or "{}",
+    )
