@@ -12,6 +12,7 @@ import { createTextsView } from './texts.js';
 import { createVisdomView } from './visdom.js';
 import { createProjectorView } from './projector.js';
 import { createGraphsView } from './graphs.js';
+import { createPrCurvesView } from './prcurves.js';
 import { startLive } from './live.js';
 import { createRunsPanel } from './runs.js';
 import { createScalarsView } from './scalars.js';
@@ -34,6 +35,7 @@ const views = {
   visdom: createVisdomView($('#view-visdom'), store),
   projector: createProjectorView($('#view-projector'), store),
   graphs: createGraphsView($('#view-graphs'), store),
+  prcurves: createPrCurvesView($('#view-prcurves'), store),
 };
 const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => recompute() });
 

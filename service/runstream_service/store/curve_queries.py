@@ -1,0 +1,98 @@
+"""Reads for the web UI's PR curves, custom-scalar layouts and tag names. No HTTP here.
+
+A PR curve of T thresholds is stored as six arrays of T values (TensorBoard's layout); threshold i
+is i / (T - 1), as tensorboardX computes its counts. A request names a step; each run answers
+with its curve at the last step at or before it (its first when it has none that early), so runs
+that logged at different steps can still be compared on one slider. Layouts and tag names are
+one row per run (and tag): the last one a writer sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from runstream_service.errors import NotFound
+from runstream_service.store.queries import known_runs
+
+PR_COLUMNS = ("true_positives", "false_positives", "true_negatives", "false_negatives", "precision", "recall")
+
+
+def _pr_series(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str) -> list[tuple[int, str]]:
+    known_runs(cur, run_ids)
+    rows = cur.execute(
+        "SELECT series_id, run_id FROM series WHERE kind = 'pr_curve' AND tag = ? AND list_contains(?, run_id)",
+        [tag, run_ids],
+    ).fetchall()
+    if not rows:
+        raise NotFound(f"no PR curve tag {tag!r} in run(s) {', '.join(run_ids)}")
+    order = {run_id: i for i, run_id in enumerate(run_ids)}
+    return sorted(((int(s), str(r)) for s, r in rows), key=lambda row: order[row[1]])
+
+
+def pick_step(steps: list[int], wanted: int | None) -> int:
+    """The last of `steps` (ascending, not empty) at or before `wanted`; the first if none is that early;
+    the last without `wanted` (the slider starts at the end)."""
+    if wanted is None:
+        return steps[-1]
+    before = [s for s in steps if s <= wanted]
+    return before[-1] if before else steps[0]
+
+
+def thresholds(count: int) -> list[float]:
+    """TensorBoard's thresholds of a curve of `count` points: evenly spaced from 0 to 1."""
+    return [i / (count - 1) for i in range(count)] if count > 1 else [0.0]
+
+
+def pr_curves(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str, step: int | None) -> list[dict[str, Any]]:
+    """Per run that has the tag: its steps and its curve at the step `pick_step` chooses (rank 0 first)."""
+    series = _pr_series(cur, run_ids, tag)
+    ids = [s for s, _ in series]
+    steps: dict[int, list[int]] = {s: [] for s in ids}
+    for series_id, point_step in cur.execute(
+        "SELECT DISTINCT series_id, step FROM pr_curve_points WHERE list_contains(?, series_id) ORDER BY step",
+        [ids],
+    ).fetchall():
+        steps[series_id].append(int(point_step))
+    result = []
+    for series_id, run_id in series:
+        if not steps[series_id]:
+            continue
+        chosen = pick_step(steps[series_id], step)
+        row = cur.execute(
+            f"SELECT rank, wall_time, thresholds, {', '.join(PR_COLUMNS)} FROM pr_curve_points "
+            "WHERE series_id = ? AND step = ? ORDER BY rank, wall_time DESC LIMIT 1",
+            [series_id, chosen],
+        ).fetchone()
+        assert row is not None  # the step was just read from the same table
+        curve = {name: list(values) for name, values in zip(PR_COLUMNS, row[3:])}
+        result.append(
+            {"run_id": run_id, "steps": steps[series_id], "step": chosen, "rank": row[0], "wall_time": row[1]}
+            | {"thresholds": thresholds(int(row[2]))}
+            | curve
+        )
+    return result
+
+
+def custom_scalar_layouts(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[dict[str, Any]]:
+    """The custom-scalar layout of each of the runs that has one, in the order the runs were asked."""
+    known_runs(cur, run_ids)
+    rows = dict(
+        cur.execute(
+            "SELECT run_id, layout FROM custom_scalar_layouts WHERE list_contains(?, run_id)", [run_ids]
+        ).fetchall()
+    )
+    return [{"run_id": r, "layout": json.loads(rows[r])} for r in run_ids if rows.get(r)]
+
+
+def tag_info(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, dict[str, str]]:
+    """tag -> {display_name, description} over the runs; where runs disagree, the last one written wins."""
+    known_runs(cur, run_ids)
+    rows = cur.execute(
+        "SELECT tag, display_name, description FROM tag_info WHERE list_contains(?, run_id) "
+        "ORDER BY updated_at, run_id",
+        [run_ids],
+    ).fetchall()
+    return {tag: {"display_name": name or "", "description": text or ""} for tag, name, text in rows}
