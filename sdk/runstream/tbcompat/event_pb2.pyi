@@ -33,21 +33,36 @@ class Summary(_message.Message):
         colorspace: int
         encoded_image_string: bytes
         def __init__(self, height: _Optional[int] = ..., width: _Optional[int] = ..., colorspace: _Optional[int] = ..., encoded_image_string: _Optional[bytes] = ...) -> None: ...
+    class Audio(_message.Message):
+        __slots__ = ("sample_rate", "num_channels", "length_frames", "encoded_audio_string", "content_type")
+        SAMPLE_RATE_FIELD_NUMBER: _ClassVar[int]
+        NUM_CHANNELS_FIELD_NUMBER: _ClassVar[int]
+        LENGTH_FRAMES_FIELD_NUMBER: _ClassVar[int]
+        ENCODED_AUDIO_STRING_FIELD_NUMBER: _ClassVar[int]
+        CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+        sample_rate: float
+        num_channels: int
+        length_frames: int
+        encoded_audio_string: bytes
+        content_type: str
+        def __init__(self, sample_rate: _Optional[float] = ..., num_channels: _Optional[int] = ..., length_frames: _Optional[int] = ..., encoded_audio_string: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
     class Value(_message.Message):
-        __slots__ = ("tag", "metadata", "simple_value", "image", "histo", "tensor")
+        __slots__ = ("tag", "metadata", "simple_value", "image", "histo", "audio", "tensor")
         TAG_FIELD_NUMBER: _ClassVar[int]
         METADATA_FIELD_NUMBER: _ClassVar[int]
         SIMPLE_VALUE_FIELD_NUMBER: _ClassVar[int]
         IMAGE_FIELD_NUMBER: _ClassVar[int]
         HISTO_FIELD_NUMBER: _ClassVar[int]
+        AUDIO_FIELD_NUMBER: _ClassVar[int]
         TENSOR_FIELD_NUMBER: _ClassVar[int]
         tag: str
         metadata: SummaryMetadata
         simple_value: float
         image: Summary.Image
         histo: Histogram
+        audio: Summary.Audio
         tensor: Tensor
-        def __init__(self, tag: _Optional[str] = ..., metadata: _Optional[_Union[SummaryMetadata, _Mapping]] = ..., simple_value: _Optional[float] = ..., image: _Optional[_Union[Summary.Image, _Mapping]] = ..., histo: _Optional[_Union[Histogram, _Mapping]] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+        def __init__(self, tag: _Optional[str] = ..., metadata: _Optional[_Union[SummaryMetadata, _Mapping]] = ..., simple_value: _Optional[float] = ..., image: _Optional[_Union[Summary.Image, _Mapping]] = ..., histo: _Optional[_Union[Histogram, _Mapping]] = ..., audio: _Optional[_Union[Summary.Audio, _Mapping]] = ..., tensor: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
     VALUE_FIELD_NUMBER: _ClassVar[int]
     value: _containers.RepeatedCompositeFieldContainer[Summary.Value]
     def __init__(self, value: _Optional[_Iterable[_Union[Summary.Value, _Mapping]]] = ...) -> None: ...
@@ -101,7 +116,7 @@ class TensorShape(_message.Message):
     def __init__(self, dim: _Optional[_Iterable[_Union[TensorShape.Dim, _Mapping]]] = ...) -> None: ...
 
 class Tensor(_message.Message):
-    __slots__ = ("dtype", "tensor_shape", "tensor_content", "float_val", "double_val", "int_val", "string_val", "int64_val", "bool_val", "half_val")
+    __slots__ = ("dtype", "tensor_shape", "tensor_content", "float_val", "double_val", "int_val", "string_val", "int64_val", "bool_val", "half_val", "uint32_val", "uint64_val")
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     TENSOR_SHAPE_FIELD_NUMBER: _ClassVar[int]
     TENSOR_CONTENT_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +127,8 @@ class Tensor(_message.Message):
     INT64_VAL_FIELD_NUMBER: _ClassVar[int]
     BOOL_VAL_FIELD_NUMBER: _ClassVar[int]
     HALF_VAL_FIELD_NUMBER: _ClassVar[int]
+    UINT32_VAL_FIELD_NUMBER: _ClassVar[int]
+    UINT64_VAL_FIELD_NUMBER: _ClassVar[int]
     dtype: int
     tensor_shape: TensorShape
     tensor_content: bytes
@@ -122,7 +139,9 @@ class Tensor(_message.Message):
     int64_val: _containers.RepeatedScalarFieldContainer[int]
     bool_val: _containers.RepeatedScalarFieldContainer[bool]
     half_val: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, dtype: _Optional[int] = ..., tensor_shape: _Optional[_Union[TensorShape, _Mapping]] = ..., tensor_content: _Optional[bytes] = ..., float_val: _Optional[_Iterable[float]] = ..., double_val: _Optional[_Iterable[float]] = ..., int_val: _Optional[_Iterable[int]] = ..., string_val: _Optional[_Iterable[bytes]] = ..., int64_val: _Optional[_Iterable[int]] = ..., bool_val: _Optional[_Iterable[bool]] = ..., half_val: _Optional[_Iterable[int]] = ...) -> None: ...
+    uint32_val: _containers.RepeatedScalarFieldContainer[int]
+    uint64_val: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, dtype: _Optional[int] = ..., tensor_shape: _Optional[_Union[TensorShape, _Mapping]] = ..., tensor_content: _Optional[bytes] = ..., float_val: _Optional[_Iterable[float]] = ..., double_val: _Optional[_Iterable[float]] = ..., int_val: _Optional[_Iterable[int]] = ..., string_val: _Optional[_Iterable[bytes]] = ..., int64_val: _Optional[_Iterable[int]] = ..., bool_val: _Optional[_Iterable[bool]] = ..., half_val: _Optional[_Iterable[int]] = ..., uint32_val: _Optional[_Iterable[int]] = ..., uint64_val: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class HParamsPluginData(_message.Message):
     __slots__ = ("version", "experiment", "session_start_info", "session_end_info")
@@ -180,6 +199,75 @@ class SessionEndInfo(_message.Message):
     status: int
     end_time_secs: float
     def __init__(self, status: _Optional[int] = ..., end_time_secs: _Optional[float] = ...) -> None: ...
+
+class PrCurvePluginData(_message.Message):
+    __slots__ = ("version", "num_thresholds")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NUM_THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    num_thresholds: int
+    def __init__(self, version: _Optional[int] = ..., num_thresholds: _Optional[int] = ...) -> None: ...
+
+class MeshPluginData(_message.Message):
+    __slots__ = ("version", "name", "content_type", "json_config", "shape")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    JSON_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    name: str
+    content_type: int
+    json_config: str
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, version: _Optional[int] = ..., name: _Optional[str] = ..., content_type: _Optional[int] = ..., json_config: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Layout(_message.Message):
+    __slots__ = ("version", "category")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    category: _containers.RepeatedCompositeFieldContainer[LayoutCategory]
+    def __init__(self, version: _Optional[int] = ..., category: _Optional[_Iterable[_Union[LayoutCategory, _Mapping]]] = ...) -> None: ...
+
+class LayoutCategory(_message.Message):
+    __slots__ = ("title", "chart", "closed")
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    CHART_FIELD_NUMBER: _ClassVar[int]
+    CLOSED_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    chart: _containers.RepeatedCompositeFieldContainer[LayoutChart]
+    closed: bool
+    def __init__(self, title: _Optional[str] = ..., chart: _Optional[_Iterable[_Union[LayoutChart, _Mapping]]] = ..., closed: _Optional[bool] = ...) -> None: ...
+
+class LayoutChart(_message.Message):
+    __slots__ = ("title", "multiline", "margin")
+    class Multiline(_message.Message):
+        __slots__ = ("tag",)
+        TAG_FIELD_NUMBER: _ClassVar[int]
+        tag: _containers.RepeatedScalarFieldContainer[str]
+        def __init__(self, tag: _Optional[_Iterable[str]] = ...) -> None: ...
+    class Margin(_message.Message):
+        __slots__ = ("series",)
+        class Series(_message.Message):
+            __slots__ = ("value", "lower", "upper")
+            VALUE_FIELD_NUMBER: _ClassVar[int]
+            LOWER_FIELD_NUMBER: _ClassVar[int]
+            UPPER_FIELD_NUMBER: _ClassVar[int]
+            value: str
+            lower: str
+            upper: str
+            def __init__(self, value: _Optional[str] = ..., lower: _Optional[str] = ..., upper: _Optional[str] = ...) -> None: ...
+        SERIES_FIELD_NUMBER: _ClassVar[int]
+        series: _containers.RepeatedCompositeFieldContainer[LayoutChart.Margin.Series]
+        def __init__(self, series: _Optional[_Iterable[_Union[LayoutChart.Margin.Series, _Mapping]]] = ...) -> None: ...
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    MULTILINE_FIELD_NUMBER: _ClassVar[int]
+    MARGIN_FIELD_NUMBER: _ClassVar[int]
+    title: str
+    multiline: LayoutChart.Multiline
+    margin: LayoutChart.Margin
+    def __init__(self, title: _Optional[str] = ..., multiline: _Optional[_Union[LayoutChart.Multiline, _Mapping]] = ..., margin: _Optional[_Union[LayoutChart.Margin, _Mapping]] = ...) -> None: ...
 
 class EventList(_message.Message):
     __slots__ = ("event",)
