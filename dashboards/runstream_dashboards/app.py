@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runstream_dashboards import auth, hparams_api, curves_api, media_api, params, projector_api, visdom_api
+from runstream_dashboards import auth, curves_api, hparams_api, media_api, params, projector_api, visdom_api
 from runstream_dashboards.errors import json_errors
 from runstream_dashboards.metrics import HealthCollector, render
 from runstream_dashboards.ports import AppDeps
@@ -279,8 +279,8 @@ def make_app(deps: AppDeps) -> web.Application:
     app.router.add_get("/api/events", events)
     visdom_api.setup(app, deps)
     projector_api.setup(app, deps)
-    hparams_api.setup(app, deps)
     curves_api.setup(app, deps)
+    hparams_api.setup(app, deps)
     media_api.setup(app, deps)
     app.router.add_get("/", index)
     if STATIC_DIR.exists():
