@@ -9,7 +9,7 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from runstream._histograms import BinnedBlock, bin_equal_width, summarize_binned
+from runstream._media import encode_apng, encode_wav
 from runstream.v1 import ingest_pb2 as pb
 
 logger = logging.getLogger("runstream")
@@ -40,9 +41,37 @@ class BinnedHistogram:
 
 
 HistogramRow = tuple[str, int, float, RawHistogram | BinnedHistogram]
-ImageRow = tuple[str, int, float, np.ndarray]  # tag, step, wall time, HWC uint8 or float
+ImageRow = tuple[str, int, float, np.ndarray, str]  # tag, step, wall time, HWC uint8 or float, boxes JSON or ""
 TextRow = tuple[str, int, float, str]  # tag, step, wall time, text
 GraphRow = tuple[str, int, float, str]  # tag, step, wall time, graph document as JSON
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    samples: np.ndarray  # frames x channels float32, amplitudes in [-1, 1]
+    sample_rate: float
+
+
+@dataclass(frozen=True)
+class VideoClip:
+    frames: np.ndarray  # T x H x W x C uint8
+    fps: float
+
+
+@dataclass(frozen=True)
+class Mesh:
+    sample: int  # the mesh's index in its logged batch
+    vertices: np.ndarray  # N x 3 float32
+    colors: np.ndarray | None  # N x 3 uint8
+    faces: np.ndarray | None  # F x 3 uint32
+    config: str  # JSON object, or ""
+
+
+# The kinds that Run.log_audio, log_video, log_pr_curve, log_mesh and log_tensor buffer, by the Batch
+# field that carries them. A row is (tag, step, wall time, payload): an AudioClip, a VideoClip, a
+# 6 x T float64 PR curve (runstream._prcurve), a Mesh, or a tensor (NumPy array).
+MEDIA_FIELDS = ("audio", "videos", "pr_curves", "meshes", "tensors")
+MediaRow = tuple[str, int, float, Any]
 
 
 EMBEDDING_CHUNK_BYTES = 8 << 20  # vectors, raw image pixels and metadata of one chunk: well under 64 MiB
@@ -114,7 +143,12 @@ def encode_batch(
     texts: Sequence[TextRow] = (),
     graphs: Sequence[GraphRow] = (),
     embeddings: Sequence[EmbeddingChunk] = (),
+    media: Mapping[str, Sequence[MediaRow]] | None = None,
+    tag_info: Sequence[pb.TagInfo] = (),
+    custom_scalars_layout: str = "",
 ) -> EncodedBatch:
+    """One wire batch of the rows given; `media` maps a field of MEDIA_FIELDS to its rows (WAV and APNG
+    are encoded here, on the sender thread)."""
     tags = _TagDictionary()
     message = pb.Batch(run_id=run_id, rank=rank, writer_id=writer_id, seq=seq)
     points = size = 0
@@ -154,6 +188,12 @@ def encode_batch(
         message.embeddings.CopyFrom(_encode_embeddings(embeddings, tags))
         points += sum(rows for _, _, rows in embeddings)
         size += len(message.embeddings.vectors) + sum(len(d) for d in message.embeddings.image)
+    for name, rows in (media or {}).items():
+        if rows:
+            size += _MEDIA_ENCODERS[name](getattr(message, name), rows, tags)
+            points += len(rows)
+    message.tag_info.extend(tag_info)
+    message.custom_scalars_layout = custom_scalars_layout
     message.tags.extend(tags.ids)
     size += len(message.histograms.counts) + sum(len(d) for d in message.images.data) + 4096
     return EncodedBatch(seq=seq, message=message, points=points, size=size)
@@ -299,7 +339,72 @@ def _encode_images(rows: Sequence[ImageRow], tags: _TagDictionary) -> pb.Images:
         step=np.array([r[1] for r in rows], "<i8").tobytes(),
         wall_time=np.array([r[2] for r in rows], "<f8").tobytes(),
         data=[encode_png(r[3]) for r in rows],
+        boxes=[r[4] for r in rows] if any(r[4] for r in rows) else [],
     )
+
+
+def _head(out: Any, rows: Sequence[MediaRow], tags: _TagDictionary) -> None:
+    out.tag_index = tags.index([r[0] for r in rows]).tobytes()
+    out.step = np.array([r[1] for r in rows], "<i8").tobytes()
+    out.wall_time = np.array([r[2] for r in rows], "<f8").tobytes()
+
+
+def _encode_audio(out: pb.Audio, rows: Sequence[MediaRow], tags: _TagDictionary) -> int:
+    _head(out, rows, tags)
+    out.wav.extend(encode_wav(r[3].samples, r[3].sample_rate) for r in rows)
+    return sum(len(w) for w in out.wav)
+
+
+def _encode_videos(out: pb.Videos, rows: Sequence[MediaRow], tags: _TagDictionary) -> int:
+    _head(out, rows, tags)
+    out.fps = np.array([r[3].fps for r in rows], "<f8").tobytes()
+    out.data.extend(encode_apng(r[3].frames, r[3].fps) for r in rows)
+    return sum(len(d) for d in out.data)
+
+
+def _encode_pr_curves(out: pb.PrCurves, rows: Sequence[MediaRow], tags: _TagDictionary) -> int:
+    _head(out, rows, tags)
+    out.thresholds = np.array([r[3].shape[1] for r in rows], "<u4").tobytes()
+    out.values = _le([r[3].reshape(-1) for r in rows], "<f8")
+    return len(out.values)
+
+
+def _encode_meshes(out: pb.Meshes, rows: Sequence[MediaRow], tags: _TagDictionary) -> int:
+    _head(out, rows, tags)
+    meshes: list[Mesh] = [r[3] for r in rows]
+    out.sample = np.array([m.sample for m in meshes], "<u4").tobytes()
+    out.vertex_count = np.array([len(m.vertices) for m in meshes], "<u4").tobytes()
+    out.face_count = np.array([0 if m.faces is None else len(m.faces) for m in meshes], "<u4").tobytes()
+    out.color_count = np.array([0 if m.colors is None else len(m.colors) for m in meshes], "<u4").tobytes()
+    out.vertices = _le([m.vertices.reshape(-1) for m in meshes], "<f4")
+    out.colors = _le([m.colors.reshape(-1) for m in meshes if m.colors is not None], "u1")
+    out.faces = _le([m.faces.reshape(-1) for m in meshes if m.faces is not None], "<u4")
+    out.config.extend(m.config for m in meshes)
+    return len(out.vertices) + len(out.colors) + len(out.faces)
+
+
+def _encode_tensors(out: pb.Tensors, rows: Sequence[MediaRow], tags: _TagDictionary) -> int:
+    _head(out, rows, tags)
+    arrays: list[np.ndarray] = [r[3] for r in rows]
+    out.dtype.extend(a.dtype.name for a in arrays)
+    out.ndim = np.array([a.ndim for a in arrays], "<u4").tobytes()
+    out.shape = np.array([d for a in arrays for d in a.shape], "<u8").tobytes()
+    out.data.extend(np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("<")).tobytes() for a in arrays)
+    return sum(len(d) for d in out.data)
+
+
+_MEDIA_ENCODERS: dict[str, Callable[[Any, Sequence[MediaRow], _TagDictionary], int]] = {
+    "audio": _encode_audio,
+    "videos": _encode_videos,
+    "pr_curves": _encode_pr_curves,
+    "meshes": _encode_meshes,
+    "tensors": _encode_tensors,
+}
+
+
+def media_points(message: pb.Batch) -> int:
+    """Points of the MEDIA_FIELDS kinds in a batch (one per clip, video, curve, mesh, tensor)."""
+    return sum(len(getattr(message, name).step) // 8 for name in MEDIA_FIELDS if message.HasField(name))
 
 
 def _encode_embeddings(chunks: Sequence[EmbeddingChunk], tags: _TagDictionary) -> pb.Embeddings:

@@ -5,6 +5,7 @@ Everything here is pure: values in, normalised values (or a clear exception) out
 
 from __future__ import annotations
 
+import json
 import math
 import operator
 from collections.abc import Mapping, Sequence
@@ -300,3 +301,196 @@ def check_embedding_images(tag: str, images: object, rows: int) -> np.ndarray:
     if not (1 <= height <= side and 1 <= width <= side):
         raise ValueError(f"images of embedding {tag!r} may be at most {side} x {side} pixels, got {width} x {height}")
     return array
+
+
+# A clip, video, mesh or tensor travels in one batch, and a batch has at most 64 MiB: each is at most
+# 48 MiB as sent (WAV: 2 bytes per sample; APNG: at most about its raw pixels; a mesh's arrays).
+MAX_PAYLOAD_BYTES = 48 << 20
+MAX_AUDIO_CHANNELS = 8
+MAX_AUDIO_SAMPLES = MAX_PAYLOAD_BYTES // 2  # frames x channels: 9.5 minutes of 44.1 kHz stereo
+MAX_VIDEO_FRAMES = 10_000
+MAX_TENSOR_BYTES = MAX_PAYLOAD_BYTES
+TENSOR_DTYPES = frozenset(
+    ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64")
+)
+
+
+def _array(values: object) -> np.ndarray:
+    """The caller's data as an array, without importing torch (a tensor: its CPU data), not copied."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _real(what: str, array: np.ndarray) -> None:
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
+        raise TypeError(f"{what} needs real numbers, got dtype {array.dtype}")
+
+
+def check_audio(tag: str, samples: object, sample_rate: object) -> tuple[np.ndarray, float]:
+    """A clip as a private frames x channels float32 array (a 1-D clip is one channel) and its rate.
+
+    Values are amplitudes in [-1, 1]; louder ones are clipped when encoded, as tensorboardX clips."""
+    array = _array(samples)
+    _real(f"audio {tag!r}", array)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(f"audio {tag!r} must be frames (1-D) or frames x channels (2-D), got shape {array.shape}")
+    frames, channels = array.shape
+    if not 1 <= channels <= MAX_AUDIO_CHANNELS:
+        raise ValueError(
+            f"audio {tag!r} has {channels} channels (shape {array.shape}); it needs 1 to {MAX_AUDIO_CHANNELS}: "
+            "pass frames x channels"
+        )
+    if frames < 1 or frames * channels > MAX_AUDIO_SAMPLES:
+        raise ValueError(
+            f"audio {tag!r} has {frames} frames x {channels} channels; it needs 1 to {MAX_AUDIO_SAMPLES} samples "
+            "(frames x channels): log a shorter clip"
+        )
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
+        raise TypeError(f"sample_rate of audio {tag!r} must be a number of Hz, not {type(sample_rate).__name__}")
+    rate = float(sample_rate)
+    if not 1.0 <= rate <= 1_000_000.0:
+        raise ValueError(f"sample_rate of audio {tag!r} must be 1 to 1,000,000 Hz, got {sample_rate}")
+    return np.array(array, dtype=np.float32), rate
+
+
+def check_video(tag: str, frames: object, fps: object) -> tuple[np.ndarray, float]:
+    """A video as a private T x H x W x C uint8 array (floats in [0, 1] scaled by 255 and clipped)
+    and its frames per second. Accepts THWC (C in 1, 3, 4) and THW."""
+    array = _array(frames)
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"video {tag!r} must be uint8, or float in [0, 1], not {array.dtype}")
+    if array.ndim == 3:
+        array = array[:, :, :, None]
+    if array.ndim != 4 or array.shape[3] not in (1, 3, 4):
+        raise ValueError(f"video {tag!r} must be frames x height x width x channels (1, 3 or 4), got {array.shape}")
+    count, height, width, _ = array.shape
+    if not 1 <= count <= MAX_VIDEO_FRAMES:
+        raise ValueError(f"video {tag!r} has {count} frames; it needs 1 to {MAX_VIDEO_FRAMES}")
+    if not (1 <= height <= 8192 and 1 <= width <= 8192):
+        raise ValueError(f"video {tag!r}'s sides must be 1 to 8192 pixels, got {width}x{height}")
+    if array.size > MAX_PAYLOAD_BYTES:
+        raise ValueError(
+            f"video {tag!r} is {array.size} bytes of pixels; the limit is {MAX_PAYLOAD_BYTES}: log fewer or "
+            "smaller frames"
+        )
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"fps of video {tag!r} must be a number, not {type(fps).__name__}")
+    rate = float(fps)
+    if not 0.0 < rate <= 1000.0:
+        raise ValueError(f"fps of video {tag!r} must be above 0 and at most 1000, got {fps}")
+    if array.dtype != np.uint8:
+        array = (np.clip(np.nan_to_num(array.astype(np.float32)), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    else:
+        array = array.copy()
+    return array, rate
+
+
+def check_mesh(
+    tag: str, vertices: object, colors: object, faces: object
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """A batch of meshes as private arrays: vertices B x N x 3 float32, colors B x N x 3 uint8 (or None),
+    faces B x F x 3 uint32 (or None: a point cloud). Unbatched (N x 3) input is a batch of one."""
+    v = _array(vertices)
+    _real(f"vertices of mesh {tag!r}", v)
+    if v.ndim == 2:
+        v = v[None]
+    if v.ndim != 3 or v.shape[2] != 3 or v.shape[1] < 1 or v.shape[0] < 1:
+        raise ValueError(f"vertices of mesh {tag!r} must be B x N x 3 (or N x 3), N >= 1; got shape {v.shape}")
+    batch, count = v.shape[0], v.shape[1]
+    c = None
+    if colors is not None:
+        c = _array(colors)
+        _real(f"colors of mesh {tag!r}", c)
+        if c.ndim == 2:
+            c = c[None]
+        if c.shape != (batch, count, 3):
+            raise ValueError(
+                f"colors of mesh {tag!r} must be one RGB colour per vertex, shape {(batch, count, 3)}; got {c.shape}"
+            )
+        if not (c.min() >= 0 and c.max() <= 255):
+            raise ValueError(f"colors of mesh {tag!r} must be 0 to 255")
+        c = np.round(c).astype(np.uint8) if c.dtype != np.uint8 else c.copy()
+    f = None
+    if faces is not None:
+        f = _array(faces)
+        if not np.issubdtype(f.dtype, np.integer) and not (
+            np.issubdtype(f.dtype, np.floating) and np.all(np.mod(f, 1) == 0)
+        ):
+            raise TypeError(f"faces of mesh {tag!r} must be whole vertex indices, got dtype {f.dtype}")
+        if f.ndim == 2:
+            f = f[None]
+        if f.ndim != 3 or f.shape[0] != batch or f.shape[2] != 3:
+            raise ValueError(f"faces of mesh {tag!r} must be B x F x 3 vertex indices (B = {batch}), got {f.shape}")
+        if f.size and not (f.min() >= 0 and f.max() < count):
+            raise ValueError(f"faces of mesh {tag!r} must index vertices 0 to {count - 1}")
+        f = f.astype(np.uint32)
+    size = count * (12 + (3 if c is not None else 0)) + (f.shape[1] * 12 if f is not None else 0)
+    if size > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"each mesh of {tag!r} is {size} bytes as sent; the limit is {MAX_PAYLOAD_BYTES}")
+    return np.array(v, dtype=np.float32), c, f
+
+
+def check_tensor(tag: str, tensor: object) -> np.ndarray:
+    """A private copy of a tensor of one of TENSOR_DTYPES, at most MAX_TENSOR_BYTES."""
+    array = _array(tensor)
+    if array.dtype.name not in TENSOR_DTYPES:
+        raise TypeError(f"tensor {tag!r} has dtype {array.dtype}; log one of {', '.join(sorted(TENSOR_DTYPES))}")
+    if array.nbytes > MAX_TENSOR_BYTES:
+        raise ValueError(f"tensor {tag!r} is {array.nbytes} bytes; the limit is {MAX_TENSOR_BYTES}")
+    return np.array(array, order="C")
+
+
+def check_boxes(tag: str, boxes: object, labels: object, height: int, width: int) -> str:
+    """Boxes (N x 4: x_min, y_min, x_max, y_max in pixels) and optional labels (one str per box) as the
+    wire's JSON; "" when there are none."""
+    array = _array(boxes)
+    _real(f"boxes of image {tag!r}", array)
+    if array.size == 0:
+        array = array.reshape(0, 4)
+    if array.ndim == 1 and array.size == 4:
+        array = array[None]
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"boxes of image {tag!r} must be N x 4 (x_min, y_min, x_max, y_max); got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"boxes of image {tag!r} must be finite numbers")
+    doc: dict[str, Any] = {"boxes": [[float(x) for x in row] for row in array]}
+    if labels is not None:
+        names = [labels] if isinstance(labels, str) else list(labels)  # type: ignore[call-overload]
+        if len(names) != len(array):
+            raise ValueError(f"image {tag!r} has {len(array)} boxes but {len(names)} labels; give one per box")
+        doc["labels"] = [str(name) for name in names]
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def check_layout(layout: object) -> str:
+    """A custom-scalar layout, the wire's JSON object {"categories": [{"title", "closed", "charts": [
+    {"title", "multiline": {"tags": [regex, ...]}} | {"title", "margin": {"series": [{"value", "lower",
+    "upper"}, ...]}}]}]}, checked and as JSON text."""
+    if not isinstance(layout, Mapping) or not isinstance(layout.get("categories"), list):
+        raise TypeError('a custom-scalar layout is a dict {"categories": [...]}')
+    for i, category in enumerate(layout["categories"]):
+        if not isinstance(category, Mapping) or not isinstance(category.get("title"), str):
+            raise ValueError(f"layout category {i} needs a str title")
+        for j, chart in enumerate(category.get("charts", [])):
+            where = f"chart {j} of layout category {category['title']!r}"
+            if not isinstance(chart, Mapping) or not isinstance(chart.get("title"), str):
+                raise ValueError(f"{where} needs a str title")
+            if "multiline" in chart:
+                tags = chart["multiline"].get("tags")
+                if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                    raise ValueError(f"{where}: multiline needs tags, a list of str")
+            elif "margin" in chart:
+                series = chart["margin"].get("series")
+                keys = ("value", "lower", "upper")
+                if not isinstance(series, list) or not all(
+                    isinstance(s, Mapping) and all(isinstance(s.get(k), str) for k in keys) for s in series
+                ):
+                    raise ValueError(f"{where}: margin needs series, a list of {{'value', 'lower', 'upper'}} tags")
+            else:
+                raise ValueError(f"{where} needs 'multiline' or 'margin'")
+    return json.dumps(layout, separators=(",", ":"))

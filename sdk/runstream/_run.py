@@ -18,15 +18,24 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from runstream import _inputs
-from runstream._encode import BinnedHistogram, EmbeddingJob, RawHistogram, embedding_chunk_rows
+from runstream._encode import (
+    AudioClip,
+    BinnedHistogram,
+    EmbeddingJob,
+    Mesh,
+    RawHistogram,
+    VideoClip,
+    embedding_chunk_rows,
+)
 from runstream._errors import AuthError, ForkedProcessError, RunFinishedError, ServerUnavailableError
+from runstream._prcurve import check_raw_curve, compute_curve
 from runstream._sender import Buffers, Sender, SenderLimits, SendReport
 from runstream._settings import SdkConfig, resolve
 from runstream._spool import Spool, spool_path
@@ -308,14 +317,29 @@ class Run:
         wall = time.time() if wall_time is None else float(wall_time)
         self._append_sized(self._buffers.histograms, ((tag, step, wall, histogram), size), size)
 
-    def log_image(self, tag: str, image: Any, step: int | None = None, *, wall_time: float | None = None) -> None:
-        """Log an image: HW, HWC or CHW array or tensor (uint8, or float in [0, 1]) or a PIL image."""
+    def log_image(
+        self,
+        tag: str,
+        image: Any,
+        step: int | None = None,
+        *,
+        wall_time: float | None = None,
+        boxes: Any = None,
+        labels: Sequence[str] | None = None,
+    ) -> None:
+        """Log an image: HW, HWC or CHW array or tensor (uint8, or float in [0, 1]) or a PIL image.
+
+        `boxes`: N x 4 (x_min, y_min, x_max, y_max) in pixels of the image, kept with it and drawn over it
+        by the web UI, with `labels` (one str per box) if given."""
         if tag not in self._known_tags:
             self._learn_tag(tag)
         step = self._last_step if step is None else _inputs.check_step(step)
         array = _inputs.check_image(image)
+        if boxes is None and labels is not None:
+            raise ValueError(f"image {tag!r} has labels but no boxes; labels name the boxes, one per box")
+        drawn = "" if boxes is None else _inputs.check_boxes(tag, boxes, labels, array.shape[0], array.shape[1])
         wall = time.time() if wall_time is None else float(wall_time)
-        self._append_sized(self._buffers.images, ((tag, step, wall, array), array.nbytes), array.nbytes)
+        self._append_sized(self._buffers.images, ((tag, step, wall, array, drawn), array.nbytes), array.nbytes)
 
     def log_text(self, tag: str, text: str, step: int | None = None, *, wall_time: float | None = None) -> None:
         """Log a text (shown as Markdown, as TensorBoard shows it); at most 1 MiB of UTF-8, no NUL."""
@@ -331,6 +355,129 @@ class Run:
             raise ValueError(f"text of {tag!r} contains a NUL character")
         wall = time.time() if wall_time is None else float(wall_time)
         self._append_sized(self._buffers.texts, ((tag, step, wall, text), size), size)
+
+    def log_audio(
+        self, tag: str, samples: Any, sample_rate: float, step: int | None = None, *, wall_time: float | None = None
+    ) -> None:
+        """Log an audio clip: `samples` is frames (1-D, mono) or frames x channels, amplitudes in [-1, 1]
+        (louder is clipped); `sample_rate` in Hz. Stored as a 16-bit WAV (encoded on the sender thread)."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        array, rate = _inputs.check_audio(tag, samples, sample_rate)
+        self._append_media("audio", tag, step, wall_time, AudioClip(array, rate), array.nbytes)
+
+    def log_video(
+        self, tag: str, frames: Any, fps: float = 4, step: int | None = None, *, wall_time: float | None = None
+    ) -> None:
+        """Log a video: `frames` is T x H x W x C (C in 1, 3, 4) or T x H x W, uint8 or float in [0, 1].
+        Stored as an animated PNG (lossless; browsers play it in an <img>), encoded on the sender thread."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        array, rate = _inputs.check_video(tag, frames, fps)
+        self._append_media("videos", tag, step, wall_time, VideoClip(array, rate), array.nbytes)
+
+    def log_pr_curve(
+        self,
+        tag: str,
+        labels: Any,
+        predictions: Any,
+        num_thresholds: int = 127,
+        weights: Any = None,
+        step: int | None = None,
+        *,
+        wall_time: float | None = None,
+    ) -> None:
+        """Log a precision-recall curve of binary `labels` and `predictions` in [0, 1] (optionally
+        weighted), at `num_thresholds` thresholds i / (num_thresholds - 1), as TensorBoard computes it."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        weight = None if weights is None else _inputs.to_numpy(weights)
+        curve = compute_curve(tag, _inputs.to_numpy(labels), _inputs.to_numpy(predictions), num_thresholds, weight)
+        self._append_media("pr_curves", tag, step, wall_time, curve, curve.nbytes)
+
+    def log_pr_curve_raw(
+        self,
+        tag: str,
+        true_positive_counts: Any,
+        false_positive_counts: Any,
+        true_negative_counts: Any,
+        false_negative_counts: Any,
+        precision: Any,
+        recall: Any,
+        step: int | None = None,
+        *,
+        wall_time: float | None = None,
+    ) -> None:
+        """Log a precision-recall curve already computed: six sequences of one value per threshold."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        columns = (true_positive_counts, false_positive_counts, true_negative_counts, false_negative_counts)
+        curve = check_raw_curve(tag, tuple(_inputs.to_numpy(c) for c in (*columns, precision, recall)))
+        self._append_media("pr_curves", tag, step, wall_time, curve, curve.nbytes)
+
+    def log_mesh(
+        self,
+        tag: str,
+        vertices: Any,
+        colors: Any = None,
+        faces: Any = None,
+        config: Mapping[str, Any] | None = None,
+        step: int | None = None,
+        *,
+        wall_time: float | None = None,
+    ) -> None:
+        """Log meshes or point clouds: `vertices` B x N x 3 (or N x 3), `colors` B x N x 3 in 0..255, `faces`
+        B x F x 3 vertex indices (none: a point cloud), `config` a JSON-able dict (three.js camera, lights,
+        material) kept with each. Mesh b of the batch is stored as sample b."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        v, c, f = _inputs.check_mesh(tag, vertices, colors, faces)
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config of mesh {tag!r} must be a dict, not {type(config).__name__}")
+        text = "" if config is None else json.dumps(dict(config), sort_keys=True, default=str)
+        wall = time.time() if wall_time is None else float(wall_time)
+        for b in range(v.shape[0]):
+            mesh = Mesh(b, v[b], None if c is None else c[b], None if f is None else f[b], text)
+            size = v[b].nbytes + (0 if c is None else c[b].nbytes) + (0 if f is None else f[b].nbytes)
+            self._append_media("meshes", tag, step, wall, mesh, size)
+
+    def log_tensor(self, tag: str, tensor: Any, step: int | None = None, *, wall_time: float | None = None) -> None:
+        """Log a tensor's values as they are (bool, int8 .. uint64, float16 .. float64; at most 48 MiB)."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        step = self._last_step if step is None else _inputs.check_step(step)
+        array = _inputs.check_tensor(tag, tensor)
+        self._append_media("tensors", tag, step, wall_time, array, array.nbytes)
+
+    def set_tag_info(self, tag: str, display_name: str = "", description: str = "") -> None:
+        """Say what a tag is: a title to show for it and a description (Markdown); the last given wins."""
+        if tag not in self._known_tags:
+            self._learn_tag(tag)
+        if not isinstance(display_name, str) or not isinstance(description, str):
+            raise TypeError(f"display_name and description of {tag!r} must be str")
+        if len(display_name) > 1024 or len(description) > 65536:
+            raise ValueError(f"display_name of {tag!r} is at most 1,024 characters, its description 65,536")
+        self._append_sized(
+            self._buffers.tag_info, pb.TagInfo(tag=tag, display_name=display_name, description=description), 0
+        )
+
+    def set_custom_scalars_layout(self, layout: Mapping[str, Any]) -> None:
+        """Set the run's custom-scalar layout (chart groups of the Scalars tab); it replaces the previous one.
+
+        `layout` is {"categories": [{"title", "closed", "charts": [{"title", "multiline": {"tags":
+        [regex, ...]}} | {"title", "margin": {"series": [{"value", "lower", "upper"}, ...]}}]}]}."""
+        if self._finished:
+            raise RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()")
+        self._append_sized(self._buffers.layouts, _inputs.check_layout(layout), 0)
+
+    def _append_media(self, field: str, tag: str, step: int, wall_time: float | None, payload: Any, size: int) -> None:
+        wall = time.time() if wall_time is None else float(wall_time)
+        self._append_sized(self._buffers.media[field], ((tag, step, wall, payload), size), size)
 
     def log_graph(
         self,

@@ -30,15 +30,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from runstream._encode import (
+    MEDIA_FIELDS,
     EmbeddingChunk,
     EmbeddingJob,
     EncodedBatch,
     GraphRow,
     HistogramRow,
     ImageRow,
+    MediaRow,
     ScalarRow,
     TextRow,
     encode_batch,
+    media_points,
 )
 from runstream._spool import Spool
 from runstream._transport import Transport, TransportError, WriteStream
@@ -139,6 +142,10 @@ class Buffers:
         self.texts: deque[tuple[TextRow, int]] = deque()
         self.graphs: deque[tuple[GraphRow, int]] = deque()
         self.embeddings: deque[EmbeddingJob] = deque()  # the head one is taken a chunk at a time
+        # audio, videos, PR curves, meshes, tensors: (row, payload bytes) by the Batch field of their kind
+        self.media: dict[str, deque[tuple[MediaRow, int]]] = {name: deque() for name in MEDIA_FIELDS}
+        self.tag_info: deque[pb.TagInfo] = deque()  # sent with the next batch
+        self.layouts: deque[str] = deque()  # custom-scalar layouts (JSON); the last one taken wins
         self.bytes_in = 0  # payload bytes appended (written by the training thread only)
         self.bytes_out = 0  # payload bytes taken (written by the sender only)
 
@@ -148,6 +155,8 @@ class Buffers:
         self.scalars = self.histograms = self.images = self.texts = refusing  # type: ignore[assignment]
         self.graphs = refusing  # type: ignore[assignment]
         self.embeddings = refusing  # type: ignore[assignment]
+        self.media = {name: refusing for name in MEDIA_FIELDS}  # type: ignore[misc]
+        self.tag_info = self.layouts = refusing  # type: ignore[assignment]
 
     def pending_bytes(self) -> int:
         return self.bytes_in - self.bytes_out
@@ -165,7 +174,9 @@ class Buffers:
             return 0
 
     def empty(self) -> bool:
-        return not (self.scalars or self.histograms or self.images or self.texts or self.graphs or self.embeddings)
+        if self.scalars or self.histograms or self.images or self.texts or self.graphs or self.embeddings:
+            return False
+        return not (self.tag_info or self.layouts or any(self.media.values()))
 
 
 def _embedding_points(message: pb.Batch) -> int:
@@ -303,6 +314,7 @@ class Sender:
             unsent += len(self._buffers.histograms) + len(self._buffers.images) + len(self._buffers.texts)
             unsent += len(self._buffers.graphs)
             unsent += sum(job.rows - job.next_row for job in self._buffers.embeddings)
+            unsent += sum(len(rows) for rows in self._buffers.media.values())
             if spool is not None:
                 if not spooled and not keep_spool and not unopened:
                     spool.remove()
@@ -409,7 +421,7 @@ class Sender:
             points = len(message.scalars.value) // 8 + len(message.histograms.step) // 8 + len(message.images.data)
             points += len(message.texts.text) if message.HasField("texts") else 0
             points += len(message.graphs.doc) if message.HasField("graphs") else 0
-            points += _embedding_points(message)
+            points += _embedding_points(message) + media_points(message)
             self._spool_points.setdefault(seq, points)
             with self._cond:
                 self._unacked[seq] = EncodedBatch(seq, message, points, len(data))
@@ -571,12 +583,22 @@ class Sender:
             if job.next_row >= job.rows:
                 buffers.embeddings.popleft()
                 finished = job
+        media: dict[str, list[MediaRow]] = {}
+        for name, waiting in buffers.media.items():
+            # one may be larger than batch_bytes (up to 48 MiB, checked at the call): such a one travels alone
+            while waiting and (taken + waiting[0][1] <= limits.batch_bytes or not (taken or scalars)):
+                media_row, size = waiting.popleft()
+                media.setdefault(name, []).append(media_row)
+                taken += size
+        tag_info = [buffers.tag_info.popleft() for _ in range(len(buffers.tag_info))]
+        layouts = [buffers.layouts.popleft() for _ in range(len(buffers.layouts))]
         buffers.bytes_out += taken
         seq = self._next_seq
         self._next_seq += 1
         batch = encode_batch(
-            self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts, graphs, chunks
-        )
+            self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts, graphs, chunks,
+            media, tag_info, layouts[-1] if layouts else "",
+        )  # fmt: skip
         if finished is not None:  # encoded: the caller may change its matrix now
             finished.done.set()
         return batch

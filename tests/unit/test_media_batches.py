@@ -1,0 +1,202 @@
+"""Run.log_audio, log_video, log_pr_curve(_raw), log_mesh, log_tensor, image boxes, set_tag_info and
+set_custom_scalars_layout: the wire batches they produce (through a capturing fake of the Transport
+seam), and the mistakes they refuse at the call."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import wave
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from runstream._run import Run
+from runstream._settings import resolve
+from runstream._transport import AckStream, Transport
+from runstream.v1 import ingest_pb2 as pb
+
+
+class _Acks:
+    def __init__(self, owner: CapturingTransport, requests: Iterator[pb.Batch]) -> None:
+        self._owner = owner
+        self._requests = requests
+
+    def __iter__(self) -> Iterator[pb.WriteAck]:
+        for batch in self._requests:
+            with self._owner.lock:
+                self._owner.batches.append(batch)
+            yield pb.WriteAck(writer_id=batch.writer_id, seq=batch.seq)
+
+    def cancel(self) -> None:
+        pass
+
+
+class CapturingTransport(Transport):
+    """Acknowledges every batch and keeps it, for the test to read."""
+
+    def __init__(self) -> None:
+        self.batches: list[pb.Batch] = []
+        self.lock = threading.Lock()
+
+    @property
+    def server(self) -> str:
+        return "fake"
+
+    def open_run(self, request: pb.OpenRunRequest, timeout: float, wait_for_ready: bool = False) -> pb.OpenRunResponse:
+        return pb.OpenRunResponse(run_id=request.run_id, created=True)
+
+    def write(self, requests: Iterator[pb.Batch]) -> AckStream:
+        return _Acks(self, requests)
+
+    def finish_run(self, request: pb.FinishRunRequest, timeout: float) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def run(tmp_path: Any) -> Iterator[tuple[Run, CapturingTransport]]:
+    transport = CapturingTransport()
+    settings = resolve({"server": "fake:1", "dir": str(tmp_path)})
+    run = Run._open(settings, "media", "{}", 1.0, 1000, 1 << 28, transport=transport)
+    yield run, transport
+    run.finish(timeout=5)
+
+
+def _sent(run: Run, transport: CapturingTransport) -> pb.Batch:
+    """Everything sent so far, merged into one batch (tags resolved by each batch's own dictionary)."""
+    assert run.flush(10)
+    merged = pb.Batch()
+    for batch in transport.batches:
+        merged.MergeFrom(batch)
+    return merged
+
+
+def test_audio_is_a_wav_with_rate_channels_and_frames(run: tuple[Run, CapturingTransport]) -> None:
+    r, transport = run
+    t = np.arange(4410) / 44100
+    r.log_audio("voice", np.sin(2 * np.pi * 440 * t), 44100, step=3)
+    r.log_audio("stereo", np.stack([t, -t], 1).astype(np.float32) * 20, 8000.0, step=4)  # clipped to [-1, 1]
+    batch = _sent(r, transport)
+    assert len(batch.audio.wav) == 2
+    assert np.frombuffer(batch.audio.step, "<i8").tolist() == [3, 4]
+    with wave.open(io.BytesIO(batch.audio.wav[0])) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getnframes(), wav.getsampwidth()) == (44100, 1, 4410, 2)
+    with wave.open(io.BytesIO(batch.audio.wav[1])) as wav:
+        assert (wav.getframerate(), wav.getnchannels(), wav.getnframes()) == (8000, 2, 4410)
+        pcm = np.frombuffer(wav.readframes(4410), "<i2").reshape(-1, 2)
+    assert pcm[-1].tolist() == [32767, -32767]
+
+
+def test_video_is_an_apng_that_keeps_frames_colour_and_fps(run: tuple[Run, CapturingTransport]) -> None:
+    r, transport = run
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, size=(5, 12, 16, 3), dtype=np.uint8)
+    r.log_video("clip", frames, fps=2.5, step=1)
+    batch = _sent(r, transport)
+    assert np.frombuffer(batch.videos.fps, "<f8").tolist() == [2.5]
+    image = Image.open(io.BytesIO(batch.videos.data[0]))
+    assert image.format == "PNG" and image.n_frames == 5 and image.size == (16, 12)
+    for i in range(5):
+        image.seek(i)
+        assert image.info["duration"] == pytest.approx(400.0)
+        assert np.array_equal(np.asarray(image.convert("RGB")), frames[i])  # lossless, full colour
+
+
+def test_pr_curve_matches_tensorboardx(run: tuple[Run, CapturingTransport]) -> None:
+    summary = pytest.importorskip("tensorboardX.summary")
+    r, transport = run
+    rng = np.random.default_rng(1)
+    labels, predictions = rng.integers(0, 2, 200), rng.random(200)
+    weights = rng.random(200)
+    r.log_pr_curve("pr", labels, predictions, step=0)
+    r.log_pr_curve("pr_w", labels, predictions, num_thresholds=11, weights=weights, step=0)
+    r.log_pr_curve_raw("raw", [75, 64, 21, 5, 0], [150, 105, 18, 0, 0], [0, 45, 132, 150, 150], [0, 11, 54, 70, 75],
+                       [0.33, 0.37, 0.53, 1.0, 0.0], [1.0, 0.85, 0.28, 0.06, 0.0], step=2)  # fmt: skip
+    batch = _sent(r, transport)
+    assert np.frombuffer(batch.pr_curves.thresholds, "<u4").tolist() == [127, 11, 5]
+    values = np.frombuffer(batch.pr_curves.values, "<f8")
+    expected = summary.compute_curve(labels, predictions, num_thresholds=127)
+    assert np.allclose(values[: 6 * 127].reshape(6, 127), expected)
+    expected_w = summary.compute_curve(labels, predictions, num_thresholds=11, weights=weights)
+    assert np.allclose(values[6 * 127 : 6 * 138].reshape(6, 11), expected_w)
+    assert values[6 * 138 : 6 * 138 + 5].tolist() == [75, 64, 21, 5, 0]
+
+
+def test_meshes_of_a_batch_are_samples(run: tuple[Run, CapturingTransport]) -> None:
+    r, transport = run
+    vertices = np.arange(2 * 4 * 3, dtype=np.float64).reshape(2, 4, 3)
+    colors = np.full((2, 4, 3), 200, dtype=np.int64)
+    faces = np.array([[[0, 1, 2], [1, 2, 3]]] * 2)
+    r.log_mesh("shape", vertices, colors, faces, config={"camera": {"fov": 75}}, step=5)
+    r.log_mesh("cloud", vertices[0], step=5)
+    batch = _sent(r, transport)
+    m = batch.meshes
+    assert np.frombuffer(m.sample, "<u4").tolist() == [0, 1, 0]
+    assert np.frombuffer(m.vertex_count, "<u4").tolist() == [4, 4, 4]
+    assert np.frombuffer(m.face_count, "<u4").tolist() == [2, 2, 0]
+    assert np.frombuffer(m.color_count, "<u4").tolist() == [4, 4, 0]
+    assert np.array_equal(np.frombuffer(m.vertices, "<f4")[:24], vertices.reshape(-1))
+    assert np.frombuffer(m.colors, "u1").tolist() == [200] * 24
+    assert np.frombuffer(m.faces, "<u4").tolist() == [0, 1, 2, 1, 2, 3] * 2
+    assert json.loads(m.config[0]) == {"camera": {"fov": 75}} and m.config[2] == ""
+
+
+def test_tensors_keep_dtype_shape_and_bytes(run: tuple[Run, CapturingTransport]) -> None:
+    r, transport = run
+    a = np.arange(6, dtype=">i4").reshape(2, 3)  # big-endian in, little-endian on the wire
+    r.log_tensor("t", a, step=0)
+    r.log_tensor("b", np.array([True, False]), step=0)
+    batch = _sent(r, transport)
+    t = batch.tensors
+    assert list(t.dtype) == ["int32", "bool"]
+    assert np.frombuffer(t.ndim, "<u4").tolist() == [2, 1]
+    assert np.frombuffer(t.shape, "<u8").tolist() == [2, 3, 2]
+    assert np.frombuffer(t.data[0], "<i4").tolist() == list(range(6))
+
+
+def test_boxes_tag_info_and_layout(run: tuple[Run, CapturingTransport]) -> None:
+    r, transport = run
+    r.log_image("plain", np.zeros((4, 4), np.uint8), step=0)
+    r.log_image("boxed", np.zeros((4, 4), np.uint8), step=0, boxes=[[0, 0, 2, 2]], labels=["cat"])
+    r.set_tag_info("loss", display_name="Loss", description="**mean** loss")
+    layout = {"categories": [{"title": "c", "charts": [{"title": "m", "multiline": {"tags": ["loss.*"]}}]}]}
+    r.set_custom_scalars_layout(layout)
+    batch = _sent(r, transport)
+    assert list(batch.images.boxes) == ["", '{"boxes":[[0.0,0.0,2.0,2.0]],"labels":["cat"]}']
+    assert [(i.tag, i.display_name, i.description) for i in batch.tag_info] == [("loss", "Loss", "**mean** loss")]
+    assert json.loads(batch.custom_scalars_layout) == layout
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda r: r.log_audio("a", np.zeros((10, 20)), 44100), "channels"),
+        (lambda r: r.log_audio("a", np.zeros(10), 0), "sample_rate"),
+        (lambda r: r.log_audio("a", np.array(["x"]), 44100), "real numbers"),
+        (lambda r: r.log_video("v", np.zeros((2, 4, 4, 2)), 4), "channels"),
+        (lambda r: r.log_video("v", np.zeros((2, 4, 4)), 0), "fps"),
+        (lambda r: r.log_pr_curve("p", [0, 1, 2], [0.1, 0.2, 0.3]), "0 or 1"),
+        (lambda r: r.log_pr_curve("p", [0, 1], [0.1, 1.5]), r"\[0, 1\]"),
+        (lambda r: r.log_pr_curve("p", [0, 1], [0.1]), "one label per prediction"),
+        (lambda r: r.log_pr_curve("p", [0, 1], [0.1, 0.2], num_thresholds=1), "num_thresholds"),
+        (lambda r: r.log_pr_curve_raw("p", [1], [1], [1], [1], [1], [1]), "num_thresholds"),
+        (lambda r: r.log_pr_curve_raw("p", [1, 2], [1], [1, 2], [1, 2], [1, 2], [1, 2]), "one length"),
+        (lambda r: r.log_mesh("m", np.zeros((4, 2))), "B x N x 3"),
+        (lambda r: r.log_mesh("m", np.zeros((4, 3)), colors=np.zeros((3, 3))), "one RGB colour per vertex"),
+        (lambda r: r.log_mesh("m", np.zeros((4, 3)), faces=[[0, 1, 9]]), "index vertices 0 to 3"),
+        (lambda r: r.log_tensor("t", np.zeros(2, np.complex64)), "dtype"),
+        (lambda r: r.log_image("i", np.zeros((4, 4)), boxes=[[0, 0, 1]]), "N x 4"),
+        (lambda r: r.log_image("i", np.zeros((4, 4)), boxes=[[0, 0, 1, 1]], labels=["a", "b"]), "one per box"),
+        (lambda r: r.set_custom_scalars_layout({"categories": [{"title": "c", "charts": [{"title": "x"}]}]}), "margin"),
+    ],
+)
+def test_mistakes_raise_at_the_call(run: tuple[Run, CapturingTransport], call: Any, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(run[0])
