@@ -2,12 +2,21 @@
 // fetching of chart data: one request per tag for all displayed runs (/api/scalars, or
 // /api/scalar_groups when grouped by a config key: the server aggregates each group), only
 // for charts on screen (IntersectionObserver), a few at a time, top charts first.
+//
+// Custom-scalar layouts (add_custom_scalars; GET /api/custom_scalars) come first: each category a
+// collapsible group, each chart one ScalarChart over several tags: a multiline chart draws every tag
+// matching its regexes, a margin chart a value with its lower-upper band (drawn as the envelope). Their
+// points come from /api/scalars, one request per tag; they are drawn per run even when grouped.
+// A tag's display name (/api/tag_info) is its chart's title, with the tag and description in the tooltip.
 
+import { alignTables } from './align.js';
 import { getScalarGroups, getScalars, isAbort } from './api.js';
 import { ScalarChart } from './charts.js';
+import { PALETTE } from './colors.js';
 import { counters } from './debug.js';
 import { debounce, h } from './dom.js';
-import { groupByPrefix, tagMatcher } from './tags.js';
+import { forgetTagInfo, getCustomScalars, tagInfoFor } from './prcurvesapi.js';
+import { groupByPrefix, layoutCharts, tagLabel, tagMatcher } from './tags.js';
 
 const PARALLEL = 4;
 
@@ -15,6 +24,9 @@ export function createScalarsView(root, store) {
   let ctx = { runs: [], runIds: [], colors: new Map(), tags: { scalars: [] }, configKeys: [] };
   const charts = new Map(); // tag -> ScalarChart
   const collapsed = new Set();
+  let layouts = []; // the displayed runs' custom-scalar layouts
+  let layoutsFor = null;
+  let info = {}; // tag -> {display_name, description}
   const pending = new Set();
   let running = 0;
   let active = false;
@@ -126,6 +138,7 @@ export function createScalarsView(root, store) {
   const queryKey = (chart) => {
     const s = store.get();
     const bands = !s.group && s.envelope; // the envelope is sent only when it is drawn
+    if (chart.custom) return JSON.stringify([[...ctx.runIds].sort(), chart.tag, customTags(chart.custom), s.x, chart.zoom, chart.fetchWidth || chart.width()]);
     return JSON.stringify([[...ctx.runIds].sort(), chart.tag, s.x, s.group, bands, chart.zoom, chart.fetchWidth || chart.width()]);
   };
   const fetchKey = (chart) => `${queryKey(chart)}#${chart.gen || 0}`;
@@ -151,7 +164,7 @@ export function createScalarsView(root, store) {
   }
 
   function draw(chart) {
-    const o = drawOptions();
+    const o = chart.custom ? customOptions(chart, drawOptions()) : drawOptions();
     const sig = drawSig(o);
     if (chart.drawnSig === sig) return;
     chart.drawnSig = sig;
@@ -205,6 +218,16 @@ export function createScalarsView(root, store) {
     const q = { runs: [...ctx.runIds].sort(), tag: chart.tag, x: s.x, xMin: chart.zoom?.[0], xMax: chart.zoom?.[1], width: chart.fetchWidth, bands: !s.group && s.envelope };
     try {
       const opts = { signal: controller.signal };
+      if (chart.custom) {
+        const answers = await Promise.all(customTags(chart.custom).map((tag) => getScalars({ ...q, tag, bands: false }, opts)));
+        if (controller.signal.aborted) return;
+        chart.resp = customResponse(chart.custom, answers);
+        chart.fetchedKey = key;
+        chart.fetchedQuery = query;
+        chart.drawnSig = null;
+        draw(chart);
+        return;
+      }
       const resp = s.group ? await getScalarGroups({ ...q, groupBy: s.group }, opts) : await getScalars(q, opts);
       if (controller.signal.aborted) return;
       chart.resp = resp;
@@ -222,6 +245,153 @@ export function createScalarsView(root, store) {
         chart.setLoading(false);
         if (!controller.signal.aborted && chart.fetchedKey !== fetchKey(chart)) ensure(chart);
       }
+    }
+  }
+
+  // ---- custom-scalar charts: several tags in one chart
+  const SEP = '\u0001'; // joins a run id and a tag into one line's key
+
+  /** The tags a custom chart reads, in order: a multiline chart's matches, a margin's value, lower, upper. */
+  function customTags(spec) {
+    if (spec.kind === 'multiline') return spec.tags;
+    const shown = new Set(ctx.tags.scalars || []);
+    return [...new Set(spec.series.flatMap((m) => [m.value, m.lower, m.upper]).filter((t) => shown.has(t)))];
+  }
+
+  /** The /api/scalars answers of a custom chart's tags -> one answer whose series are its lines. */
+  function customResponse(spec, answers) {
+    const byTag = new Map(customTags(spec).map((tag, i) => [tag, new Map((answers[i].series || []).map((x) => [x.run_id, x]))]));
+    const series = [];
+    if (spec.kind === 'multiline') {
+      for (const tag of spec.tags) for (const x of byTag.get(tag).values()) series.push({ ...x, run_id: `${x.run_id}${SEP}${tag}`, tag });
+      return { series };
+    }
+    for (const m of spec.series) {
+      for (const [runId, value] of byTag.get(m.value) || []) {
+        const lower = byTag.get(m.lower)?.get(runId);
+        const upper = byTag.get(m.upper)?.get(runId);
+        const line = { ...value, run_id: `${runId}${SEP}${m.value}`, tag: m.value };
+        if (lower && upper) {
+          const band = alignTables([{ x: lower.x, ys: [lower.y] }, { x: upper.x, ys: [upper.y] }]);
+          Object.assign(line, { band_x: band.x, band_min: band.ys[0], band_max: band.ys[1] });
+        }
+        series.push(line);
+      }
+    }
+    return { series };
+  }
+
+  /** Draw options for a custom chart: its lines as the "runs", each with its colour and name. */
+  function customOptions(chart, o) {
+    const lines = (chart.resp?.series || []).map((x) => x.run_id);
+    const tags = [...new Set((chart.resp?.series || []).map((x) => x.tag))];
+    const names = new Map(ctx.runs.map((r) => [r.run_id, r.name || r.run_id]));
+    const runs = [];
+    const colors = new Map();
+    for (const key of lines) {
+      const [runId, tag] = key.split(SEP);
+      const run = ctx.runs.findIndex((r) => r.run_id === runId);
+      if (run < 0) continue;
+      const tagName = tagLabel(tag, info).text;
+      runs.push({ run_id: key, name: ctx.runs.length > 1 ? `${names.get(runId)} · ${tagName}` : tagName });
+      // one tag: the run's colour; else a colour per line (a run's lines would look alike)
+      const t = tags.indexOf(tag);
+      colors.set(key, tags.length === 1 ? ctx.colors.get(runId) || '#444' : PALETTE[(t * ctx.runs.length + run) % PALETTE.length]);
+    }
+    return { ...o, runs, colors, envelope: chart.custom.kind === 'margin' };
+  }
+
+  /** The charts of the custom-scalar layouts, as sections before the per-tag ones. */
+  function customSections(keep, orderStart) {
+    const match = tagMatcher(store.get().tags);
+    let order = orderStart;
+    const sections = [];
+    for (const category of layoutCharts(layouts, ctx.tags.scalars || [])) {
+      const groupKey = `custom:${category.title}`;
+      if (category.closed && !seenCategories.has(groupKey)) collapsed.add(groupKey);
+      seenCategories.add(groupKey);
+      const isCollapsed = collapsed.has(groupKey);
+      const body = h('div', { class: 'chart-grid', hidden: isCollapsed });
+      let count = 0;
+      for (const spec of category.charts) {
+        if (!customTags(spec).length || !(match(spec.title) || customTags(spec).some(match))) continue;
+        const key = `custom:${spec.key}`;
+        let chart = charts.get(key);
+        if (!chart) {
+          chart = new ScalarChart(spec.title, { onZoom });
+          chart.tag = key;
+          chart.el.dataset.testid = 'custom-chart';
+          chart.el.dataset.kind = spec.kind;
+          charts.set(key, chart);
+          observer.observe(chart.el);
+        }
+        chart.custom = spec;
+        chart.titleEl.title = `${spec.kind === 'margin' ? 'margin chart' : 'multiline chart'}: ${customTags(spec).join(', ')}`;
+        chart.order = order++;
+        keep.add(key);
+        body.append(chart.el);
+        count++;
+      }
+      if (!count) continue;
+      const head = h(
+        'button',
+        {
+          class: `group-head custom-head${isCollapsed ? ' collapsed' : ''}`,
+          dataset: { testid: 'custom-group', prefix: category.title },
+          'aria-expanded': String(!isCollapsed),
+          title: 'custom-scalar layout (add_custom_scalars)',
+          onclick: () => {
+            if (collapsed.has(groupKey)) collapsed.delete(groupKey);
+            else collapsed.add(groupKey);
+            render();
+          },
+        },
+        h('span', { class: 'caret' }, '▾'),
+        h('span', { class: 'group-name' }, category.title),
+        h('span', { class: 'group-count' }, String(count)),
+      );
+      sections.push(h('section', { class: 'tag-group custom-group' }, head, body));
+    }
+    return [sections, order];
+  }
+  const seenCategories = new Set(); // a layout's `closed` category starts collapsed, once
+
+  async function loadLayouts() {
+    const key = [...ctx.runIds].sort().join(',');
+    if (key === layoutsFor) return;
+    layoutsFor = key;
+    if (!key) {
+      layouts = [];
+      return;
+    }
+    try {
+      const resp = await getCustomScalars(ctx.runIds);
+      if (layoutsFor !== key) return;
+      layouts = resp.layouts || [];
+    } catch {
+      layouts = []; // the banner says why; the per-tag charts still show
+    }
+    if (active) render();
+  }
+
+  async function loadInfo() {
+    const found = await tagInfoFor(ctx.runIds);
+    if (JSON.stringify(found) === JSON.stringify(info)) return;
+    info = found;
+    if (active) render();
+  }
+
+  function labelChart(chart) {
+    const l = tagLabel(chart.tag, info);
+    chart.titleEl.textContent = l.text;
+    chart.titleEl.title = l.title;
+    if (!chart.descEl && l.description) {
+      chart.descEl = h('div', { class: 'tag-description' });
+      chart.el.insertBefore(chart.descEl, chart.el.children[1]);
+    }
+    if (chart.descEl) {
+      chart.descEl.textContent = l.description;
+      chart.descEl.hidden = !l.description;
     }
   }
 
@@ -251,6 +421,7 @@ export function createScalarsView(root, store) {
     gridTools.hidden = !empty.hidden;
 
     const keep = new Set(tags);
+    const [sections, firstOrder] = customSections(keep, 0);
     for (const [tag, chart] of charts) {
       if (!keep.has(tag)) {
         observer.unobserve(chart.el);
@@ -260,8 +431,7 @@ export function createScalarsView(root, store) {
         charts.delete(tag);
       }
     }
-    const sections = [];
-    let order = 0;
+    let order = firstOrder;
     for (const [prefix, group] of groupByPrefix(tags)) {
       const isCollapsed = collapsed.has(prefix);
       const body = h('div', { class: 'chart-grid', hidden: isCollapsed });
@@ -273,6 +443,7 @@ export function createScalarsView(root, store) {
           observer.observe(chart.el);
         }
         chart.order = order++;
+        labelChart(chart);
         body.append(chart.el);
       }
       const head = h(
@@ -339,10 +510,16 @@ export function createScalarsView(root, store) {
       const keysChanged = next.configKeys.join('\n') !== ctx.configKeys.join('\n');
       ctx = next;
       if (keysChanged) syncGroupOptions();
-      if (active) render();
+      if (active) {
+        loadLayouts();
+        loadInfo();
+        render();
+      }
     },
     show() {
       active = true;
+      loadLayouts();
+      loadInfo();
       render();
     },
     hide() {
@@ -350,6 +527,12 @@ export function createScalarsView(root, store) {
     },
     /** Live data arrived for some displayed runs: refetch the charts on screen, keep their zoom. */
     refresh() {
+      forgetTagInfo();
+      layoutsFor = null;
+      if (active) {
+        loadLayouts();
+        loadInfo();
+      }
       for (const c of charts.values()) {
         c.gen = (c.gen || 0) + 1;
         if (active && c.visible) ensure(c);
