@@ -12,6 +12,9 @@ import { createTextsView } from './texts.js';
 import { createVisdomView } from './visdom.js';
 import { createProjectorView } from './projector.js';
 import { createGraphsView } from './graphs.js';
+import { createAudioView } from './audio.js';
+import { createVideoView } from './video.js';
+import { createMeshView } from './mesh.js';
 import { createPrCurvesView } from './prcurves.js';
 import { startLive } from './live.js';
 import { createRunsPanel } from './runs.js';
@@ -35,6 +38,9 @@ const views = {
   visdom: createVisdomView($('#view-visdom'), store),
   projector: createProjectorView($('#view-projector'), store),
   graphs: createGraphsView($('#view-graphs'), store),
+  audio: createAudioView($('#view-audio'), store),
+  video: createVideoView($('#view-video'), store),
+  mesh: createMeshView($('#view-mesh'), store),
   prcurves: createPrCurvesView($('#view-prcurves'), store),
 };
 const runsPanel = createRunsPanel($('#runs-panel'), store, { onChange: () => recompute() });

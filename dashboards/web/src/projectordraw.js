@@ -1,21 +1,17 @@
 // The Projector's drawing, loaded only when the tab first draws (esbuild puts it in its own chunk):
 // every point in WebGL, never subsampled. 2-D: regl-scatterplot (pan, zoom, hover, click to select);
-// 3-D: three.js points with orbit controls (drag to rotate, wheel to zoom, click to select).
+// 3-D: three.js points with orbit controls (drag to rotate, wheel to zoom, click to select), in the
+// scene set-up it shares with the Mesh tab (three3d.js).
 //
 // createDrawing(container, {axes, codes, palette, onHover, onSelect}) -> {recolor, select, destroy, drawn}
 // axes: 2 or 3 Float32Arrays in [-1, 1]; codes: Int32Array category per point (colours from palette).
 
 import createScatterplot from 'regl-scatterplot';
 import * as THREE from 'three';
-import { OrbitControls } from 'three/examples/jsm/controls/OrbitControls.js';
+import { containerSize as size, createScene3d } from './three3d.js';
 
 export function createDrawing(container, options) {
   return options.axes.length === 3 ? draw3d(container, options) : draw2d(container, options);
-}
-
-function size(container) {
-  const r = container.getBoundingClientRect();
-  return { width: Math.max(200, Math.floor(r.width)), height: Math.max(200, Math.floor(r.height)) };
 }
 
 function draw2d(container, { axes, codes, palette, onHover, onSelect }) {
@@ -48,15 +44,8 @@ function draw2d(container, { axes, codes, palette, onHover, onSelect }) {
 }
 
 function draw3d(container, { axes, codes, palette, onSelect }) {
-  const { width, height } = size(container);
-  const renderer = new THREE.WebGLRenderer({ antialias: false });
-  renderer.setPixelRatio(window.devicePixelRatio || 1);
-  renderer.setSize(width, height);
-  renderer.setClearColor(0xffffff);
-  container.replaceChildren(renderer.domElement);
-  const scene = new THREE.Scene();
-  const camera = new THREE.PerspectiveCamera(50, width / height, 0.01, 100);
-  camera.position.set(0, 0, 3);
+  const view = createScene3d(container, { fov: 50, near: 0.01, far: 100, position: [0, 0, 3] });
+  const { renderer, scene, camera, request, render } = view;
   const n = axes[0].length;
   const positions = new Float32Array(n * 3);
   for (let i = 0; i < n; i++) {
@@ -83,16 +72,6 @@ function draw3d(container, { axes, codes, palette, onSelect }) {
   scene.add(points);
   const marked = new THREE.Points(new THREE.BufferGeometry(), new THREE.PointsMaterial({ size: 9, sizeAttenuation: false, color: 0x000000 }));
   scene.add(marked);
-  const controls = new OrbitControls(camera, renderer.domElement);
-  let frame = 0;
-  const render = () => {
-    frame = 0;
-    renderer.render(scene, camera);
-  };
-  const request = () => {
-    if (!frame) frame = requestAnimationFrame(render);
-  };
-  controls.addEventListener('change', request);
   const raycaster = new THREE.Raycaster();
   raycaster.params.Points.threshold = 0.01;
   renderer.domElement.addEventListener('click', (e) => {
@@ -102,14 +81,6 @@ function draw3d(container, { axes, codes, palette, onSelect }) {
     const hit = raycaster.intersectObject(points)[0];
     if (hit) onSelect(hit.index);
   });
-  const resize = new ResizeObserver(() => {
-    const s = size(container);
-    renderer.setSize(s.width, s.height);
-    camera.aspect = s.width / s.height;
-    camera.updateProjectionMatrix();
-    request();
-  });
-  resize.observe(container);
   render();
   return {
     drawn: Promise.resolve(),
@@ -125,10 +96,8 @@ function draw3d(container, { axes, codes, palette, onSelect }) {
       request();
     },
     destroy() {
-      resize.disconnect();
-      controls.dispose();
       geometry.dispose();
-      renderer.dispose();
+      view.destroy();
     },
   };
 }
