@@ -31,9 +31,9 @@ import duckdb
 from aiohttp import WSMsgType, web
 
 from runstream_service.auth import Token, TokenTable, bearer, require_read, require_write
-from runstream_service.errors import BadRequest, NotFound, RunstreamError, Unauthenticated
+from runstream_service.errors import BadRequest, RunstreamError, Unauthenticated
 from runstream_service.store.base import Transaction
-from runstream_service.visdom import protocol, storage
+from runstream_service.visdom import answers, protocol, storage
 from runstream_service.visdom.storage import PROJECT, VisdomWrites
 
 logger = logging.getLogger("runstream.visdom")
@@ -251,11 +251,8 @@ async def env_post(request: web.Request) -> web.Response:
 
 
 async def save(request: web.Request) -> web.Response:
-    """Every window is committed when it is made; save answers, as Visdom does, with the envs that exist."""
     _authorize(request, write=True)
-    wanted = protocol.save_envs(await _body(request))
-    known = _visdom(request).index
-    return _text(protocol.dumps([env for env in wanted if env in known]))
+    return _text(await answers.answer(_visdom(request), "save", await _body(request)))
 
 
 async def win_data(request: web.Request) -> web.Response:
@@ -267,13 +264,7 @@ async def win_data(request: web.Request) -> web.Response:
         visdom.replaced(given.env, await visdom.write(visdom.writes.set_window_data(given), given.env, given.win))
         return _text("")
     _authorize(request, write=False)
-    ref = protocol.window_ref(body)
-    found = await visdom.reader.run(lambda cur: storage.windows(cur, ref.env, ref.win))
-    if ref.win is None:
-        return _text(protocol.dumps(found))
-    if ref.win not in found:
-        raise NotFound(f"Window {ref.win} doesn't exist in env {ref.env}")  # Visdom's words
-    return _text(protocol.dumps(found[ref.win]))
+    return _text(await answers.answer(visdom, "win_data", body))
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -281,26 +272,17 @@ async def win_data(request: web.Request) -> web.Response:
 
 async def win_exists(request: web.Request) -> web.Response:
     _authorize(request, write=False)
-    ref = protocol.window_ref(await _body(request))
-    if ref.win is None:
-        return _text(protocol.boolean(False))
-    return _text(protocol.boolean(ref.win in _visdom(request).index.get(ref.env, ())))
+    return _text(await answers.answer(_visdom(request), "win_exists", await _body(request)))
 
 
 async def win_hash(request: web.Request) -> web.Response:
     _authorize(request, write=False)
-    ref = protocol.window_ref(await _body(request))  # the client sends 'env' too, but Visdom reads 'eid'
-    if ref.win is None:
-        return _text("false")
-    win = ref.win
-    found = await _visdom(request).reader.run(lambda cur: storage.window_hash(cur, ref.env, win))
-    return _text(found or "false")
+    return _text(await answers.answer(_visdom(request), "win_hash", await _body(request)))
 
 
 async def env_state(request: web.Request) -> web.Response:
     _authorize(request, write=False)
-    await _body(request)
-    return _text(protocol.dumps(sorted(_visdom(request).index)))
+    return _text(await answers.answer(_visdom(request), "env_state", await _body(request)))
 
 
 INDEX_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>runstream: Visdom</title></head>
