@@ -104,6 +104,11 @@ class Transport(abc.ABC):
     def close(self) -> None:
         """Release connections; calls after this fail."""
 
+    def read_scalars(self, run_id: str, timeout: float) -> list[pb.ScalarSeries]:
+        """Every scalar series (tag and rank) the server stored for `run_id`; raises TransportError.
+        Not abstract: a transport that only writes (a test's fake) need not answer it."""
+        raise TransportError("UNIMPLEMENTED", f"{type(self).__name__} cannot read scalars back")
+
 
 class WriteStream:
     """One Write call on a transport: batches go in through a queue, acks come back on a reader thread.
@@ -195,6 +200,14 @@ class GrpcTransport(Transport):
         index, stub = self._stub()
         try:
             stub.FinishRun(request, timeout=timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._failed(index, exc) from None
+
+    def read_scalars(self, run_id: str, timeout: float) -> list[pb.ScalarSeries]:
+        index, stub = self._stub()
+        try:
+            call = stub.ReadScalars(pb.ReadScalarsRequest(run_id=run_id), timeout=timeout, metadata=self._metadata)
+            return list(call)
         except grpc.RpcError as exc:
             raise self._failed(index, exc) from None
 
