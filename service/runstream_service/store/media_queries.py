@@ -48,12 +48,12 @@ class MeshArrays:
 
 def _series_id(cur: duckdb.DuckDBPyConnection, run_id: str, kind: str, tag: str) -> int:
     known_runs(cur, [run_id])
-    row = cur.execute(
+    rows = cur.execute(
         "SELECT series_id FROM series WHERE run_id = ? AND kind = ? AND tag = ?", [run_id, kind, tag]
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         raise NotFound(f"no {kind} tag {tag!r} in run {run_id}")
-    return int(row[0])
+    return int(rows[0][0])
 
 
 def _rows(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any], names: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -75,13 +75,13 @@ def list_audio(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[di
 def audio_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> Blob:
     """One clip's WAV file as it was sent."""
     series_id = _series_id(cur, run_id, "audio", tag)
-    row = cur.execute(
+    rows = cur.execute(
         "SELECT wav FROM audio_points WHERE series_id = ? AND step = ? AND rank = ? ORDER BY wall_time DESC LIMIT 1",
         [series_id, step, rank],
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         raise NotFound(f"no audio {tag!r} at step {step}, rank {rank} in run {run_id}")
-    return Blob("audio/wav", bytes(row[0]))
+    return Blob("audio/wav", bytes(rows[0][0]))
 
 
 def list_videos(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
@@ -99,14 +99,14 @@ def list_videos(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[d
 def video_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> Blob:
     """One video's animation (APNG or GIF) as it was sent."""
     series_id = _series_id(cur, run_id, "video", tag)
-    row = cur.execute(
+    rows = cur.execute(
         "SELECT mime, data FROM video_points WHERE series_id = ? AND step = ? AND rank = ? "
         "ORDER BY wall_time DESC LIMIT 1",
         [series_id, step, rank],
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         raise NotFound(f"no video {tag!r} at step {step}, rank {rank} in run {run_id}")
-    return Blob(str(row[0]), bytes(row[1]))
+    return Blob(str(rows[0][0]), bytes(rows[0][1]))
 
 
 def list_meshes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
