@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -132,6 +132,34 @@ class _TagDictionary:
         return np.array([ids.setdefault(t, len(ids)) for t in tags], dtype="<u4")
 
 
+MAX_VISDOM_CALLS = 10_000  # per batch (the server's limit)
+
+
+class VisdomCallSource(Protocol):
+    """A call of runstream.visdom.Visdom, queued at once; its messages are built on the sender thread."""
+
+    def messages(self) -> list[tuple[str, bytes]]:
+        """(endpoint, JSON body) pairs, as the visdom client would POST them."""
+        ...
+
+    def failed(self, error: Exception) -> None:
+        """Its messages could not be built (visdom's code rejected the call's arguments)."""
+        ...
+
+
+def encode_visdom_calls(calls: Sequence[VisdomCallSource]) -> list[pb.VisdomCall]:
+    """The calls' messages, in order; a call whose messages cannot be built is told so and left out."""
+    out: list[pb.VisdomCall] = []
+    for call in calls:
+        try:
+            messages = call.messages()
+        except Exception as exc:  # visdom's code asserts on its arguments
+            call.failed(exc)
+            continue
+        out.extend(pb.VisdomCall(endpoint=endpoint, body=body) for endpoint, body in messages)
+    return out
+
+
 def encode_batch(
     run_id: str,
     rank: int,
@@ -146,6 +174,7 @@ def encode_batch(
     media: Mapping[str, Sequence[MediaRow]] | None = None,
     tag_info: Sequence[pb.TagInfo] = (),
     custom_scalars_layout: str = "",
+    visdom_calls: Sequence[pb.VisdomCall] = (),
 ) -> EncodedBatch:
     """One wire batch of the rows given; `media` maps a field of MEDIA_FIELDS to its rows (WAV and APNG
     are encoded here, on the sender thread)."""
@@ -194,6 +223,10 @@ def encode_batch(
             points += len(rows)
     message.tag_info.extend(tag_info)
     message.custom_scalars_layout = custom_scalars_layout
+    if visdom_calls:
+        message.visdom_calls.extend(visdom_calls)
+        points += len(visdom_calls)
+        size += sum(len(call.body) for call in visdom_calls)
     message.tags.extend(tags.ids)
     size += len(message.histograms.counts) + sum(len(d) for d in message.images.data) + 4096
     return EncodedBatch(seq=seq, message=message, points=points, size=size)

@@ -32,6 +32,7 @@ from runstream._encode import (
     Mesh,
     RawHistogram,
     VideoClip,
+    VisdomCallSource,
     embedding_chunk_rows,
 )
 from runstream._errors import AuthError, ForkedProcessError, RunFinishedError, ServerUnavailableError
@@ -474,6 +475,14 @@ class Run:
         if self._finished:
             raise RunFinishedError(f"run {self.id} is finished; start a new one with runstream.init()")
         self._append_sized(self._buffers.layouts, _inputs.check_layout(layout), 0)
+
+    def _log_visdom(self, call: VisdomCallSource, size: int) -> None:
+        """runstream.visdom.Visdom's calls: queued in order, built and sent by the sender thread."""
+        self._append_sized(self._buffers.visdom, (call, size), size)
+
+    def _visdom_read(self, endpoint: str, body: bytes) -> bytes:
+        """runstream.visdom.Visdom's reads (the caller flushes first)."""
+        return self._transport.visdom_read(endpoint, body)
 
     def _append_media(self, field: str, tag: str, step: int, wall_time: float | None, payload: Any, size: int) -> None:
         wall = time.time() if wall_time is None else float(wall_time)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runstream._encode import (
+    MAX_VISDOM_CALLS,
     MEDIA_FIELDS,
     EmbeddingChunk,
     EmbeddingJob,
@@ -40,7 +41,9 @@ from runstream._encode import (
     MediaRow,
     ScalarRow,
     TextRow,
+    VisdomCallSource,
     encode_batch,
+    encode_visdom_calls,
     media_points,
 )
 from runstream._spool import Spool
@@ -146,6 +149,7 @@ class Buffers:
         self.media: dict[str, deque[tuple[MediaRow, int]]] = {name: deque() for name in MEDIA_FIELDS}
         self.tag_info: deque[pb.TagInfo] = deque()  # sent with the next batch
         self.layouts: deque[str] = deque()  # custom-scalar layouts (JSON); the last one taken wins
+        self.visdom: deque[tuple[VisdomCallSource, int]] = deque()  # runstream.visdom's calls, in order
         self.bytes_in = 0  # payload bytes appended (written by the training thread only)
         self.bytes_out = 0  # payload bytes taken (written by the sender only)
 
@@ -156,7 +160,7 @@ class Buffers:
         self.graphs = refusing  # type: ignore[assignment]
         self.embeddings = refusing  # type: ignore[assignment]
         self.media = {name: refusing for name in MEDIA_FIELDS}  # type: ignore[misc]
-        self.tag_info = self.layouts = refusing  # type: ignore[assignment]
+        self.tag_info = self.layouts = self.visdom = refusing  # type: ignore[assignment]
 
     def pending_bytes(self) -> int:
         return self.bytes_in - self.bytes_out
@@ -176,7 +180,7 @@ class Buffers:
     def empty(self) -> bool:
         if self.scalars or self.histograms or self.images or self.texts or self.graphs or self.embeddings:
             return False
-        return not (self.tag_info or self.layouts or any(self.media.values()))
+        return not (self.tag_info or self.layouts or self.visdom or any(self.media.values()))
 
 
 def _embedding_points(message: pb.Batch) -> int:
@@ -590,6 +594,11 @@ class Sender:
                 media_row, size = waiting.popleft()
                 media.setdefault(name, []).append(media_row)
                 taken += size
+        visdom: list[VisdomCallSource] = []
+        while buffers.visdom and taken < limits.batch_bytes and len(visdom) < MAX_VISDOM_CALLS:
+            call, size = buffers.visdom.popleft()
+            visdom.append(call)
+            taken += size
         tag_info = [buffers.tag_info.popleft() for _ in range(len(buffers.tag_info))]
         layouts = [buffers.layouts.popleft() for _ in range(len(buffers.layouts))]
         buffers.bytes_out += taken
@@ -597,7 +606,7 @@ class Sender:
         self._next_seq += 1
         batch = encode_batch(
             self._run_id, self._rank, self._writer_id, seq, scalars, histograms, images, texts, graphs, chunks,
-            media, tag_info, layouts[-1] if layouts else "",
+            media, tag_info, layouts[-1] if layouts else "", encode_visdom_calls(visdom),
         )  # fmt: skip
         if finished is not None:  # encoded: the caller may change its matrix now
             finished.done.set()

@@ -109,6 +109,11 @@ class Transport(abc.ABC):
         Not abstract: a transport that only writes (a test's fake) need not answer it."""
         raise TransportError("UNIMPLEMENTED", f"{type(self).__name__} cannot read scalars back")
 
+    def visdom_read(self, endpoint: str, body: bytes, timeout: float = 30.0) -> bytes:
+        """What the server's Visdom endpoint `endpoint` answers to `body` (runstream.visdom.Visdom's
+        reads); raises TransportError. Not abstract, as read_scalars."""
+        raise TransportError("UNIMPLEMENTED", f"{type(self).__name__} cannot read Visdom windows")
+
 
 class WriteStream:
     """One Write call on a transport: batches go in through a queue, acks come back on a reader thread.
@@ -208,6 +213,15 @@ class GrpcTransport(Transport):
         try:
             call = stub.ReadScalars(pb.ReadScalarsRequest(run_id=run_id), timeout=timeout, metadata=self._metadata)
             return list(call)
+        except grpc.RpcError as exc:
+            raise self._failed(index, exc) from None
+
+    def visdom_read(self, endpoint: str, body: bytes, timeout: float = 30.0) -> bytes:
+        index, stub = self._stub()
+        try:
+            request = pb.VisdomReadRequest(endpoint=endpoint, body=body)
+            reply: pb.VisdomReadReply = stub.VisdomRead(request, timeout=timeout, metadata=self._metadata)
+            return reply.body
         except grpc.RpcError as exc:
             raise self._failed(index, exc) from None
 
