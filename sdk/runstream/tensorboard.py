@@ -10,19 +10,24 @@ tuple to the run's buffer, as `Run.log` does.
 
 `add_graph` traces the model with torch.jit.trace and stores its graph (tag `graph`, steps 0, 1, ...).
 `add_embedding` stores the matrix, its metadata and one image per point (the Projector's data).
-Methods that runstream cannot store yet (`add_audio`, `add_video`,
-`add_mesh`, `add_pr_curve`, ...) warn once each and do nothing; they never raise.
+Audio, videos, PR curves, meshes, tensors, image boxes and custom-scalar layouts go to their own kinds
+(the Run.log_* methods); every public method of both writers exists here, explicitly.
+
+As tensorboardX: `use_metadata` supplies `global_step` and `walltime` to the calls inside it, and
+logging after `close()` reopens the writer: a new Run joins the same run id, which goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import socket
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -31,6 +36,9 @@ import numpy as np
 
 from runstream import _inputs
 from runstream._run import Run, init
+from runstream._transport import for_settings
+
+logger = logging.getLogger("runstream")
 
 __all__ = ["SummaryWriter", "tensorflow_bins"]
 
@@ -52,20 +60,7 @@ def tensorflow_bins() -> np.ndarray:
 
 
 _TF_BINS: np.ndarray | None = None
-
-UNSUPPORTED = (
-    "add_audio",
-    "add_custom_scalars",
-    "add_custom_scalars_marginchart",
-    "add_custom_scalars_multilinechart",
-    "add_image_with_boxes",
-    "add_mesh",
-    "add_onnx_graph",
-    "add_openvino_graph",
-    "add_pr_curve",
-    "add_pr_curve_raw",
-    "add_video",
-)
+_MAX_PR_THRESHOLDS = 127  # both writers cap num_thresholds here (TensorBoard's plugin breaks above it)
 
 
 def _default_logdir(comment: str) -> str:
@@ -152,26 +147,44 @@ class SummaryWriter:
             log_dir = _default_logdir(comment)
         self._logdir = str(log_dir)
         self._init_kwargs = {k: kwargs.pop(k) for k in ("project", "server", "token", "tls_ca") if k in kwargs}
-        config = dict(kwargs.pop("config", None) or {})
+        self._config = dict(kwargs.pop("config", None) or {})
         run_id = kwargs.pop("run_id", None)
         self._warned: set[str] = set()
         if kwargs:
             self._warn_once("kwargs", f"runstream SummaryWriter ignores the arguments {sorted(kwargs)}")
         if purge_step is not None:
             self._warn_once("purge_step", "runstream SummaryWriter ignores purge_step: runstream keeps every point")
-        self._run: Run = init(name=self._logdir, config=config, run_id=run_id, **self._init_kwargs)
+        self._run: Run = init(name=self._logdir, config=self._config, run_id=run_id, **self._init_kwargs)
         self._keys: dict[str, tuple[str, ...]] = {}
         self._closed = False
+        self._default_metadata: dict[str, Any] = {}  # use_metadata's global_step and walltime
+        self._described: dict[str, tuple[str, str]] = {}  # tag -> (display_name, description) last sent
+        self._layout: list[dict[str, Any]] = []  # the run's custom-scalar categories, as tensorboardX adds them
+        self._group_tags: dict[str, int] = {}  # add_scalars' tags -> points exported by export_scalars_to_json
 
     # -- what TensorBoard's writers have -------------------------------------
 
     @property
     def run(self) -> Run:
-        """The runstream run this writer logs to."""
+        """The runstream run this writer logs to (after close(), the next call reopens it)."""
         return self._run
 
     def get_logdir(self) -> str:
         return self._logdir
+
+    @contextlib.contextmanager
+    def use_metadata(self, *, global_step: int | None = None, walltime: float | None = None) -> Iterator[SummaryWriter]:
+        """The calls inside `with writer.use_metadata(global_step=n):` that give no step (or wall time) of
+        their own log at these, as tensorboardX's; not nested."""
+        if self._default_metadata:
+            raise RuntimeError("use_metadata is already in effect; it does not nest")
+        if global_step is None and walltime is None:
+            raise ValueError("use_metadata needs global_step or walltime (or both)")
+        self._default_metadata = {"global_step": global_step, "walltime": walltime}
+        try:
+            yield self
+        finally:
+            self._default_metadata = {}
 
     def add_scalar(
         self,
@@ -184,6 +197,10 @@ class SummaryWriter:
         display_name: str = "",
         summary_description: str = "",
     ) -> None:
+        if self._closed:
+            self._reopen()
+        if self._default_metadata:
+            global_step, walltime = self._defaults(global_step, walltime)
         keys = self._keys.get(tag)
         if keys is None:
             keys = self._keys[tag] = self._run._scalar_keys(tag)
@@ -191,6 +208,8 @@ class SummaryWriter:
             scalar_value = _scalar_value(scalar_value)
         if type(global_step) is not int or global_step < 0:
             global_step = _step(global_step)
+        if display_name or summary_description:
+            self._describe(tag, display_name, summary_description)
         self._run._log_scalar(keys, global_step, _now() if walltime is None else walltime, scalar_value)
 
     def add_scalars(
@@ -203,7 +222,26 @@ class SummaryWriter:
         """One tag per key, `main_tag/key` (TensorBoard shows these as one chart of several runs)."""
         walltime = _now() if walltime is None else walltime
         for key, value in tag_scalar_dict.items():
-            self.add_scalar(f"{main_tag}/{key}", value, global_step, walltime)
+            tag = f"{main_tag}/{key}"
+            self.add_scalar(tag, value, global_step, walltime)
+            self._group_tags.setdefault(tag, 0)
+
+    def export_scalars_to_json(self, path: str) -> None:
+        """Write what tensorboardX writes: {LOG_DIR/main_tag/key: [[wall_time, step, value], ...]} for the
+        tags of `add_scalars`, with the points logged since the previous export, read back from what the
+        server stored (flushed first). Points are in step order, as the server returns them."""
+        series = self._read_scalars()
+        out: dict[str, list[list[float]]] = {}
+        for tag, exported in self._group_tags.items():
+            points = series.get(tag)
+            if points is None:
+                continue
+            fresh = points[exported:]
+            self._group_tags[tag] = len(points)
+            if fresh:
+                out[os.path.join(self._logdir, tag)] = fresh
+        with open(path, "w") as file:
+            json.dump(out, file)
 
     def add_histogram(
         self,
@@ -223,7 +261,8 @@ class SummaryWriter:
             bins = np.asarray(bins, dtype=np.float64)
         elif isinstance(bins, str):
             bins = bins.lower()
-        self._run.log_histogram(tag, _inputs.to_numpy(values), _step(global_step), bins, wall_time=walltime)
+        step, wall = self._when(global_step, walltime)
+        self._live().log_histogram(tag, _inputs.to_numpy(values), step, bins, wall_time=wall)
 
     def add_histogram_raw(
         self,
@@ -244,7 +283,8 @@ class SummaryWriter:
         if limits.size != counts.size or limits.size == 0:
             raise ValueError("len(bucket_limits) must equal len(bucket_counts), and be at least 1")
         edges, counts = tensorboard_buckets_to_edges(float(min), limits, counts)
-        self._run.log_histogram(tag, (counts, edges), _step(global_step), wall_time=walltime)
+        step, wall = self._when(global_step, walltime)
+        self._live().log_histogram(tag, (counts, edges), step, wall_time=wall)
 
     def add_image(
         self,
@@ -254,7 +294,8 @@ class SummaryWriter:
         walltime: float | None = None,
         dataformats: str = "CHW",
     ) -> None:
-        self._run.log_image(tag, _to_hwc_uint8(img_tensor, dataformats), _step(global_step), wall_time=walltime)
+        step, wall = self._when(global_step, walltime)
+        self._live().log_image(tag, _to_hwc_uint8(img_tensor, dataformats), step, wall_time=wall)
 
     def add_images(
         self,
@@ -266,6 +307,41 @@ class SummaryWriter:
     ) -> None:
         """Several images as one grid of up to 8 columns, as TensorBoard's writers store them."""
         self.add_image(tag, img_tensor, global_step, walltime, dataformats)
+
+    def add_image_with_boxes(
+        self,
+        tag: str,
+        img_tensor: Any,
+        box_tensor: Any,
+        global_step: int | None = None,
+        walltime: float | None = None,
+        rescale: float = 1,
+        dataformats: str = "CHW",
+        labels: Sequence[str] | str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """The image with its boxes (N x 4: x_min, y_min, x_max, y_max, in pixels) and labels kept beside it
+        (the web UI draws them over it), rather than drawn into its pixels. `rescale` scales both."""
+        if kwargs:
+            raise TypeError(f"add_image_with_boxes got unexpected keyword arguments {sorted(kwargs)}")
+        image = _to_hwc_uint8(img_tensor, dataformats)
+        boxes = _inputs.to_numpy(box_tensor).astype(np.float64)
+        if labels is not None:
+            labels = [labels] if isinstance(labels, str) else list(labels)
+            if len(labels) != (boxes.shape[0] if boxes.ndim == 2 else 1):
+                logger.warning(
+                    "runstream: %s: the number of labels differs from the number of boxes; labels skipped", tag
+                )
+                labels = None
+        if rescale != 1:
+            from PIL import Image
+
+            height, width = image.shape[:2]
+            size = (max(1, int(width * rescale)), max(1, int(height * rescale)))
+            image = np.asarray(Image.fromarray(image).resize(size))
+            boxes = boxes * rescale
+        step, wall = self._when(global_step, walltime)
+        self._live().log_image(tag, image, step, wall_time=wall, boxes=boxes, labels=labels)
 
     def add_figure(
         self,
@@ -282,10 +358,125 @@ class SummaryWriter:
         else:
             self.add_image(tag, _render_figure(figure, close), global_step, walltime, dataformats="HWC")
 
+    def add_video(
+        self,
+        tag: str,
+        vid_tensor: Any,
+        global_step: int | None = None,
+        fps: float = 4,
+        walltime: float | None = None,
+        dataformats: str = "NTCHW",
+    ) -> None:
+        """N videos of T frames (NTCHW; uint8, or float in [0, 1]) tiled into one, as tensorboardX tiles
+        them, stored as an animated PNG (no moviepy needed; browsers play it in an <img>)."""
+        step, wall = self._when(global_step, walltime)
+        self._live().log_video(tag, _video_grid(_inputs.to_numpy(vid_tensor), dataformats), fps, step, wall_time=wall)
+
+    def add_audio(
+        self,
+        tag: str,
+        snd_tensor: Any,
+        global_step: int | None = None,
+        sample_rate: int = 44100,
+        walltime: float | None = None,
+    ) -> None:
+        """A clip: L frames (mono; torch's 1 x L too) or L x C; amplitudes in [-1, 1] (louder is clipped,
+        with a warning, as tensorboardX clips)."""
+        samples = _inputs.to_numpy(snd_tensor)
+        if samples.ndim == 2 and samples.shape[0] == 1 and samples.shape[1] > 8:  # torch's 1 x L
+            samples = samples[0]
+        if samples.size and np.nanmax(np.abs(samples)) > 1:
+            self._warn_once(f"audio:{tag}", f"audio {tag!r}: amplitudes beyond [-1, 1] are clipped")
+        step, wall = self._when(global_step, walltime)
+        self._live().log_audio(tag, samples, sample_rate, step, wall_time=wall)
+
     def add_text(
         self, tag: str, text_string: str, global_step: int | None = None, walltime: float | None = None
     ) -> None:
-        self._run.log_text(tag, text_string, _step(global_step), wall_time=walltime)
+        step, wall = self._when(global_step, walltime)
+        self._live().log_text(tag, text_string, step, wall_time=wall)
+
+    def add_tensor(self, tag: str, tensor: Any, global_step: int | None = None, walltime: float | None = None) -> None:
+        """The tensor's values as they are (torch's add_tensor): the `tensors` view."""
+        step, wall = self._when(global_step, walltime)
+        self._live().log_tensor(tag, tensor, step, wall_time=wall)
+
+    def add_pr_curve(
+        self,
+        tag: str,
+        labels: Any,
+        predictions: Any,
+        global_step: int | None = None,
+        num_thresholds: int = 127,
+        weights: Any = None,
+        walltime: float | None = None,
+    ) -> None:
+        """TensorBoard's precision-recall curve of binary `labels` and `predictions` in [0, 1]; at most 127
+        thresholds, as both writers cap it."""
+        step, wall = self._when(global_step, walltime)
+        thresholds = min(num_thresholds, _MAX_PR_THRESHOLDS)
+        self._live().log_pr_curve(tag, labels, predictions, thresholds, weights, step, wall_time=wall)
+
+    def add_pr_curve_raw(
+        self,
+        tag: str,
+        true_positive_counts: Any,
+        false_positive_counts: Any,
+        true_negative_counts: Any,
+        false_negative_counts: Any,
+        precision: Any,
+        recall: Any,
+        global_step: int | None = None,
+        num_thresholds: int = 127,
+        weights: Any = None,
+        walltime: float | None = None,
+    ) -> None:
+        """A curve already computed: its thresholds are the length of the six sequences (num_thresholds and
+        weights are accepted and, as in both writers, do not change the data)."""
+        step, wall = self._when(global_step, walltime)
+        self._live().log_pr_curve_raw(
+            tag, true_positive_counts, false_positive_counts, true_negative_counts, false_negative_counts,
+            precision, recall, step, wall_time=wall,
+        )  # fmt: skip
+
+    def add_mesh(
+        self,
+        tag: str,
+        vertices: Any,
+        colors: Any = None,
+        faces: Any = None,
+        config_dict: Mapping[str, Any] | None = None,
+        global_step: int | None = None,
+        walltime: float | None = None,
+    ) -> None:
+        """Meshes or point clouds: vertices B x N x 3, colors B x N x 3 (0..255), faces B x F x 3; mesh b
+        of the batch is sample b. `config_dict` (three.js camera, lights, material) is kept with each."""
+        step, wall = self._when(global_step, walltime)
+        self._live().log_mesh(tag, vertices, colors, faces, config_dict, step, wall_time=wall)
+
+    def add_custom_scalars(self, layout: Mapping[str, Mapping[str, Sequence[Any]]]) -> None:
+        """tensorboardX's layout {category: {chart title: ["Multiline", [tags]] | ["Margin", [value, lower,
+        upper]]}}: its charts are added to the run's layout (a chart of the same category and title is
+        replaced), which the Scalars tab shows as chart groups."""
+        for category, charts in layout.items():
+            for title, spec in charts.items():
+                if not isinstance(spec, Sequence) or len(spec) != 2 or spec[0] not in ("Multiline", "Margin"):
+                    raise ValueError(f"chart {title!r} of {category!r} must be ['Multiline' or 'Margin', [tags]]")
+                self._add_chart(category, title, spec[0], list(spec[1]))
+        self._live().set_custom_scalars_layout({"categories": self._layout})
+
+    def add_custom_scalars_multilinechart(
+        self, tags: Sequence[str], category: str = "default", title: str = "untitled"
+    ) -> None:
+        self.add_custom_scalars({category: {title: ["Multiline", list(tags)]}})
+
+    def add_custom_scalars_marginchart(
+        self, tags: Sequence[str], category: str = "default", title: str = "untitled"
+    ) -> None:
+        """A margin chart of three tags: the value, its lower and its upper bound."""
+        if len(tags) != 3:
+            raise ValueError(f"a margin chart needs 3 tags (value, lower, upper), got {len(tags)}")
+        self.add_custom_scalars({category: {title: ["Margin", list(tags)]}})
 
     def add_hparams(
         self,
@@ -314,52 +505,6 @@ class SummaryWriter:
         finally:
             run.finish()
 
-    def flush(self) -> None:
-        """Wait until everything logged so far is stored by the server (at most 60 s)."""
-        if not self._closed:
-            self._run.flush()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._run.finish()
-
-    def __enter__(self) -> SummaryWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if not self._closed:
-            self._closed = True
-            self._run.finish("failed" if exc_type is not None else "finished")
-
-    # -- what runstream cannot store yet ---------------------------------------
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, stacklevel=3)
-
-    def _unsupported(self, method: str) -> None:
-        self._warn_once(
-            method,
-            f"runstream SummaryWriter.{method} is not supported yet; the call is ignored "
-            "(scalars, histograms, images, text and hparams are stored)",
-        )
-
-    def add_audio(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_audio")
-
-    def add_custom_scalars(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_custom_scalars")
-
-    def add_custom_scalars_marginchart(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_custom_scalars_marginchart")
-
-    def add_custom_scalars_multilinechart(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_custom_scalars_multilinechart")
-
     def add_embedding(
         self,
         mat: Any,
@@ -374,7 +519,7 @@ class SummaryWriter:
         image per point. No `global_step` means step 0, as there. See `Run.log_embedding` for limits."""
         if metadata is not None and metadata_header is not None:
             metadata = _inputs.metadata_rows(list(metadata_header), list(metadata))
-        self._run.log_embedding(tag, mat, metadata, label_img, _step(global_step))
+        self._live().log_embedding(tag, mat, metadata, label_img, _step(global_step))
 
     def add_graph(
         self, model: Any, input_to_model: Any = None, verbose: bool = False, use_strict_trace: bool = True
@@ -387,39 +532,137 @@ class SummaryWriter:
         if verbose:
             for node in doc["nodes"]:
                 print(node["name"], node["op"], node["output_shape"])
-        self._run.log_graph(doc, tag="graph")
+        self._live().log_graph(doc, tag="graph")
 
-    def add_image_with_boxes(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_image_with_boxes")
+    def add_onnx_graph(self, onnx_model_file: str | None = None, prototxt: str | None = None) -> None:
+        """The graph of an ONNX model file (tensorboardX names it `onnx_model_file`, torch `prototxt`),
+        stored as add_graph's are (tag `graph`). Needs the onnx package."""
+        from runstream._model_files import onnx_document
 
-    def add_mesh(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_mesh")
+        path = onnx_model_file if onnx_model_file is not None else prototxt
+        if path is None:
+            raise TypeError("add_onnx_graph needs the path of an ONNX model file")
+        self._live().log_graph(onnx_document(str(path)), tag="graph")
 
-    def add_onnx_graph(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_onnx_graph")
+    def add_openvino_graph(self, xmlname: str) -> None:
+        """The graph of an OpenVINO IR model (its .xml file), stored as add_graph's are (tag `graph`)."""
+        from runstream._model_files import openvino_document
 
-    def add_openvino_graph(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_openvino_graph")
+        self._live().log_graph(openvino_document(str(xmlname)), tag="graph")
 
-    def add_pr_curve(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_pr_curve")
+    def flush(self) -> None:
+        """Wait until everything logged so far is stored by the server (at most 60 s)."""
+        if not self._closed:
+            self._run.flush()
 
-    def add_pr_curve_raw(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_pr_curve_raw")
+    def close(self) -> None:
+        """Finish the run; logging again reopens it (the same run goes on), as tensorboardX's writer."""
+        if not self._closed:
+            self._closed = True
+            self._run.finish()
 
-    def add_video(self, *args: Any, **kwargs: Any) -> None:
-        self._unsupported("add_video")
+    def __enter__(self) -> SummaryWriter:
+        return self
 
-    def __getattr__(self, name: str) -> Any:
-        # Any other method of TensorBoard's writers (add_event, add_summary, export_scalars_to_json, ...):
-        # warn once and do nothing, rather than raise in the middle of a training job.
-        if name.startswith("add_") or name in ("export_scalars_to_json", "use_metadata", "reopen", "file_writer"):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not self._closed:
+            self._closed = True
+            self._run.finish("failed" if exc_type is not None else "finished")
 
-            def ignored(*args: Any, **kwargs: Any) -> None:
-                self._unsupported(name)
+    # -- runstream's own ---------------------------------------------------
 
-            return ignored
-        raise AttributeError(name)
+    def _live(self) -> Run:
+        """The run, reopened if the writer was closed."""
+        if self._closed:
+            self._reopen()
+        return self._run
+
+    def _reopen(self) -> None:
+        """Join the same run again (a new Run, a new writer id): the server marks it running again."""
+        self._run = init(name=self._logdir, config=self._config, run_id=self._run.id, **self._init_kwargs)
+        self._keys = {}
+        self._described = {}
+        self._closed = False
+
+    def _defaults(self, global_step: Any, walltime: Any) -> tuple[Any, Any]:
+        meta = self._default_metadata
+        if global_step is None:
+            global_step = meta.get("global_step")
+        if walltime is None:
+            walltime = meta.get("walltime")
+        return global_step, walltime
+
+    def _when(self, global_step: Any, walltime: Any) -> tuple[int, float | None]:
+        """The step and wall time of a call: its own, else use_metadata's; no step means 0, as there."""
+        if self._default_metadata:
+            global_step, walltime = self._defaults(global_step, walltime)
+        return _step(global_step), None if walltime is None else float(walltime)
+
+    def _describe(self, tag: str, display_name: str, description: str) -> None:
+        """Send a tag's display name and description when they change (not with every point)."""
+        if self._described.get(tag) != (display_name, description):
+            self._described[tag] = (display_name, description)
+            self._run.set_tag_info(tag, display_name=display_name, description=description)
+
+    def _add_chart(self, category: str, title: str, kind: str, tags: list[str]) -> None:
+        if kind == "Margin":
+            if len(tags) != 3:
+                raise ValueError(f"margin chart {title!r} needs 3 tags (value, lower, upper), got {len(tags)}")
+            chart: dict[str, Any] = {
+                "title": title,
+                "margin": {"series": [{"value": tags[0], "lower": tags[1], "upper": tags[2]}]},
+            }
+        else:
+            chart = {"title": title, "multiline": {"tags": [str(t) for t in tags]}}
+        for group in self._layout:
+            if group["title"] == category:
+                group["charts"] = [c for c in group["charts"] if c["title"] != title] + [chart]
+                return
+        self._layout.append({"title": category, "closed": False, "charts": [chart]})
+
+    def _read_scalars(self) -> dict[str, list[list[float]]]:
+        """This rank's stored scalars by tag, as tensorboardX's [wall_time, step, value] rows."""
+        if not self._closed:
+            self._run.flush()
+        transport = for_settings(self._run._settings) if self._closed else self._run._transport
+        try:
+            series = transport.read_scalars(self._run.id, timeout=60.0)
+        finally:
+            if self._closed:
+                transport.close()
+        out: dict[str, list[list[float]]] = {}
+        for s in series:
+            if s.rank != self._run.rank:
+                continue
+            steps = np.frombuffer(s.step, "<i8").tolist()
+            walls = np.frombuffer(s.wall_time, "<f8").tolist()
+            values = np.frombuffer(s.value, "<f8").tolist()
+            out.setdefault(s.tag, []).extend([w, st, v] for w, st, v in zip(walls, steps, values))
+        return out
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, stacklevel=3)
+
+
+def _video_grid(video: np.ndarray, dataformats: str) -> np.ndarray:
+    """N videos (in `dataformats`, NTCHW by default) as one T x H' x W' x C video: tiled in a grid of
+    2**floor(log2(N) / 2) rows, N padded with black videos to a power of two, as tensorboardX tiles them."""
+    fmt = dataformats.upper()
+    if len(fmt) != 5 or set(fmt) != set("NTCHW") or video.ndim != 5:
+        raise ValueError(f"video of shape {video.shape} does not match dataformats {dataformats!r} (5 letters NTCHW)")
+    v = video.transpose([fmt.find(c) for c in "NTCHW"])
+    count, frames, channels, height, width = v.shape
+    padded = 1 << (count - 1).bit_length() if count > 1 else 1
+    if padded != count:
+        v = np.concatenate([v, np.zeros((padded - count, frames, channels, height, width), v.dtype)])
+    rows = 2 ** ((count.bit_length() - 1) // 2)
+    cols = padded // rows
+    v = v.reshape(rows, cols, frames, channels, height, width).transpose(2, 0, 4, 1, 5, 3)
+    return np.ascontiguousarray(v.reshape(frames, rows * height, cols * width, channels))
 
 
 def tensorboard_buckets_to_edges(
