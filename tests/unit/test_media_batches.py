@@ -1,6 +1,7 @@
 """Run.log_audio, log_video, log_pr_curve(_raw), log_mesh, log_tensor, image boxes, set_tag_info and
 set_custom_scalars_layout: the wire batches they produce (through a capturing fake of the Transport
-seam), and the mistakes they refuse at the call."""
+seam), and the mistakes they refuse at the call. Then SummaryWriter's own logic over them: use_metadata,
+reopening after close(), the video grid, boxes with rescale, layouts, export_scalars_to_json."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class CapturingTransport(Transport):
     def __init__(self) -> None:
         self.batches: list[pb.Batch] = []
         self.lock = threading.Lock()
+        self.finished: list[str] = []
+        self.series: list[pb.ScalarSeries] = []  # what read_scalars answers
 
     @property
     def server(self) -> str:
@@ -54,7 +57,10 @@ class CapturingTransport(Transport):
         return _Acks(self, requests)
 
     def finish_run(self, request: pb.FinishRunRequest, timeout: float) -> None:
-        pass
+        self.finished.append(request.run_id)
+
+    def read_scalars(self, run_id: str, timeout: float) -> list[pb.ScalarSeries]:
+        return list(self.series)
 
     def close(self) -> None:
         pass
@@ -200,3 +206,154 @@ def test_boxes_tag_info_and_layout(run: tuple[Run, CapturingTransport]) -> None:
 def test_mistakes_raise_at_the_call(run: tuple[Run, CapturingTransport], call: Any, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         call(run[0])
+
+
+# -- SummaryWriter over the same fake --------------------------------------
+
+
+@pytest.fixture
+def writer(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, CapturingTransport]]:
+    from runstream import _run
+    from runstream.tensorboard import SummaryWriter
+
+    transport = CapturingTransport()
+    monkeypatch.setattr(_run, "for_settings", lambda settings: transport)
+    w = SummaryWriter("runs/exp", server="fake:1")
+    yield w, transport
+    w.close()
+
+
+def _scalars(batch: pb.Batch) -> list[tuple[str, int, float]]:
+    """(tag, step, wall time) per point of a batch's by-row scalars."""
+    s = batch.scalars
+    tags = [batch.tags[i] for i in np.frombuffer(s.tag_index, "<u4")]
+    per_row = np.frombuffer(s.row_points, "<u4")
+    steps = np.repeat(np.frombuffer(s.step, "<i8"), per_row)
+    walls = np.repeat(np.frombuffer(s.wall_time, "<f8"), per_row)
+    return [(t, int(st), float(w)) for t, st, w in zip(tags, steps, walls)]
+
+
+def test_use_metadata_supplies_step_and_walltime(writer: tuple[Any, CapturingTransport]) -> None:
+    w, transport = writer
+    with w.use_metadata(global_step=7):
+        w.add_scalar("a", 1.0)
+        w.add_scalar("b", 1.0, walltime=5.0)
+        w.add_scalar("c", 1.0, 9)  # its own step wins
+        w.add_text("t", "x")
+        with pytest.raises(RuntimeError, match="nest"):
+            with w.use_metadata(global_step=8):
+                pass
+    with w.use_metadata(walltime=3.0):
+        w.add_scalar("d", 1.0)
+    with pytest.raises(ValueError, match="global_step or walltime"):
+        with w.use_metadata():
+            pass
+    w.add_scalar("e", 1.0)  # no metadata any more: step 0, as there
+    batch = _sent(w.run, transport)
+    points = {tag: (step, wall) for tag, step, wall in _scalars(batch)}
+    assert points["a"][0] == 7 and points["b"] == (7, 5.0) and points["c"][0] == 9
+    assert points["d"] == (0, 3.0) and points["e"][0] == 0
+    assert np.frombuffer(batch.texts.step, "<i8").tolist() == [7]
+
+
+def test_logging_after_close_reopens_the_same_run(writer: tuple[Any, CapturingTransport]) -> None:
+    w, transport = writer
+    w.add_scalar("x", 1.0, 0)
+    first = w.run
+    w.close()
+    w.close()  # twice is fine, as there
+    w.add_scalar("implicit reopen writer", 100, 0)
+    assert w.run is not first and w.run.id == first.id
+    w.flush()
+    writers = {(b.run_id, b.writer_id) for b in transport.batches}
+    assert len(writers) == 2 and len({run for run, _ in writers}) == 1
+    assert transport.finished == [first.id]
+
+
+def test_video_grid_matches_tensorboardx(writer: tuple[Any, CapturingTransport]) -> None:
+    utils = pytest.importorskip("tensorboardX.utils")
+    w, transport = writer
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 256, size=(3, 4, 1, 6, 5), dtype=np.uint8)  # N T C H W
+    w.add_video("v", video, 0, fps=1)
+    batch = _sent(w.run, transport)
+    expected = np.round(utils._prepare_video(video) * 255).astype(np.uint8)  # T x H' x W' x C
+    image = Image.open(io.BytesIO(batch.videos.data[0]))
+    assert image.n_frames == 4 and image.size == (expected.shape[2], expected.shape[1])
+    for t in range(4):
+        image.seek(t)
+        assert np.array_equal(np.asarray(image), expected[t, :, :, 0])
+    assert np.frombuffer(batch.videos.fps, "<f8").tolist() == [1.0]
+
+
+def test_image_with_boxes_keeps_boxes_and_scales_them(writer: tuple[Any, CapturingTransport]) -> None:
+    w, transport = writer
+    image = np.full((3, 10, 20), 0.5)
+    w.add_image_with_boxes("b", image, np.array([[1, 2, 3, 4]]), 0, rescale=2, labels=["cat"])
+    w.add_image_with_boxes("c", image, np.array([[1, 2, 3, 4]]), 0, labels=["a", "b"])  # mismatch: labels dropped
+    batch = _sent(w.run, transport)
+    assert Image.open(io.BytesIO(batch.images.data[0])).size == (40, 20)
+    assert json.loads(batch.images.boxes[0]) == {"boxes": [[2.0, 4.0, 6.0, 8.0]], "labels": ["cat"]}
+    assert json.loads(batch.images.boxes[1]) == {"boxes": [[1.0, 2.0, 3.0, 4.0]]}
+
+
+def test_custom_scalar_charts_add_to_the_layout(writer: tuple[Any, CapturingTransport]) -> None:
+    w, transport = writer
+    w.add_custom_scalars({"Taiwan": {"twse": ["Multiline", ["twse/0050", "twse/2330"]]}})
+    w.add_custom_scalars_multilinechart(["loss/.*"])
+    w.add_custom_scalars_marginchart(["m", "lo", "hi"], category="Taiwan", title="band")
+    batch = _sent(w.run, transport)
+    assert json.loads(transport.batches[-1].custom_scalars_layout) == {
+        "categories": [
+            {
+                "title": "Taiwan",
+                "closed": False,
+                "charts": [
+                    {"title": "twse", "multiline": {"tags": ["twse/0050", "twse/2330"]}},
+                    {"title": "band", "margin": {"series": [{"value": "m", "lower": "lo", "upper": "hi"}]}},
+                ],
+            },
+            {
+                "title": "default",
+                "closed": False,
+                "charts": [{"title": "untitled", "multiline": {"tags": ["loss/.*"]}}],
+            },
+        ]
+    }
+    assert batch.custom_scalars_layout
+    with pytest.raises(ValueError, match="3 tags"):
+        w.add_custom_scalars_marginchart(["a", "b"])
+
+
+def test_display_name_is_sent_once_per_change(writer: tuple[Any, CapturingTransport]) -> None:
+    w, transport = writer
+    for step in range(3):
+        w.add_scalar("s", 1.0, step, display_name="Loss", summary_description="# md")
+    w.add_scalar("s", 1.0, 3, display_name="Loss 2")
+    batch = _sent(w.run, transport)
+    assert [(i.display_name, i.description) for i in batch.tag_info] == [("Loss", "# md"), ("Loss 2", "")]
+
+
+def test_export_scalars_to_json_writes_tensorboardx_layout(
+    writer: tuple[Any, CapturingTransport], tmp_path: Any
+) -> None:
+    w, transport = writer
+    w.add_scalars("group", {"a": 1.0}, 0)
+    w.add_scalar("single", 1.0, 0)  # tensorboardX exports add_scalars' tags only
+
+    def series(tag: str, steps: list[int]) -> pb.ScalarSeries:
+        return pb.ScalarSeries(
+            tag=tag,
+            rank=0,
+            step=np.array(steps, "<i8").tobytes(),
+            wall_time=np.array([10.0 + s for s in steps], "<f8").tobytes(),
+            value=np.array([s / 2 for s in steps], "<f8").tobytes(),
+        )
+
+    transport.series = [series("group/a", [0, 1]), series("single", [0])]
+    path = tmp_path / "all.json"
+    w.export_scalars_to_json(str(path))
+    assert json.loads(path.read_text()) == {"runs/exp/group/a": [[10.0, 0, 0.0], [11.0, 1, 0.5]]}
+    transport.series = [series("group/a", [0, 1, 2])]
+    w.export_scalars_to_json(str(path))  # as there: only what came since the last export
+    assert json.loads(path.read_text()) == {"runs/exp/group/a": [[12.0, 2, 1.0]]}
