@@ -164,7 +164,8 @@ class Visdom:
         self.raise_exceptions = raise_exceptions
         self.log_to_filename = log_to_filename
         self.failed_calls = 0
-        self._known: set[tuple[str, str]] = set()  # windows this client made (for image store_history)
+        # (env, win) of the windows this client's calls made, as built (the sender thread's win_exists)
+        self._known: set[tuple[str, str]] = set()
         self._local = threading.local()
         self._builder = _builder_class(visdom)(self, env=env, log_to_filename=log_to_filename)
         self._run: Run | None = None
@@ -191,7 +192,6 @@ class Visdom:
         if win is None:
             win = new_window_id()
         kwargs["win"] = win
-        self._known.add((kwargs.get("env") or self.env, win))
         if method in _EAGER or not self.send or self.offline:
             built = self._build(method, args, kwargs)
             if self.send and not self.offline:
@@ -209,6 +209,8 @@ class Visdom:
             getattr(self._builder, method)(*args, **kwargs)
         finally:
             self._local.collected = None
+        if kwargs.get("win") is not None:  # it exists once this call is applied
+            self._known.add((kwargs.get("env") or self.env, kwargs["win"]))
         return collected
 
     def _collect(self, endpoint: str, msg: dict[str, Any]) -> Any:
