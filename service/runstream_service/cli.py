@@ -92,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     target = tbi.add_mutually_exclusive_group()
     target.add_argument("--server", help="HOST:PORT of a running server (default: RUNSTREAM_SERVER or 127.0.0.1:50051)")
     target.add_argument("--data", help="a data directory no server holds: imported through a temporary local server")
+    tbi.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep importing as jobs write: new runs, new event files and grown files, until Ctrl-C",
+    )
+    tbi.add_argument(
+        "--interval", type=float, default=2.0, help="with --follow: seconds between looks at LOGDIR (default: 2)"
+    )
     return parser
 
 
@@ -200,16 +208,26 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _import_tensorboard(args: argparse.Namespace) -> int:
     from runstream._transport import TransportError
+    from runstream_service.tbfollow import follow
     from runstream_service.tbimport import import_tensorboard, local_server
 
     logdir = Path(args.logdir)
+    if args.interval <= 0:
+        print("runstream import-tensorboard: --interval must be a number of seconds > 0", file=sys.stderr)
+        return 2
     try:
         if args.data:
             with local_server(Path(args.data)) as address:
-                import_tensorboard(logdir, args.project, address, token="")
+                if args.follow:
+                    follow(logdir, args.project, address, token="", interval=args.interval)
+                else:
+                    import_tensorboard(logdir, args.project, address, token="")
         else:
             server = args.server or os.environ.get("RUNSTREAM_SERVER", "127.0.0.1:50051")
-            import_tensorboard(logdir, args.project, server)
+            if args.follow:
+                follow(logdir, args.project, server, interval=args.interval)
+            else:
+                import_tensorboard(logdir, args.project, server)
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"runstream import-tensorboard: {exc}", file=sys.stderr)
         return 2
