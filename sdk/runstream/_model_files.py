@@ -14,6 +14,7 @@ the standard library, as tensorboardX reads it: no `openvino` package is needed.
 
 from __future__ import annotations
 
+import importlib
 import math
 import xml.etree.ElementTree as ElementTree
 from typing import Any
@@ -30,7 +31,7 @@ def _scope(name: str) -> str:
 def _node(name: str, op: str, shape: list[int] | None, attributes: dict[str, Any], parameters: int) -> dict[str, Any]:
     return {
         "name": name,
-        "scope": _scope(name),
+        "scope": "" if op in ("prim::Input", "prim::Output") else _scope(name),
         "op": op,
         "output_shape": shape,
         "attributes": attributes,
@@ -53,9 +54,9 @@ def _json_ready(value: Any) -> Any:
 
 def onnx_document(path: str) -> dict[str, Any]:
     """The graph of the ONNX model file at `path`; raises ImportError without the onnx package."""
-    try:
-        import onnx
-        from onnx import helper
+    try:  # by name: onnx is optional, and has no type stubs here
+        onnx = importlib.import_module("onnx")
+        helper = importlib.import_module("onnx.helper")
     except ImportError as exc:
         raise ImportError("add_onnx_graph reads the model with the onnx package: pip install onnx") from exc
     model = onnx.load(path)
@@ -107,6 +108,7 @@ def openvino_document(path: str) -> dict[str, Any]:
     index: dict[str, int] = {}
     nodes: list[dict[str, Any]] = []
     const_sizes: dict[int, int] = {}
+    blob_total = 0
     for layer in layers:
         op = layer.get("type", "op")
         data = layer.find("data")
@@ -120,7 +122,9 @@ def openvino_document(path: str) -> dict[str, Any]:
         index[layer.get("id", "")] = len(nodes)
         if op == "Const" and shape is not None:
             const_sizes[len(nodes)] = math.prod(shape)
-        nodes.append(_node(layer.get("name", f"layer{len(nodes)}"), op_name, shape, attributes, 0))
+        blobs = _blob_values(layer)
+        blob_total += blobs
+        nodes.append(_node(layer.get("name", f"layer{len(nodes)}"), op_name, shape, attributes, blobs))
     edges: list[list[int]] = []
     for edge in root.findall("edges/edge"):
         source, target = index.get(edge.get("from-layer", "")), index.get(edge.get("to-layer", ""))
@@ -129,4 +133,16 @@ def openvino_document(path: str) -> dict[str, Any]:
         edges.append([source, target])
         if source in const_sizes:
             nodes[target]["parameters"] += const_sizes[source]
-    return {"nodes": nodes, "edges": edges, "parameters": sum(const_sizes.values()), "modules": {}}
+    return {"nodes": nodes, "edges": edges, "parameters": sum(const_sizes.values()) + blob_total, "modules": {}}
+
+
+_ELEMENT_BYTES = {"FP64": 8, "FP32": 4, "I32": 4, "FP16": 2, "I16": 2, "I8": 1, "U8": 1}
+
+
+def _blob_values(layer: ElementTree.Element) -> int:
+    """Older IR (version <= 7) keeps a layer's weights and biases as <blobs>, sized in bytes."""
+    blobs = layer.find("blobs")
+    if blobs is None:
+        return 0
+    size = sum(int(blob.get("size", "0")) for blob in blobs)
+    return size // _ELEMENT_BYTES.get(layer.get("precision", "FP32"), 4)
