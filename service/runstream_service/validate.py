@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +20,23 @@ from PIL import Image
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.errors import BadRequest
 from runstream_service.limits import DEFAULT_LIMITS, Limits
-from runstream_service.store.kinds import EMBEDDING, GRAPH, HISTOGRAM, IMAGE, KINDS, PENDING_EXTRAS, PENDING_FIELDS, SCALAR, TEXT
+from runstream_service.store.kinds import (
+    AUDIO,
+    EMBEDDING,
+    GRAPH,
+    HISTOGRAM,
+    IMAGE,
+    KINDS,
+    MESH,
+    PENDING_EXTRAS,
+    PENDING_FIELDS,
+    PR_CURVE,
+    SCALAR,
+    TENSOR,
+    TEXT,
+    VIDEO,
+)
+from runstream_service.store.media import MediaError, parse_video, parse_wav
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -75,6 +93,7 @@ class ImageColumns:
     height: np.ndarray
     mime: list[str]
     data: list[bytes]
+    boxes: list[str | None] | None = None  # one per image (JSON, or None for no boxes); None: no image has any
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,86 @@ class GraphColumns:
 
 
 @dataclass(frozen=True)
+class AudioColumns:
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    sample_rate: np.ndarray  # float64, from each WAV's header
+    channels: np.ndarray  # int32
+    frames: np.ndarray  # int64: samples per channel
+    wav: list[bytes]  # the files as sent
+
+
+@dataclass(frozen=True)
+class VideoColumns:
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    width: np.ndarray  # int32
+    height: np.ndarray  # int32
+    frames: np.ndarray  # int32
+    fps: np.ndarray  # float64, > 0
+    mime: list[str]  # image/apng or image/gif
+    data: list[bytes]
+
+
+@dataclass(frozen=True)
+class PrCurveColumns:
+    """Curve i's values of each of the six rows are row[offsets[i]:offsets[i + 1]] (its thresholds long)."""
+
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    thresholds: np.ndarray  # int32, >= 2
+    offsets: np.ndarray  # int64, curves + 1
+    true_positives: np.ndarray  # float64
+    false_positives: np.ndarray
+    true_negatives: np.ndarray
+    false_negatives: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+
+
+@dataclass(frozen=True)
+class MeshColumns:
+    """Mesh i's vertices are vertices[vertex_offsets[i]:vertex_offsets[i + 1]] (3 floats per vertex); its colours
+    and faces likewise (a mesh without colours or faces has an empty range, stored as NULL)."""
+
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    sample: np.ndarray  # int32
+    vertex_count: np.ndarray  # int32
+    face_count: np.ndarray  # int32
+    color_count: np.ndarray  # int32: 0 or vertex_count
+    vertex_offsets: np.ndarray  # int64, meshes + 1
+    color_offsets: np.ndarray  # int64, meshes + 1
+    face_offsets: np.ndarray  # int64, meshes + 1
+    vertices: np.ndarray  # float32
+    colors: np.ndarray  # uint8
+    faces: np.ndarray  # int32: vertex indices within the mesh
+    config: list[str]  # a JSON object per mesh ('{}' when none)
+
+
+@dataclass(frozen=True)
+class TensorColumns:
+    tag_index: np.ndarray
+    step: np.ndarray
+    wall_time: np.ndarray
+    dtype: list[str]
+    shape_offsets: np.ndarray  # int64, tensors + 1: tensor i's shape is shape[shape_offsets[i]:shape_offsets[i + 1]]
+    shape: np.ndarray  # int64
+    data: list[bytes]  # raw little-endian values
+
+
+@dataclass(frozen=True)
+class TagInfoRow:
+    tag: str
+    display_name: str
+    description: str
+
+
+@dataclass(frozen=True)
 class DecodedBatch:
     run_id: str
     rank: int
@@ -124,6 +223,14 @@ class DecodedBatch:
     texts: TextColumns | None = None
     graphs: GraphColumns | None = None
     embeddings: EmbeddingColumns | None = None
+    audio: AudioColumns | None = None
+    videos: VideoColumns | None = None
+    pr_curves: PrCurveColumns | None = None
+    meshes: MeshColumns | None = None
+    tensors: TensorColumns | None = None
+    tag_info: tuple[TagInfoRow, ...] = ()  # what the writer says of its tags; the last for a tag wins
+    custom_scalars_layout: str | None = None  # the run's layout (JSON, as sent), or None
+    source_offset: int = 0  # where in an importer's source file this batch ends; 0: not an importer
 
     @property
     def points(self) -> int:
@@ -146,15 +253,23 @@ def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBat
     for field in PENDING_EXTRAS:
         if getattr(batch, field):
             raise InvalidBatch(field, "this server does not store this yet; upgrade the server")
-    if batch.HasField("images") and batch.images.boxes:
-        raise InvalidBatch("images.boxes", "this server does not store image boxes yet; upgrade the server")
     columns = {
         kind.field: DECODERS[kind.name](getattr(batch, kind.field), len(tags), limits)
         if batch.HasField(kind.field)
         else None
         for kind in KINDS
     }
-    return DecodedBatch(batch.run_id, batch.rank, batch.writer_id, batch.seq, tags, **columns)
+    return DecodedBatch(
+        batch.run_id,
+        batch.rank,
+        batch.writer_id,
+        batch.seq,
+        tags,
+        **columns,
+        tag_info=_decode_tag_info(list(batch.tag_info), limits),
+        custom_scalars_layout=_check_layout(batch.custom_scalars_layout) if batch.custom_scalars_layout else None,
+        source_offset=batch.source_offset,
+    )
 
 
 def _check_id(value: str, field: str, limits: Limits) -> None:
@@ -303,9 +418,65 @@ def _decode_images(message: pb.Images, tag_count: int, limits: Limits) -> ImageC
         widths.append(width)
         heights.append(height)
         mimes.append(mime)
+    boxes = _image_boxes(list(message.boxes), len(data))
     return ImageColumns(
-        tag_index, step, wall_time, np.array(widths, np.int32), np.array(heights, np.int32), mimes, data
+        tag_index, step, wall_time, np.array(widths, np.int32), np.array(heights, np.int32), mimes, data, boxes
     )
+
+
+MAX_BOXES_PER_IMAGE = 10_000
+MAX_LABEL_CHARS = 1_000
+BOXES_SHAPE = '{"boxes": [[x_min, y_min, x_max, y_max], ...], "labels": [...]}'
+
+
+def _image_boxes(boxes: list[str], images: int) -> list[str | None] | None:
+    """Each image's boxes as canonical JSON (None: none), or None when the batch has no boxes at all."""
+    if not boxes:
+        return None
+    if len(boxes) != images:
+        raise InvalidBatch("images.boxes", f"has {len(boxes)} entries; give none, or one per image ({images})")
+    return [_check_boxes(item, f"images.boxes[{i}]") if item else None for i, item in enumerate(boxes)]
+
+
+def _check_boxes(item: str, field: str) -> str:
+    if len(item) > MAX_BOXES_PER_IMAGE * 200:
+        raise InvalidBatch(field, f"{len(item)} characters; at most {MAX_BOXES_PER_IMAGE} boxes per image")
+    try:
+        parsed = json.loads(item, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidBatch(field, f"is not JSON: {exc}") from None
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("boxes"), list):
+        raise InvalidBatch(field, f"must be a JSON object {BOXES_SHAPE}")
+    if set(parsed) - {"boxes", "labels"}:
+        unknown = sorted(set(parsed) - {"boxes", "labels"})
+        raise InvalidBatch(field, f"has unknown keys {unknown}; only boxes and labels")
+    box_list = parsed["boxes"]
+    if len(box_list) > MAX_BOXES_PER_IMAGE:
+        raise InvalidBatch(f"{field}.boxes", f"{len(box_list)} boxes; at most {MAX_BOXES_PER_IMAGE} per image")
+    for j, box in enumerate(box_list):
+        if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+            raise InvalidBatch(f"{field}.boxes[{j}]", "must be [x_min, y_min, x_max, y_max], four finite numbers")
+        if box[0] > box[2] or box[1] > box[3]:
+            raise InvalidBatch(f"{field}.boxes[{j}]", f"{box}: x_min must be <= x_max and y_min <= y_max")
+    out: dict[str, Any] = {"boxes": box_list}
+    labels = parsed.get("labels")
+    if labels is not None:
+        if not (isinstance(labels, list) and all(isinstance(label, str) for label in labels)):
+            raise InvalidBatch(f"{field}.labels", "must be a list of strings, one per box")
+        if len(labels) != len(box_list):
+            raise InvalidBatch(f"{field}.labels", f"{len(labels)} labels for {len(box_list)} boxes; give one per box")
+        if any(len(label) > MAX_LABEL_CHARS for label in labels):
+            raise InvalidBatch(f"{field}.labels", f"a label may have at most {MAX_LABEL_CHARS} characters")
+        out["labels"] = labels
+    return json.dumps(out, separators=(",", ":"), ensure_ascii=False)
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 1 << 63
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _decode_texts(message: pb.Texts, tag_count: int, limits: Limits) -> TextColumns:
@@ -535,6 +706,309 @@ def _check_image(blob: bytes, field: str, limits: Limits) -> tuple[int, int, str
     return width, height, mime
 
 
+def _point_keys(message: Any, group: str, tag_count: int, **per_point: int) -> tuple[np.ndarray, ...]:
+    """tag_index, step and wall_time of a kind with one value of each per point, checked against each other,
+    against the named per-point fields' lengths and against the batch's tags."""
+    tag_index = _column(message.tag_index, "<u4", f"{group}.tag_index")
+    step = _column(message.step, "<i8", f"{group}.step")
+    wall_time = _column(message.wall_time, "<f8", f"{group}.wall_time")
+    _same_length({"tag_index": len(tag_index), "step": len(step), "wall_time": len(wall_time), **per_point}, group)
+    _check_common(group, tag_index, step, tag_count)
+    return tag_index, step, wall_time
+
+
+MEDIA_MAX_PER_BATCH = 1_000  # audio clips, or videos, in one batch
+AUDIO_MAX_BYTES = 32 << 20  # one WAV file: 3 minutes of 44.1 kHz stereo float32
+VIDEO_MAX_BYTES = 32 << 20  # one APNG or GIF
+VIDEO_MAX_PIXELS = 1 << 28  # width x height x frames: what decoding it costs, here and in a browser
+
+
+def _decode_audio(message: pb.Audio, tag_count: int, limits: Limits) -> AudioColumns:
+    wavs = list(message.wav)
+    tag_index, step, wall_time = _point_keys(message, "audio", tag_count, wav=len(wavs))
+    if len(wavs) > MEDIA_MAX_PER_BATCH:
+        raise InvalidBatch("audio.wav", f"{len(wavs)} clips in one batch; the limit is {MEDIA_MAX_PER_BATCH}")
+    rates, channels, frames = [], [], []
+    for i, blob in enumerate(wavs):
+        if len(blob) > AUDIO_MAX_BYTES:
+            raise InvalidBatch(f"audio.wav[{i}]", f"{len(blob)} bytes; a clip may have at most {AUDIO_MAX_BYTES}")
+        try:
+            info = parse_wav(blob)
+        except MediaError as exc:
+            raise InvalidBatch(f"audio.wav[{i}]", str(exc)) from None
+        rates.append(info.sample_rate)
+        channels.append(info.channels)
+        frames.append(info.frames)
+    return AudioColumns(
+        tag_index,
+        step,
+        wall_time,
+        np.array(rates, np.float64),
+        np.array(channels, np.int32),
+        np.array(frames, np.int64),
+        wavs,
+    )
+
+
+def _decode_videos(message: pb.Videos, tag_count: int, limits: Limits) -> VideoColumns:
+    data = list(message.data)
+    fps = _column(message.fps, "<f8", "videos.fps")
+    tag_index, step, wall_time = _point_keys(message, "videos", tag_count, fps=len(fps), data=len(data))
+    if len(data) > MEDIA_MAX_PER_BATCH:
+        raise InvalidBatch("videos.data", f"{len(data)} videos in one batch; the limit is {MEDIA_MAX_PER_BATCH}")
+    if not (np.isfinite(fps) & (fps > 0)).all():
+        raise InvalidBatch("videos.fps", "frames per second must be finite and > 0")
+    widths, heights, frames, mimes = [], [], [], []
+    for i, blob in enumerate(data):
+        if len(blob) > VIDEO_MAX_BYTES:
+            raise InvalidBatch(f"videos.data[{i}]", f"{len(blob)} bytes; a video may have at most {VIDEO_MAX_BYTES}")
+        try:
+            info = parse_video(blob, limits.max_image_pixels, VIDEO_MAX_PIXELS)
+        except MediaError as exc:
+            raise InvalidBatch(f"videos.data[{i}]", str(exc)) from None
+        widths.append(info.width)
+        heights.append(info.height)
+        frames.append(info.frames)
+        mimes.append(info.mime)
+    return VideoColumns(
+        tag_index,
+        step,
+        wall_time,
+        np.array(widths, np.int32),
+        np.array(heights, np.int32),
+        np.array(frames, np.int32),
+        fps,
+        mimes,
+        data,
+    )
+
+
+PR_CURVE_MAX_THRESHOLDS = 10_000  # TensorBoard's default is 127
+
+
+def _decode_pr_curves(message: pb.PrCurves, tag_count: int, limits: Limits) -> PrCurveColumns:
+    thresholds = _column(message.thresholds, "<u4", "pr_curves.thresholds")
+    tag_index, step, wall_time = _point_keys(message, "pr_curves", tag_count, thresholds=len(thresholds))
+    t = thresholds.astype(np.int64)
+    if t.size and not (t.min() >= 2 and t.max() <= PR_CURVE_MAX_THRESHOLDS):
+        raise InvalidBatch("pr_curves.thresholds", f"a curve needs 2 to {PR_CURVE_MAX_THRESHOLDS} thresholds")
+    values = _column(message.values, "<f8", "pr_curves.values")
+    if values.size != 6 * int(t.sum()):
+        raise InvalidBatch("pr_curves.values", f"has {values.size} values; 6 x thresholds add up to {6 * int(t.sum())}")
+    offsets = np.concatenate(([0], np.cumsum(t))).astype(np.int64)
+    # Curve i holds 6 rows of t[i] values from 6 * offsets[i]: row r's j-th value is at 6 * offsets[i] + r * t[i] + j.
+    within = np.arange(int(t.sum()), dtype=np.int64) - np.repeat(offsets[:-1], t)
+    base = np.repeat(6 * offsets[:-1], t) + within
+    step_t = np.repeat(t, t)
+    rows = [values[base + r * step_t] for r in range(6)]
+    counts, ratios = np.stack(rows[:4]), np.stack(rows[4:])
+    if not (np.isfinite(counts) & (counts >= 0)).all():
+        raise InvalidBatch("pr_curves.values", "true/false positives/negatives must be finite and >= 0")
+    if ((ratios < 0) | (ratios > 1) | np.isinf(ratios)).any():
+        raise InvalidBatch("pr_curves.values", "precision and recall must be in [0, 1], or NaN")
+    return PrCurveColumns(tag_index, step, wall_time, thresholds.astype(np.int32), offsets, *rows)
+
+
+MESH_MAX_VERTICES = 10_000_000  # per mesh (and faces likewise); one message holds 64 MiB anyway
+MESH_MAX_CONFIG_CHARS = 64 << 10
+
+
+def _decode_meshes(message: pb.Meshes, tag_count: int, limits: Limits) -> MeshColumns:
+    per_mesh = {
+        name: _column(getattr(message, name), "<u4", f"meshes.{name}")
+        for name in ("sample", "vertex_count", "face_count", "color_count")
+    }
+    configs = list(message.config)
+    lengths = {name: len(v) for name, v in per_mesh.items()}
+    if configs:
+        lengths["config"] = len(configs)
+    tag_index, step, wall_time = _point_keys(message, "meshes", tag_count, **lengths)
+    vc, fc, cc = (per_mesh[k].astype(np.int64) for k in ("vertex_count", "face_count", "color_count"))
+    if vc.size and not (vc.min() >= 1 and vc.max() <= MESH_MAX_VERTICES):
+        raise InvalidBatch("meshes.vertex_count", f"a mesh needs 1 to {MESH_MAX_VERTICES} vertices")
+    if fc.size and fc.max() > MESH_MAX_VERTICES:
+        raise InvalidBatch("meshes.face_count", f"a mesh may have at most {MESH_MAX_VERTICES} faces")
+    if ((cc != 0) & (cc != vc)).any():
+        bad = int(np.flatnonzero((cc != 0) & (cc != vc))[0])
+        raise InvalidBatch(
+            "meshes.color_count",
+            f"mesh {bad} has {int(cc[bad])} colours for {int(vc[bad])} vertices; give 0 or one per vertex",
+        )
+    vertices = _column(message.vertices, "<f4", "meshes.vertices")
+    colors = _column(message.colors, "u1", "meshes.colors")
+    faces = _column(message.faces, "<u4", "meshes.faces")
+    for field, array, count in (("vertices", vertices, vc), ("colors", colors, cc), ("faces", faces, fc)):
+        if array.size != 3 * int(count.sum()):
+            expected = 3 * int(count.sum())
+            raise InvalidBatch(f"meshes.{field}", f"has {array.size} values; 3 per item add up to {expected}")
+    if not np.isfinite(vertices).all():
+        raise InvalidBatch("meshes.vertices", "vertices must be finite")
+    if faces.size:
+        limit = np.repeat(vc, 3 * fc)  # each face index against its own mesh's vertices
+        if (faces >= limit).any():
+            at = int(np.flatnonzero(faces >= limit)[0])
+            mesh = int(np.searchsorted(np.cumsum(3 * fc), at, side="right"))
+            raise InvalidBatch(
+                "meshes.faces",
+                f"mesh {mesh} has a face with vertex {int(faces[at])}, but only {int(vc[mesh])} vertices",
+            )
+    config = [_mesh_config(item, f"meshes.config[{i}]") for i, item in enumerate(configs)] or ["{}"] * len(vc)
+
+    def offsets(count: np.ndarray) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(3 * count))).astype(np.int64)
+
+    return MeshColumns(
+        tag_index,
+        step,
+        wall_time,
+        per_mesh["sample"].astype(np.int32),
+        vc.astype(np.int32),
+        fc.astype(np.int32),
+        cc.astype(np.int32),
+        offsets(vc),
+        offsets(cc),
+        offsets(fc),
+        vertices,
+        colors,
+        faces.astype(np.int32),
+        config,
+    )
+
+
+def _mesh_config(item: str, field: str) -> str:
+    if not item:
+        return "{}"
+    if len(item) > MESH_MAX_CONFIG_CHARS:
+        raise InvalidBatch(field, f"{len(item)} characters; a mesh's config may have at most {MESH_MAX_CONFIG_CHARS}")
+    try:
+        parsed = json.loads(item, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidBatch(field, f"is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise InvalidBatch(field, "must be a JSON object (camera, lights, material), or empty")
+    return item
+
+
+TENSOR_DTYPES = frozenset(
+    {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32", "float64"}
+)
+TENSOR_MAX_NDIM = 32
+TENSOR_MAX_DIM = 1 << 40
+
+
+def _decode_tensors(message: pb.Tensors, tag_count: int, limits: Limits) -> TensorColumns:
+    dtypes = list(message.dtype)
+    data = list(message.data)
+    ndim = _column(message.ndim, "<u4", "tensors.ndim")
+    tag_index, step, wall_time = _point_keys(
+        message, "tensors", tag_count, dtype=len(dtypes), ndim=len(ndim), data=len(data)
+    )
+    n = ndim.astype(np.int64)
+    if n.size and n.max() > TENSOR_MAX_NDIM:
+        raise InvalidBatch("tensors.ndim", f"a tensor may have at most {TENSOR_MAX_NDIM} dimensions")
+    shape = _column(message.shape, "<u8", "tensors.shape")
+    if shape.size != int(n.sum()):
+        raise InvalidBatch("tensors.shape", f"has {shape.size} values; ndim adds up to {int(n.sum())}")
+    if shape.size and int(shape.max()) > TENSOR_MAX_DIM:
+        raise InvalidBatch("tensors.shape", f"a dimension may be at most {TENSOR_MAX_DIM}")
+    offsets = np.concatenate(([0], np.cumsum(n))).astype(np.int64)
+    dims = shape.astype(np.int64)
+    for i, (dtype, blob) in enumerate(zip(dtypes, data)):
+        if dtype not in TENSOR_DTYPES:
+            raise InvalidBatch(f"tensors.dtype[{i}]", f"{dtype!r} is not one of {', '.join(sorted(TENSOR_DTYPES))}")
+        size = math.prod(int(d) for d in dims[offsets[i] : offsets[i + 1]]) * np.dtype(dtype).itemsize
+        if len(blob) != size:
+            raise InvalidBatch(
+                f"tensors.data[{i}]", f"{len(blob)} bytes; shape and dtype {dtype} need {size} (prod(shape) x itemsize)"
+            )
+    return TensorColumns(tag_index, step, wall_time, dtypes, offsets, dims, data)
+
+
+TAG_INFO_MAX_NAME_CHARS = 1_000
+TAG_INFO_MAX_DESCRIPTION_CHARS = 64 << 10
+
+
+def _decode_tag_info(items: list[pb.TagInfo], limits: Limits) -> tuple[TagInfoRow, ...]:
+    if len(items) > limits.max_tags_per_batch:
+        raise InvalidBatch("tag_info", f"{len(items)} entries; the limit is {limits.max_tags_per_batch}")
+    out = []
+    for i, item in enumerate(items):
+        _check_tags_field(item.tag, f"tag_info[{i}].tag", limits)
+        if len(item.display_name) > TAG_INFO_MAX_NAME_CHARS:
+            raise InvalidBatch(f"tag_info[{i}].display_name", f"at most {TAG_INFO_MAX_NAME_CHARS} characters")
+        if len(item.description) > TAG_INFO_MAX_DESCRIPTION_CHARS:
+            raise InvalidBatch(f"tag_info[{i}].description", f"at most {TAG_INFO_MAX_DESCRIPTION_CHARS} characters")
+        if "\x00" in item.display_name or "\x00" in item.description:
+            raise InvalidBatch(f"tag_info[{i}]", "contains a NUL character")
+        out.append(TagInfoRow(item.tag, item.display_name, item.description))
+    return tuple(out)
+
+
+def _check_tags_field(tag: str, field: str, limits: Limits) -> None:
+    if not tag:
+        raise InvalidBatch(field, "a tag must not be empty")
+    if len(tag.encode("utf-8")) > limits.max_tag_bytes:
+        raise InvalidBatch(field, f"longer than {limits.max_tag_bytes} bytes of UTF-8")
+    if "\x00" in tag:
+        raise InvalidBatch(field, "contains a NUL character")
+
+
+LAYOUT_MAX_CHARS = 1 << 20
+LAYOUT_SHAPE = (
+    '{"categories": [{"title": str, "closed": bool, "charts": [{"title": str, "multiline": {"tags": [regex, ...]}} '
+    '| {"title": str, "margin": {"series": [{"value": tag, "lower": tag, "upper": tag}, ...]}}]}]}'
+)
+
+
+def _check_layout(layout: str) -> str:
+    """tensorboardX's custom-scalar layout as JSON, checked against its documented shape; returned as sent."""
+    field = "custom_scalars_layout"
+    if len(layout) > LAYOUT_MAX_CHARS:
+        raise InvalidBatch(field, f"{len(layout)} characters; a layout may have at most {LAYOUT_MAX_CHARS}")
+    try:
+        parsed = json.loads(layout, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidBatch(field, f"is not JSON: {exc}") from None
+    categories = parsed.get("categories") if isinstance(parsed, dict) else None
+    if not isinstance(categories, list):
+        raise InvalidBatch(field, f"must be a JSON object of the shape {LAYOUT_SHAPE}")
+    for i, category in enumerate(categories):
+        where = f"{field}.categories[{i}]"
+        if not (isinstance(category, dict) and isinstance(category.get("title"), str)):
+            raise InvalidBatch(where, 'must be an object with a string "title" and a list "charts"')
+        if not isinstance(category.get("closed", False), bool):
+            raise InvalidBatch(f"{where}.closed", "must be true or false")
+        charts = category.get("charts")
+        if not isinstance(charts, list):
+            raise InvalidBatch(f"{where}.charts", "must be a list of charts")
+        for j, chart in enumerate(charts):
+            _check_chart(chart, f"{where}.charts[{j}]")
+    return layout
+
+
+def _check_chart(chart: object, where: str) -> None:
+    if not (isinstance(chart, dict) and isinstance(chart.get("title"), str)):
+        raise InvalidBatch(where, 'must be an object with a string "title" and "multiline" or "margin"')
+    if ("multiline" in chart) == ("margin" in chart):
+        raise InvalidBatch(where, 'must have exactly one of "multiline" and "margin"')
+    if "multiline" in chart:
+        tags = chart["multiline"].get("tags") if isinstance(chart["multiline"], dict) else None
+        if not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+            raise InvalidBatch(f"{where}.multiline.tags", "must be a list of strings (regular expressions of tags)")
+        for k, pattern in enumerate(tags):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise InvalidBatch(f"{where}.multiline.tags[{k}]", f"is not a regular expression: {exc}") from None
+        return
+    series = chart["margin"].get("series") if isinstance(chart["margin"], dict) else None
+    if not isinstance(series, list):
+        raise InvalidBatch(f"{where}.margin.series", 'must be a list of {"value", "lower", "upper"} tags')
+    for k, item in enumerate(series):
+        if not (isinstance(item, dict) and all(isinstance(item.get(key), str) for key in ("value", "lower", "upper"))):
+            raise InvalidBatch(f"{where}.margin.series[{k}]", 'must be an object of the tags "value", "lower", "upper"')
+
+
 # Each kind's decoder, by kind name (store/kinds.py; tests/unit/test_kinds.py: one per kind).
 DECODERS: dict[str, Callable[[Any, int, Limits], Any]] = {
     SCALAR.name: _decode_scalars,
@@ -543,4 +1017,9 @@ DECODERS: dict[str, Callable[[Any, int, Limits], Any]] = {
     TEXT.name: _decode_texts,
     GRAPH.name: _decode_graphs,
     EMBEDDING.name: _decode_embeddings,
+    AUDIO.name: _decode_audio,
+    VIDEO.name: _decode_videos,
+    PR_CURVE.name: _decode_pr_curves,
+    MESH.name: _decode_meshes,
+    TENSOR.name: _decode_tensors,
 }

@@ -64,8 +64,8 @@ def con(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
             (1, 3, 0, 1700000004.0, 'Infinity'), (1, 4, 0, 1700000005.0, '-Infinity'),
             (2, 0, 0, 1700000201.0, 2.0), (2, 1, 0, 1700000202.0, 1.5);
         INSERT INTO histogram_points VALUES (3, 0, 0, 1700000001.0, 3, 0, 2, 3, 5, [0.0, 1.0, 2.0], [1.0, 2.0]);
-        INSERT INTO image_points VALUES (4, 0, 0, 1700000001.0, 1, 1, 'image/png', '\\x89PNG\\x0D\\x0A'::BLOB);
-        INSERT INTO writer_progress VALUES ('w1', 7);
+        INSERT INTO image_points VALUES (4, 0, 0, 1700000001.0, 1, 1, 'image/png', '\\x89PNG\\x0D\\x0A'::BLOB, NULL);
+        INSERT INTO writer_progress VALUES ('w1', 7, 0);
         """
     )
     yield connection
@@ -243,7 +243,7 @@ def test_parse_tree_check_alone_refuses(monkeypatch: pytest.MonkeyPatch, sql: st
 
 def test_duckdb_runs_a_write_hidden_in_a_select(con: duckdb.DuckDBPyConnection) -> None:
     """Why the parse tree is checked: DuckDB calls this statement a SELECT, and runs the insert."""
-    sql = "WITH x AS (INSERT INTO writer_progress VALUES ('w2', 1) RETURNING *) SELECT * FROM x"
+    sql = "WITH x AS (INSERT INTO writer_progress VALUES ('w2', 1, 0) RETURNING *) SELECT * FROM x"
     assert [s.type for s in duckdb.extract_statements(sql)] == [duckdb.StatementType.SELECT]
     con.execute(sql)
     assert con.execute("SELECT count(*) FROM writer_progress").fetchall() == [(2,)]

@@ -159,7 +159,7 @@ def test_image_and_text_rows() -> None:
     assert list(rows.points) == [IMAGE, TEXT]
     assert rows.points[IMAGE].to_pylist() == [
         {"series_id": 0, "step": 4, "rank": 2, "wall_time": 9.0, "width": 2, "height": 3, "mime": "image/png",
-         "data": b"\x89PNG..."},
+         "data": b"\x89PNG...", "boxes": None},
     ]  # fmt: skip
     assert rows.points[TEXT].to_pydict() == {
         "series_id": [1, 1], "step": [4, 5], "rank": [2, 2], "wall_time": [9.0, 10.0], "text": ["a", "**b**"],

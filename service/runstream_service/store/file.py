@@ -1,15 +1,17 @@
 """The store in one DuckDB file: the Store (store/base.py) the server runs on.
 
 Each append is one transaction: new series, one Arrow INSERT per point table, the commit's
-scalar summary folded into series_stats, and writer_progress, so a replay is recognised exactly
-when its points are there. Small tables (series, writer_progress, run ranks, which series have
-stats) are cached in memory; the writer thread is their only writer, and updates a cache only
-once its transaction has committed.
+scalar summary folded into series_stats, what the batches say of their tags (tag_info) and the
+runs' custom-scalar layouts (the last one given wins), and writer_progress with each writer's
+source_offset, so a replay is recognised exactly when its points are there. Small tables
+(series, writer_progress, run ranks, which series have stats) are cached in memory; the writer
+thread is their only writer, and updates a cache only once its transaction has committed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -57,7 +59,8 @@ class FileStore:
             for kind, table in rows.points.items():
                 insert_rows(con, kind.table, table)
             stats_added = self._update_series_stats(rows.scalar_stats) if rows.scalar_stats is not None else []
-            self._save_seqs(progress)
+            self._save_extras(batches)
+            self._save_seqs(progress, _source_offsets(batches, progress))
             con.execute("COMMIT")
         except BaseException:
             rollback(con)
@@ -92,21 +95,61 @@ class FileStore:
         added: list[int] = new.column("series_id").to_pylist()
         return added
 
-    def _save_seqs(self, seqs: Mapping[str, int]) -> None:
+    def _save_extras(self, batches: Sequence[DecodedBatch]) -> None:
+        """tag_info and custom_scalar_layouts: one row per (run, tag) and per run, the last batch's winning."""
+        now = time.time()
+        infos = {(b.run_id, i.tag): i for b in batches for i in b.tag_info}
+        if infos:
+            rows = pa.table(
+                {
+                    "run_id": [run for run, _ in infos],
+                    "tag": [tag for _, tag in infos],
+                    "display_name": [i.display_name for i in infos.values()],
+                    "description": [i.description for i in infos.values()],
+                    "updated_at": pa.array([now] * len(infos), pa.float64()),
+                }
+            )
+            self._replace("tag_info", rows, ("run_id", "tag"))
+        layouts = {b.run_id: b.custom_scalars_layout for b in batches if b.custom_scalars_layout is not None}
+        if layouts:
+            rows = pa.table(
+                {
+                    "run_id": list(layouts),
+                    "layout": list(layouts.values()),
+                    "updated_at": pa.array([now] * len(layouts), pa.float64()),
+                }
+            )
+            self._replace("custom_scalar_layouts", rows, ("run_id",))
+
+    def _replace(self, table: str, rows: pa.Table, key: tuple[str, ...]) -> None:
+        """Put `rows` into `table` in place of the rows with the same key (no primary keys in this schema)."""
+        self._con.register("replacing_rows", rows)
+        try:
+            match = " AND ".join(f"{table}.{k} = r.{k}" for k in key)
+            self._con.execute(f"DELETE FROM {table} USING replacing_rows r WHERE {match}")
+            self._con.execute(f"INSERT INTO {table} SELECT * FROM replacing_rows")
+        finally:
+            self._con.unregister("replacing_rows")
+
+    def _save_seqs(self, seqs: Mapping[str, int], offsets: Mapping[str, int]) -> None:
+        def table(writers: list[str]) -> pa.Table:
+            return pa.table(
+                {
+                    "writer_id": writers,
+                    "seq": pa.array([seqs[w] for w in writers], pa.uint64()),
+                    "source_offset": pa.array([offsets.get(w, 0) for w in writers], pa.uint64()),
+                }
+            )
+
         known = [w for w in seqs if w in self._seqs]
         new = [w for w in seqs if w not in self._seqs]
         if new:
-            insert_rows(
-                self._con,
-                "writer_progress",
-                pa.table({"writer_id": new, "seq": pa.array([seqs[w] for w in new], pa.uint64())}),
-            )
+            insert_rows(self._con, "writer_progress", table(new))
         if known:
-            updates = pa.table({"writer_id": known, "seq": pa.array([seqs[w] for w in known], pa.uint64())})
-            self._con.register("seq_updates", updates)
+            self._con.register("seq_updates", table(known))
             try:
                 self._con.execute(
-                    "UPDATE writer_progress SET seq = u.seq FROM seq_updates u "
+                    "UPDATE writer_progress SET seq = u.seq, source_offset = u.source_offset FROM seq_updates u "
                     "WHERE writer_progress.writer_id = u.writer_id"
                 )
             finally:
@@ -190,3 +233,8 @@ class FileStore:
             self._con.execute("CHECKPOINT")
         except duckdb.Error as exc:  # pragma: no cover - the WAL still holds the data
             logger.warning("checkpoint at shutdown failed (%s); the WAL is replayed at next start", exc)
+
+
+def _source_offsets(batches: Sequence[DecodedBatch], progress: Mapping[str, int]) -> dict[str, int]:
+    """Each writer's source_offset as of its highest batch in this commit (the one `progress` records)."""
+    return {b.writer_id: b.source_offset for b in batches if progress.get(b.writer_id) == b.seq}

@@ -6,7 +6,7 @@ DecodedBatch (validate.py), get series ids of their kind, are appended to one po
 Every such name is here, and tests/unit/test_kinds.py checks them against the proto, the
 decoder, the table builders and the schema, so a kind added here and not there fails a test.
 
-Adding a kind (embeddings, graphs, audio, PR curves, Visdom windows are planned): its message in
+Adding a kind: its message in
 proto/runstream/v1/ingest.proto, its decoder in validate.py, its builder in store/tables.py, its
 table and view in store/schema.py, and one line in KINDS.
 """
@@ -41,7 +41,8 @@ HISTOGRAM = Kind(
     "histograms",
     ("count", "min", "max", "sum", "sum_squares", "bucket_limits", "bucket_counts"),
 )
-IMAGE = Kind("image", "images", "image_points", "images", ("width", "height", "mime", "data"))
+# boxes: NULL, or JSON {"boxes": [[x_min, y_min, x_max, y_max], ...], "labels": [...]} (add_image_with_boxes).
+IMAGE = Kind("image", "images", "image_points", "images", ("width", "height", "mime", "data", "boxes"))
 TEXT = Kind("text", "texts", "text_points", "texts", ("text",))
 # A model's graph document (JSON) with its counts; the graph_nodes view unnests its nodes.
 GRAPH = Kind("graph", "graphs", "graph_points", "graphs", ("nodes", "edges", "parameters", "doc"))
@@ -49,14 +50,43 @@ GRAPH = Kind("graph", "graphs", "graph_points", "graphs", ("nodes", "edges", "pa
 EMBEDDING = Kind(
     "embedding", "embeddings", "embedding_points", "embeddings", ("idx", "vector", "metadata", "image", "total_rows")
 )
+# A WAV file as sent, with what its header says.
+AUDIO = Kind("audio", "audio", "audio_points", "audio", ("sample_rate", "channels", "frames", "wav"))
+# An animation a browser plays in an <img>: APNG (the SDK) or GIF (tensorboardX's event files).
+VIDEO = Kind("video", "videos", "video_points", "videos", ("width", "height", "frames", "fps", "mime", "data"))
+# TensorBoard's six rows of T values, one list each.
+PR_CURVE = Kind(
+    "pr_curve",
+    "pr_curves",
+    "pr_curve_points",
+    "pr_curves",
+    (
+        "thresholds",
+        "true_positives",
+        "false_positives",
+        "true_negatives",
+        "false_negatives",
+        "precision",
+        "recall",
+    ),
+)
+# A mesh or point cloud; a logged batch of meshes is one point per `sample`.
+MESH = Kind(
+    "mesh",
+    "meshes",
+    "mesh_points",
+    "meshes",
+    ("sample", "vertex_count", "face_count", "vertices", "colors", "faces", "config"),
+)
+TENSOR = Kind("tensor", "tensors", "tensor_points", "tensors", ("dtype", "shape", "data"))
 
-KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT, GRAPH, EMBEDDING)
+KINDS: tuple[Kind, ...] = (SCALAR, HISTOGRAM, IMAGE, TEXT, GRAPH, EMBEDDING, AUDIO, VIDEO, PR_CURVE, MESH, TENSOR)
 # Batch fields already in the wire schema whose kind is being built: a batch that carries one is refused
 # with INVALID_ARGUMENT naming the field (validate.py), until its kind joins KINDS.
-PENDING_FIELDS: frozenset[str] = frozenset({"audio", "videos", "pr_curves", "meshes", "tensors"})
+PENDING_FIELDS: frozenset[str] = frozenset()
 # Batch fields that are not points of a kind: what a writer says of its tags, the run's custom-scalar
 # layout, and Visdom calls (runstream.visdom.Visdom), each applied in the batch's commit.
 BATCH_EXTRAS: tuple[str, ...] = ("tag_info", "custom_scalars_layout", "visdom_calls")
 # Extras not stored yet: a batch that carries one is refused with INVALID_ARGUMENT naming it.
-PENDING_EXTRAS: frozenset[str] = frozenset(BATCH_EXTRAS)
+PENDING_EXTRAS: frozenset[str] = frozenset({"visdom_calls"})
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_VERSION = 3  # 3: the Visdom tables (visdom_envs, visdom_panes, visdom_trace_points)
+# 3: the Visdom tables (visdom_envs, visdom_panes, visdom_trace_points). 4: audio, videos, PR curves, meshes,
+# tensors, image boxes, tag_info, custom_scalar_layouts, writer_progress.source_offset.
+SCHEMA_VERSION = 4
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -111,7 +113,8 @@ CREATE TABLE IF NOT EXISTS image_points (
     width     INTEGER NOT NULL,
     height    INTEGER NOT NULL,
     mime      VARCHAR NOT NULL,
-    data      BLOB NOT NULL
+    data      BLOB NOT NULL,
+    boxes     VARCHAR                 -- NULL, or JSON {"boxes": [[x_min, y_min, x_max, y_max], ...], "labels": [...]}
 );
 
 CREATE TABLE IF NOT EXISTS text_points (
@@ -145,6 +148,82 @@ CREATE TABLE IF NOT EXISTS graph_points (  -- one model graph per row (SummaryWr
     doc        VARCHAR NOT NULL       -- the graph document, JSON (sdk/runstream/_graph.py)
 );
 
+CREATE TABLE IF NOT EXISTS audio_points (
+    series_id   INTEGER NOT NULL,
+    step        BIGINT NOT NULL,
+    rank        INTEGER NOT NULL,
+    wall_time   DOUBLE NOT NULL,
+    sample_rate DOUBLE NOT NULL,      -- from the WAV header, as are channels and frames
+    channels    INTEGER NOT NULL,
+    frames      BIGINT NOT NULL,      -- samples per channel
+    wav         BLOB NOT NULL         -- the WAV file as sent (integer PCM or float32)
+);
+
+CREATE TABLE IF NOT EXISTS video_points (
+    series_id INTEGER NOT NULL,
+    step      BIGINT NOT NULL,
+    rank      INTEGER NOT NULL,
+    wall_time DOUBLE NOT NULL,
+    width     INTEGER NOT NULL,
+    height    INTEGER NOT NULL,
+    frames    INTEGER NOT NULL,
+    fps       DOUBLE NOT NULL,
+    mime      VARCHAR NOT NULL,       -- image/apng | image/gif: a browser plays either in an <img>
+    data      BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS pr_curve_points (  -- TensorBoard's PR curve: six lists of `thresholds` values
+    series_id       INTEGER NOT NULL,
+    step            BIGINT NOT NULL,
+    rank            INTEGER NOT NULL,
+    wall_time       DOUBLE NOT NULL,
+    thresholds      INTEGER NOT NULL,
+    true_positives  DOUBLE[] NOT NULL,
+    false_positives DOUBLE[] NOT NULL,
+    true_negatives  DOUBLE[] NOT NULL,
+    false_negatives DOUBLE[] NOT NULL,
+    precision       DOUBLE[] NOT NULL,  -- in [0, 1], or NaN
+    recall          DOUBLE[] NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS mesh_points (
+    series_id    INTEGER NOT NULL,
+    step         BIGINT NOT NULL,
+    rank         INTEGER NOT NULL,
+    wall_time    DOUBLE NOT NULL,
+    sample       INTEGER NOT NULL,    -- the mesh's index in its logged batch
+    vertex_count INTEGER NOT NULL,
+    face_count   INTEGER NOT NULL,    -- 0 for a point cloud
+    vertices     FLOAT[] NOT NULL,    -- x, y, z per vertex
+    colors       UTINYINT[],          -- r, g, b per vertex; NULL when none
+    faces        INTEGER[],           -- 3 vertex indices per face; NULL for a point cloud
+    config       VARCHAR NOT NULL     -- JSON object (camera, lights, material); '{}' when none
+);
+
+CREATE TABLE IF NOT EXISTS tensor_points (
+    series_id INTEGER NOT NULL,
+    step      BIGINT NOT NULL,
+    rank      INTEGER NOT NULL,
+    wall_time DOUBLE NOT NULL,
+    dtype     VARCHAR NOT NULL,       -- NumPy's name: bool, int8 .. int64, uint8 .. uint64, float16 .. float64
+    shape     BIGINT[] NOT NULL,
+    data      BLOB NOT NULL           -- prod(shape) little-endian values of dtype
+);
+
+CREATE TABLE IF NOT EXISTS tag_info (  -- what a writer said of a tag (display_name, summary_description); last wins
+    run_id       VARCHAR NOT NULL,
+    tag          VARCHAR NOT NULL,
+    display_name VARCHAR NOT NULL,
+    description  VARCHAR NOT NULL,
+    updated_at   DOUBLE NOT NULL      -- seconds since the Unix epoch, of the commit
+);
+
+CREATE TABLE IF NOT EXISTS custom_scalar_layouts (  -- tensorboardX's add_custom_scalars; one per run, last wins
+    run_id     VARCHAR NOT NULL,
+    layout     VARCHAR NOT NULL,      -- JSON, as on the wire: {"categories": [...]}
+    updated_at DOUBLE NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS series_stats (  -- kept by the writer in each commit: reads need no scan for these
     series_id  INTEGER NOT NULL,
     points     BIGINT NOT NULL,
@@ -156,7 +235,8 @@ CREATE TABLE IF NOT EXISTS series_stats (  -- kept by the writer in each commit:
 
 CREATE TABLE IF NOT EXISTS writer_progress (
     writer_id VARCHAR NOT NULL,       -- one per SDK sender
-    seq       UBIGINT NOT NULL        -- highest committed batch; replays at or below it are skipped
+    seq       UBIGINT NOT NULL,       -- highest committed batch; replays at or below it are skipped
+    source_offset UBIGINT DEFAULT 0   -- importers: where that batch ends in the writer's source file; else 0
 );
 
 -- Visdom (service/runstream_service/visdom/): an env is not a training run, so it has its own table,
@@ -214,7 +294,7 @@ SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.count, p.min, p.max, p.su
 FROM histogram_points p JOIN series s USING (series_id);
 
 CREATE OR REPLACE VIEW images AS
-SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.width, p.height, p.mime, p.data
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.width, p.height, p.mime, p.data, p.boxes
 FROM image_points p JOIN series s USING (series_id);
 
 CREATE OR REPLACE VIEW texts AS
@@ -239,6 +319,28 @@ FROM (
                      "parameters": "BIGINT"}]')) AS n
     FROM graph_points p JOIN series s USING (series_id)
 );
+
+CREATE OR REPLACE VIEW audio AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.sample_rate, p.channels, p.frames, p.wav
+FROM audio_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW videos AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.width, p.height, p.frames, p.fps, p.mime, p.data
+FROM video_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW pr_curves AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.thresholds, p.true_positives, p.false_positives,
+       p.true_negatives, p.false_negatives, p.precision, p.recall
+FROM pr_curve_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW meshes AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.sample, p.vertex_count, p.face_count, p.vertices, p.colors,
+       p.faces, p.config
+FROM mesh_points p JOIN series s USING (series_id);
+
+CREATE OR REPLACE VIEW tensors AS
+SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.dtype, p.shape, p.data
+FROM tensor_points p JOIN series s USING (series_id);
 
 CREATE OR REPLACE VIEW visdom_windows AS
 SELECT env, win, type, title, opts,
@@ -273,9 +375,15 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("DROP VIEW IF EXISTS scalars")
         con.execute("ALTER TABLE scalar_points RENAME TO scalar_points_hot")
     if rows and rows[0][0] < SCHEMA_VERSION:
-        # Version 2 lacked the Visdom tables; TABLES below creates them.
+        # Version 2 lacked the Visdom tables, version 3 the tables of audio, videos, PR curves, meshes, tensors,
+        # tag_info and custom_scalar_layouts; TABLES below creates them.
         con.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
     con.execute(TABLES)
+    if rows and rows[0][0] < 4:
+        # Version 3's image_points lacked boxes and writer_progress lacked source_offset: added as last
+        # columns, as the fresh tables have them (old rows: no boxes, offset 0).
+        con.execute("ALTER TABLE image_points ADD COLUMN IF NOT EXISTS boxes VARCHAR")
+        con.execute("ALTER TABLE writer_progress ADD COLUMN IF NOT EXISTS source_offset UBIGINT DEFAULT 0")
     if not rows:
         con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
     con.execute(VIEWS)

@@ -19,21 +19,65 @@ from typing import TypeVar
 import numpy as np
 import pyarrow as pa
 
-from runstream_service.store.kinds import EMBEDDING, GRAPH, HISTOGRAM, IMAGE, KINDS, SCALAR, TEXT, Kind
+from runstream_service.store.kinds import (
+    AUDIO,
+    EMBEDDING,
+    GRAPH,
+    HISTOGRAM,
+    IMAGE,
+    KINDS,
+    MESH,
+    PR_CURVE,
+    SCALAR,
+    TENSOR,
+    TEXT,
+    VIDEO,
+    Kind,
+)
 from runstream_service.validate import (
+    AudioColumns,
     DecodedBatch,
     EmbeddingColumns,
     GraphColumns,
     HistogramColumns,
     ImageColumns,
+    MeshColumns,
+    PrCurveColumns,
     ScalarColumns,
     ScalarRows,
+    TensorColumns,
     TextColumns,
+    VideoColumns,
 )
 
 SeriesKey = tuple[str, str, str]  # run id, kind name, tag
-Columns = ScalarColumns | HistogramColumns | ImageColumns | TextColumns | EmbeddingColumns | GraphColumns
-C = TypeVar("C", ScalarColumns, HistogramColumns, ImageColumns, TextColumns, EmbeddingColumns, GraphColumns)
+Columns = (
+    ScalarColumns
+    | HistogramColumns
+    | ImageColumns
+    | TextColumns
+    | EmbeddingColumns
+    | GraphColumns
+    | AudioColumns
+    | VideoColumns
+    | PrCurveColumns
+    | MeshColumns
+    | TensorColumns
+)
+C = TypeVar(
+    "C",
+    ScalarColumns,
+    HistogramColumns,
+    ImageColumns,
+    TextColumns,
+    EmbeddingColumns,
+    GraphColumns,
+    AudioColumns,
+    VideoColumns,
+    PrCurveColumns,
+    MeshColumns,
+    TensorColumns,
+)
 
 SERIES_SCHEMA = pa.schema(
     [("series_id", pa.int32()), ("run_id", pa.string()), ("kind", pa.string()), ("tag", pa.string())]
@@ -267,6 +311,7 @@ def _image_rows(parts: list[KindPoints]) -> pa.Table:
             np.concatenate([c.height for c in columns]),
             pa.array([m for c in columns for m in c.mime], pa.string()),
             pa.array([d for c in columns for d in c.data], pa.binary()),
+            pa.array([b for c in columns for b in (c.boxes or [None] * len(c.data))], pa.string()),
         ],
         names=list(IMAGE.columns),
     )
@@ -330,6 +375,106 @@ def _graph_rows(parts: list[KindPoints]) -> pa.Table:
     )
 
 
+def _keys(parts: list[KindPoints], columns: Sequence[Columns]) -> list[np.ndarray]:
+    """The point key columns (series_id, step, rank, wall_time) of every kind's rows."""
+    return [
+        np.concatenate([p.series_id for p in parts]),
+        np.concatenate([c.step for c in columns]),
+        _ranks(parts),
+        np.concatenate([c.wall_time for c in columns]),
+    ]
+
+
+def _lists(
+    columns: Sequence[Columns], values: str, offsets: str, value_type: pa.DataType, nulls: str | None = None
+) -> pa.LargeListArray:
+    """One list per point over the concatenated `values` of the batches, point i's items at
+    values[offsets[i]:offsets[i + 1]] within its batch; a point whose `nulls` count is 0 is NULL."""
+    offs, base = [], 0
+    for i, c in enumerate(columns):
+        o = getattr(c, offsets)
+        offs.append((o[:-1] if i < len(columns) - 1 else o) + base)
+        base += int(o[-1])
+    flat = pa.array(np.concatenate([getattr(c, values) for c in columns]), value_type)
+    mask = None
+    if nulls is not None:
+        mask = pa.array(np.concatenate([getattr(c, nulls) == 0 for c in columns]))
+    return pa.LargeListArray.from_arrays(pa.array(np.concatenate(offs).astype(np.int64)), flat, mask=mask)
+
+
+def _audio_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, AudioColumns)
+    return pa.table(
+        [
+            *_keys(parts, columns),
+            np.concatenate([c.sample_rate for c in columns]),
+            np.concatenate([c.channels for c in columns]),
+            np.concatenate([c.frames for c in columns]),
+            pa.array([w for c in columns for w in c.wav], pa.binary()),
+        ],
+        names=list(AUDIO.columns),
+    )
+
+
+def _video_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, VideoColumns)
+    return pa.table(
+        [
+            *_keys(parts, columns),
+            np.concatenate([c.width for c in columns]),
+            np.concatenate([c.height for c in columns]),
+            np.concatenate([c.frames for c in columns]),
+            np.concatenate([c.fps for c in columns]),
+            pa.array([m for c in columns for m in c.mime], pa.string()),
+            pa.array([d for c in columns for d in c.data], pa.binary()),
+        ],
+        names=list(VIDEO.columns),
+    )
+
+
+def _pr_curve_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, PrCurveColumns)
+    rows = PR_CURVE.values[1:]  # true_positives .. recall: the attributes of the same names
+    return pa.table(
+        [
+            *_keys(parts, columns),
+            np.concatenate([c.thresholds for c in columns]),
+            *(_lists(columns, row, "offsets", pa.float64()) for row in rows),
+        ],
+        names=list(PR_CURVE.columns),
+    )
+
+
+def _mesh_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, MeshColumns)
+    return pa.table(
+        [
+            *_keys(parts, columns),
+            np.concatenate([c.sample for c in columns]),
+            np.concatenate([c.vertex_count for c in columns]),
+            np.concatenate([c.face_count for c in columns]),
+            _lists(columns, "vertices", "vertex_offsets", pa.float32()),
+            _lists(columns, "colors", "color_offsets", pa.uint8(), nulls="color_count"),
+            _lists(columns, "faces", "face_offsets", pa.int32(), nulls="face_count"),
+            pa.array([cfg for c in columns for cfg in c.config], pa.string()),
+        ],
+        names=list(MESH.columns),
+    )
+
+
+def _tensor_rows(parts: list[KindPoints]) -> pa.Table:
+    columns = _columns_of(parts, TensorColumns)
+    return pa.table(
+        [
+            *_keys(parts, columns),
+            pa.array([d for c in columns for d in c.dtype], pa.string()),
+            _lists(columns, "shape", "shape_offsets", pa.int64()),
+            pa.array([d for c in columns for d in c.data], pa.binary()),
+        ],
+        names=list(TENSOR.columns),
+    )
+
+
 # The rows of each kind's point table, by kind name (tests/unit/test_kinds.py: one per kind).
 BUILDERS: dict[str, Callable[[list[KindPoints]], pa.Table]] = {
     SCALAR.name: _scalar_rows,
@@ -338,4 +483,9 @@ BUILDERS: dict[str, Callable[[list[KindPoints]], pa.Table]] = {
     TEXT.name: _text_rows,
     GRAPH.name: _graph_rows,
     EMBEDDING.name: _embedding_rows,
+    AUDIO.name: _audio_rows,
+    VIDEO.name: _video_rows,
+    PR_CURVE.name: _pr_curve_rows,
+    MESH.name: _mesh_rows,
+    TENSOR.name: _tensor_rows,
 }
