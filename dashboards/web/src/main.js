@@ -12,6 +12,7 @@ import { createTextsView } from './texts.js';
 import { createVisdomView } from './visdom.js';
 import { createProjectorView } from './projector.js';
 import { createGraphsView } from './graphs.js';
+import { createHparamsView } from './hparams.js';
 import { createAudioView } from './audio.js';
 import { createVideoView } from './video.js';
 import { createMeshView } from './mesh.js';
@@ -38,6 +39,7 @@ const views = {
   visdom: createVisdomView($('#view-visdom'), store),
   projector: createProjectorView($('#view-projector'), store),
   graphs: createGraphsView($('#view-graphs'), store),
+  hparams: createHparamsView($('#view-hparams'), store),
   audio: createAudioView($('#view-audio'), store),
   video: createVideoView($('#view-video'), store),
   mesh: createMeshView($('#view-mesh'), store),

@@ -15,12 +15,12 @@
 //   logy=1  envelope=1
 //   group=KEY          group runs by this config key
 //   band=minmax|std    the band drawn around a group's mean
-//   tab=scalars|histograms|images|texts|sql|visdom|projector|graphs|prcurves|audio|video|mesh
+//   tab=scalars|histograms|images|texts|sql|visdom|projector|graphs|prcurves|audio|video|mesh|hparams
 //   env=NAME           the Visdom env shown in the Visdom tab
 
 export const MAX_AUTO_RUNS = 20;
 export const X_AXES = ['step', 'relative', 'wall'];
-export const TABS = ['scalars', 'histograms', 'images', 'texts', 'sql', 'visdom', 'projector', 'graphs', 'prcurves', 'audio', 'video', 'mesh'];
+export const TABS = ['scalars', 'histograms', 'images', 'texts', 'sql', 'visdom', 'projector', 'graphs', 'prcurves', 'audio', 'video', 'mesh', 'hparams'];
 export const BANDS = ['minmax', 'std'];
 
 export const DEFAULTS = Object.freeze({
