@@ -268,10 +268,12 @@ class Importer:
         tally = _Pass()
         pending = [c for c in run.files.values() if not c.unreadable and _size(c.path) > c.offset]
         projector = self._projector_batches(run, tally)
-        if pending or projector is not None:
+        batches = self._batches(run, pending, projector, tally, advance)
+        first = next(batches, None)  # none when the files gained only a record still being written
+        if first is not None:
             self._open(run)
             hparams_before = run.hparams
-            for ack in self.target.write(self._batches(run, pending, projector, tally, advance)):
+            for ack in self.target.write(itertools.chain([first], batches)):
                 if ack.duplicate:
                     tally.duplicates += 1
                 else:
