@@ -28,7 +28,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -38,7 +38,7 @@ import grpc
 import numpy as np
 
 from runstream._settings import resolve
-from runstream._transport import AckStream, GrpcTransport, TransportError
+from runstream._transport import GrpcTransport, TransportError
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.tbimport import (
     FileState,
@@ -63,7 +63,7 @@ class ImportTarget(Protocol):
 
     def open_run(self, request: pb.OpenRunRequest, timeout: float, wait_for_ready: bool = False) -> Any: ...
 
-    def write(self, requests: Iterator[pb.Batch]) -> AckStream: ...
+    def write(self, requests: Iterator[pb.Batch]) -> Iterable[pb.WriteAck]: ...
 
     def finish_run(self, request: pb.FinishRunRequest, timeout: float) -> None: ...
 
