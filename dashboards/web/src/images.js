@@ -60,7 +60,9 @@ export function createImagesView(root) {
     card.img.alt = `${card.tag} at step ${im.step}`;
     drawBoxes(card, im);
     const ranks = new Set(card.images.map((x) => x.rank ?? 0));
-    card.label.textContent = `step ${im.step}${ranks.size > 1 ? ` · rank ${im.rank}` : ''} · ${card.index + 1}/${n} · ${im.width}×${im.height}`;
+    const boxes = (im.boxes && im.boxes.boxes && im.boxes.boxes.length) || 0;
+    const boxNote = boxes ? ` · ${boxes} box${boxes === 1 ? '' : 'es'}` : '';
+    card.label.textContent = `step ${im.step}${ranks.size > 1 ? ` · rank ${im.rank}` : ''} · ${card.index + 1}/${n} · ${im.width}×${im.height}${boxNote}`;
   }
 
   /** The image's boxes over it: left/top/width/height in percent of the image, a label on each. */

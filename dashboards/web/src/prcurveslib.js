@@ -2,7 +2,8 @@
 // on one slider, the point nearest the cursor, and the chart's pixel mapping.
 
 /** One /api/pr_curves series -> the points of its curve, [{recall, precision, threshold, tp, fp, tn, fn}],
- * leaving out points whose precision or recall is not a number (no prediction above the threshold). */
+ * leaving out thresholds where nothing is predicted positive (TP + FP = 0): precision is 0/0 there
+ * (NaN, or the 0 tensorboardX stores), and drawing it would pull every curve down to the origin. */
 export function curvePoints(series) {
   const out = [];
   const n = (series.thresholds || []).length;
@@ -10,6 +11,7 @@ export function curvePoints(series) {
     const recall = series.recall[i];
     const precision = series.precision[i];
     if (!Number.isFinite(recall) || !Number.isFinite(precision)) continue;
+    if (series.true_positives[i] + series.false_positives[i] === 0) continue;
     out.push({
       recall,
       precision,

@@ -81,6 +81,7 @@ export function createScalarsView(root, store) {
     class: 'link',
     onclick: () => {
       for (const [p] of groupByPrefix(visibleTags())) collapsed.add(p);
+      for (const key of seenCategories) collapsed.add(key);
       render();
     },
   }, 'collapse all');

@@ -12,12 +12,14 @@ const series = {
   true_negatives: [0, 9, 10],
   false_negatives: [0, 6, 10],
 };
+const stored = { ...series, precision: [0.5, 0.8, 0], thresholds: [0, 0.5, 1] }; // tensorboardX: 0 for 0/0
 
 test('a curve keeps its points whose precision and recall are numbers, with their counts', () => {
   assert.deepEqual(curvePoints(series), [
     { recall: 1, precision: 0.5, threshold: 0, tp: 10, fp: 10, tn: 0, fn: 0 },
     { recall: 0.4, precision: 0.8, threshold: 0.5, tp: 4, fp: 1, tn: 9, fn: 6 },
   ]);
+  assert.deepEqual(curvePoints(stored), curvePoints(series)); // nothing predicted at threshold 1: no point
 });
 
 test('the slider stops at every run step; a step between stops picks the one before', () => {

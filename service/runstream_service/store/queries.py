@@ -531,12 +531,17 @@ def list_texts(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int
 
 
 def list_images(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
+    """The images of a tag, with their boxes (add_image_with_boxes: {"boxes", "labels"} in pixels) or None."""
     (series_id,) = _series_ids(cur, [run_id], "image", tag)
     rows = cur.execute(
-        "SELECT step, rank, width, height, mime FROM image_points WHERE series_id = ? ORDER BY step, rank",
+        "SELECT step, rank, width, height, mime, boxes FROM image_points WHERE series_id = ? ORDER BY step, rank",
         [series_id],
     ).fetchall()
-    return [dict(zip(("step", "rank", "width", "height", "mime"), row)) for row in rows]
+    return [
+        dict(zip(("step", "rank", "width", "height", "mime"), row[:5]))
+        | {"boxes": json.loads(row[5]) if row[5] else None}
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True)
