@@ -24,7 +24,16 @@ export function createPrCurvesView(root, store) {
   const grid = h('div', { class: 'chart-grid pr-grid' });
   const empty = h('div', { class: 'empty' });
   const scroller = h('div', { class: 'view-scroll' }, grid, empty);
-  root.append(scroller);
+  // the same tag filter as the Scalars tab's (the `tags` key of the URL)
+  const tagFilter = h('input', {
+    type: 'search',
+    class: 'tag-filter',
+    placeholder: 'Filter tags (regex)',
+    value: store.get().tags,
+    dataset: { testid: 'pr-tag-filter' },
+    oninput: debounce(() => store.set({ tags: tagFilter.value }), 200),
+  });
+  root.append(h('div', { class: 'toolbar' }, tagFilter), scroller);
   const lazy = createLazy({ scroller, load });
 
   async function load(card) {
@@ -280,6 +289,7 @@ export function createPrCurvesView(root, store) {
   const resize = new ResizeObserver(debounce(() => cards.forEach((card) => card.lines.length && draw(card)), 150));
   resize.observe(grid);
   store.subscribe((s, changed) => {
+    if (document.activeElement !== tagFilter && tagFilter.value !== s.tags) tagFilter.value = s.tags;
     if (changed.has('tags') && active) render();
   });
 
