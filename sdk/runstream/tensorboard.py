@@ -36,7 +36,7 @@ import numpy as np
 
 from runstream import _inputs
 from runstream._run import Run, init
-from runstream._transport import for_settings
+from runstream._transport import TransportError, for_settings
 
 logger = logging.getLogger("runstream")
 
@@ -629,6 +629,13 @@ class SummaryWriter:
         transport = for_settings(self._run._settings) if self._closed else self._run._transport
         try:
             series = transport.read_scalars(self._run.id, timeout=60.0)
+        except TransportError as exc:
+            if exc.code == "UNIMPLEMENTED":
+                raise RuntimeError(
+                    f"the runstream server at {transport.server} cannot read scalars back (no ReadScalars); "
+                    "export_scalars_to_json needs a newer server: upgrade it"
+                ) from None
+            raise
         finally:
             if self._closed:
                 transport.close()
