@@ -114,6 +114,7 @@ class FileCursor:
     seq: int
     state: FileState = field(default_factory=FileState)
     unreadable: bool = False  # a corrupt length: the rest of the file cannot be framed
+    record_offset: bool = False  # imported by an older importer: a batch without points records `offset`
 
 
 @dataclass
@@ -213,15 +214,11 @@ class Importer:
         new: list[tuple[RunCursor, Path]] = []
         for name, directory, files in found:
             run = self.runs.get(name)
-            if (
-                run is None
-            ):  # the run id is fixed at first sight: a file sorted before the first one later changes nothing
+            if run is None:  # the run id is fixed at first sight: a file sorted first later changes nothing
                 run = self.runs[name] = RunCursor(name, directory, run_id_from(self.project, name, files[0]))
             new += [(run, path) for path in files if path.name not in run.files]
         ids = [file_writer_id(run.run_id, path) for run, path in new]
-        progress: list[tuple[int, int]] = []
-        for start in range(0, len(ids), PROGRESS_IDS_PER_CALL):
-            progress += self._progress(ids[start : start + PROGRESS_IDS_PER_CALL])
+        progress = self._progress_of(ids)
         for (run, path), writer_id, (seq, offset) in zip(new, ids, progress):
             cursor = FileCursor(path, writer_id, offset, seq)
             if offset > _size(path):
@@ -233,6 +230,25 @@ class Importer:
                 )
             self._read_prefix(run, cursor)
             run.files[path.name] = cursor
+        self._adopt_earlier_imports({run.name: run for run, _ in new}.values())
+
+    def _adopt_earlier_imports(self, runs: Iterable[RunCursor]) -> None:
+        """Runs imported whole by an importer older than per-file writers (one writer for the run, named by
+        its files' names and sizes): when those files are unchanged and the server knows none of their
+        per-file writers, each file is recorded as imported up to its end, so nothing is stored again."""
+        candidates = [r for r in runs if r.files and not any(c.seq or c.offset for c in r.files.values())]
+        legacy = [_legacy_writer_id(run) for run in candidates]
+        for run, (seq, _) in zip(candidates, self._progress_of(legacy)):
+            if seq:
+                for cursor in run.files.values():
+                    cursor.offset = _size(cursor.path)
+                    cursor.record_offset = True
+
+    def _progress_of(self, writer_ids: list[str]) -> list[tuple[int, int]]:
+        progress: list[tuple[int, int]] = []
+        for start in range(0, len(writer_ids), PROGRESS_IDS_PER_CALL):
+            progress += self._progress(writer_ids[start : start + PROGRESS_IDS_PER_CALL])
+        return progress
 
     def _progress(self, writer_ids: list[str]) -> list[tuple[int, int]]:
         try:
@@ -266,11 +282,15 @@ class Importer:
 
     def _send_run(self, run: RunCursor, advance: Callable[[int], None] | None) -> ImportedRun:
         tally = _Pass()
-        pending = [c for c in run.files.values() if not c.unreadable and _size(c.path) > c.offset]
+        pending = [c for c in run.files.values() if c.record_offset or (not c.unreadable and _size(c.path) > c.offset)]
         projector = self._projector_batches(run, tally)
+        adopted_only = projector is None and all(c.record_offset for c in pending)
         batches = self._batches(run, pending, projector, tally, advance)
         first = next(batches, None)  # none when the files gained only a record still being written
-        if first is not None:
+        if first is not None and adopted_only:  # the server keeps the offsets; the run stays as it was
+            for _ in self.target.write(itertools.chain([first], batches)):
+                pass
+        elif first is not None:
             self._open(run)
             hparams_before = run.hparams
             for ack in self.target.write(itertools.chain([first], batches)):
@@ -318,6 +338,11 @@ class Importer:
         """The new records of each pending file, batch after batch, then the projector's; the cursors move as
         batches leave (on a failure the caller forgets them, and the next pass asks the server where it stands)."""
         for cursor in pending:
+            if cursor.record_offset:
+                cursor.seq += 1
+                yield to_batch(Points(), run.run_id, cursor.writer_id, cursor.seq, cursor.offset)
+                cursor.record_offset = False
+                continue
             with open(cursor.path, "rb") as file:
                 file.seek(cursor.offset)
                 data = file.read()
@@ -387,6 +412,12 @@ def _projector_key(directory: Path) -> str:
                 path = Path(root) / name
                 digest.update(f"\0{path.relative_to(directory)}:{_size(path)}".encode())
     return digest.hexdigest()
+
+
+def _legacy_writer_id(run: RunCursor) -> str:
+    """The writer id import-tensorboard gave a whole run before files had writers of their own."""
+    fingerprint = "\0".join(f"{name}:{_size(c.path)}" for name, c in sorted(run.files.items()))
+    return f"{run.run_id}-import-{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}"
 
 
 def _size(path: Path) -> int:

@@ -158,3 +158,22 @@ def test_a_corrupt_record_is_skipped_once(tmp_path: Path) -> None:
     append(path, event(3))
     (result,) = importer.run_pass()
     assert steps(server) == [0, 2, 3] and not result.problems
+
+
+def test_a_run_imported_by_the_older_importer_is_not_imported_again(tmp_path: Path) -> None:
+    import hashlib
+
+    from runstream_service.tbimport import file_writer_id, run_id_from
+
+    path = tmp_path / "logs" / "run" / "events.out.tfevents.1.h"
+    start_file(path)
+    append(path, b"".join(event(s) for s in range(3)))
+    run_id = run_id_from("p", "run", path)
+    fingerprint = hashlib.sha256(f"{path.name}:{path.stat().st_size}".encode()).hexdigest()[:16]
+    server = FakeServer(progress={f"{run_id}-import-{fingerprint}": (1, 0)}, status={run_id: "finished"})
+    (result,) = Importer(tmp_path / "logs", "p", server).run_pass()
+    assert result.points == 0 and server.scalars == [] and server.status[run_id] == "finished"
+    assert server.progress[file_writer_id(run_id, path)] == (1, path.stat().st_size)
+    append(path, event(3))
+    Importer(tmp_path / "logs", "p", server).run_pass()
+    assert steps(server) == [3]
