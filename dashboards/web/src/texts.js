@@ -1,8 +1,15 @@
 // The Texts tab: per text tag and displayed run, the latest texts (GET /api/texts), newest first,
-// shown as plain text with their steps (TensorBoard renders them as Markdown; runstream does not yet).
+// with their steps, rendered as Markdown as TensorBoard does and sanitised (markdown.js). marked and
+// DOMPurify load with the first text shown, not with the page.
 
 import { getTexts, isAbort } from './api.js';
 import { h } from './dom.js';
+
+let markdown = null;
+const loadMarkdown = () =>
+  (markdown ||= Promise.all([import('marked'), import('dompurify'), import('./markdown.js')]).then(([marked, purify, md]) =>
+    md.makeMarkdown(marked, purify.default(window)),
+  ));
 
 const LIMIT = 50;
 
@@ -16,12 +23,12 @@ export function createTextsView(root) {
 
   async function fill(card, run, tag, signal) {
     try {
-      const resp = await getTexts(run.run_id, tag, LIMIT, { signal });
+      const [resp, render] = await Promise.all([getTexts(run.run_id, tag, LIMIT, { signal }), loadMarkdown()]);
       const texts = ((resp && resp.texts) || []).slice().reverse();
       card.replaceChildren(
         ...(texts.length
           ? texts.map((t) =>
-              h('div', { class: 'text-item', dataset: { testid: 'text-item' } }, h('div', { class: 'image-label' }, `step ${t.step}${t.rank ? ` · rank ${t.rank}` : ''}`), h('pre', { class: 'text-body' }, t.text)),
+              h('div', { class: 'text-item', dataset: { testid: 'text-item' } }, h('div', { class: 'image-label' }, `step ${t.step}${t.rank ? ` · rank ${t.rank}` : ''}`), h('div', { class: 'text-body text-md', dataset: { testid: 'text-body' } }, render(t.text))),
             )
           : [h('div', { class: 'image-label' }, `no ${tag} in this run`)]),
       );
