@@ -21,6 +21,8 @@ from runstream.v1 import ingest_pb2_grpc as pb_grpc
 from runstream_service.auth import AuthError, PermissionDenied, Token, TokenTable, bearer, require_write
 from runstream_service.errors import grpc_status
 from runstream_service.limits import DEFAULT_LIMITS, Limits
+from runstream_service.store import ingest_reads
+from runstream_service.store.base import Reads
 from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, UnknownRun
 from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
 
@@ -29,6 +31,7 @@ logger = logging.getLogger("runstream.ingest")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 REJECTED_SEQ_KEY = "runstream-rejected-seq"
+MAX_PROGRESS_WRITERS = 100_000  # writer ids in one GetProgress call (an importer asks for its files' writers)
 RUN_STATUSES = ("finished", "failed")
 
 
@@ -62,8 +65,15 @@ _Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Failed | _
 
 
 class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated, untyped
-    def __init__(self, writer: StoreWriter, limits: Limits = DEFAULT_LIMITS, tokens: TokenTable | None = None) -> None:
+    def __init__(
+        self,
+        writer: StoreWriter,
+        limits: Limits = DEFAULT_LIMITS,
+        tokens: TokenTable | None = None,
+        reader: Reads | None = None,
+    ) -> None:
         self._writer = writer
+        self._reader = reader  # for ReadScalars and GetProgress; None: they answer UNIMPLEMENTED
         self._limits = limits
         self._tokens = tokens  # None: no authentication
         self.counters = IngestCounters()
@@ -101,6 +111,71 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         except AuthError as exc:
             await context.abort(*grpc_status(exc))
         return token
+
+    async def _authenticate(self, context: Context) -> Token | None:
+        """The caller's token, any valid one (None without authentication); aborts UNAUTHENTICATED."""
+        if self._tokens is None:
+            return None
+        try:
+            presented = None
+            for key, value in context.invocation_metadata() or ():
+                if key == "authorization":
+                    presented = bearer(value if isinstance(value, str) else value.decode("latin-1"))
+            return self._tokens.authenticate(presented)
+        except AuthError as exc:
+            await context.abort(*grpc_status(exc))
+        raise AssertionError("context.abort returned")  # pragma: no cover
+
+    async def _reads(self, context: Context) -> Reads:
+        if self._reader is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server was started without reads for ingest")
+        assert self._reader is not None
+        return self._reader
+
+    async def GetProgress(self, request: pb.GetProgressRequest | Unparseable, context: Context) -> pb.GetProgressReply:
+        """Each writer's committed seq and source_offset (for importers resuming a grown file); any valid token."""
+        if isinstance(request, Unparseable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        assert isinstance(request, pb.GetProgressRequest)
+        await self._authenticate(context)
+        writer_ids = list(request.writer_id)
+        if len(writer_ids) > MAX_PROGRESS_WRITERS:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"writer_id: at most {MAX_PROGRESS_WRITERS} writers per call"
+            )
+        reader = await self._reads(context)
+        rows = await reader.run(lambda cursor: ingest_reads.progress(cursor, writer_ids))
+        return pb.GetProgressReply(seq=[seq for seq, _ in rows], source_offset=[offset for _, offset in rows])
+
+    async def ReadScalars(
+        self, request: pb.ReadScalarsRequest | Unparseable, context: Context
+    ) -> AsyncIterator[pb.ScalarSeries]:
+        """A run's scalars, a series (tag and rank) per message in step order. A token with `read`, or one that
+        may write to the run's project (a writer reads back what it logged: export_scalars_to_json)."""
+        if isinstance(request, Unparseable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        assert isinstance(request, pb.ReadScalarsRequest)
+        token = await self._authenticate(context)
+        project = self._writer.runs.project_of(request.run_id)
+        if token is not None and not (token.can_read() or (project is not None and token.can_write(project))):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token (fingerprint {token.fingerprint}) can neither read nor write this run's project; "
+                "reading scalars needs the scope 'read', or 'write:PROJECT' of the run's project",
+            )
+        if project is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"run_id: no run {request.run_id!r} on this server")
+        reader = await self._reads(context)
+        run_id = request.run_id
+        chunks = await reader.run(lambda cursor: ingest_reads.scalar_series(cursor, run_id))
+        for chunk in chunks:
+            yield pb.ScalarSeries(
+                tag=chunk.tag,
+                rank=chunk.rank,
+                step=chunk.step.astype("<i8").tobytes(),
+                wall_time=chunk.wall_time.astype("<f8").tobytes(),
+                value=chunk.value.astype("<f8").tobytes(),
+            )
 
     async def OpenRun(self, request: pb.OpenRunRequest | Unparseable, context: Context) -> pb.OpenRunResponse:
         if isinstance(request, Unparseable):
@@ -235,8 +310,14 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             await pending.put(None)
 
     async def _decode(self, message: pb.Batch) -> DecodedBatch:
-        if (message.HasField("images") and message.images.data) or message.HasField("embeddings"):
-            # decoding images (PNG checks) and embedding chunks (JSON and PNG per point) takes a while
+        if (
+            (message.HasField("images") and message.images.data)
+            or message.HasField("embeddings")
+            or message.HasField("videos")
+            or message.HasField("meshes")
+        ):
+            # decoding images (PNG checks), embedding chunks (JSON and PNG per point), videos (every frame)
+            # and meshes (faces against vertices) takes a while
             batch = await asyncio.to_thread(decode_batch, message, self._limits)
         else:
             batch = decode_batch(message, self._limits)
@@ -285,6 +366,16 @@ def add_to_server(service: IngestService, server: grpc.aio.Server) -> None:
             service.FinishRun,
             request_deserializer=_tolerant(pb.FinishRunRequest),
             response_serializer=pb.FinishRunResponse.SerializeToString,
+        ),
+        "GetProgress": grpc.unary_unary_rpc_method_handler(
+            service.GetProgress,
+            request_deserializer=_tolerant(pb.GetProgressRequest),
+            response_serializer=pb.GetProgressReply.SerializeToString,
+        ),
+        "ReadScalars": grpc.unary_stream_rpc_method_handler(
+            service.ReadScalars,
+            request_deserializer=_tolerant(pb.ReadScalarsRequest),
+            response_serializer=pb.ScalarSeries.SerializeToString,
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("runstream.v1.Ingest", handlers),))

@@ -57,7 +57,7 @@ class Server:
         self.reader = StoreReader(self.con)
         self.compactor = Compactor(self.con, settings.compaction)
         self.writer.on_scalars_committed = self.compactor.notify
-        self.ingest = IngestService(self.writer, tokens=settings.tokens)
+        self.ingest = IngestService(self.writer, tokens=settings.tokens, reader=self.reader)
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._visdom_runner: web.AppRunner | None = None

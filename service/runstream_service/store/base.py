@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 
@@ -58,6 +58,16 @@ class Transaction:
     # NEEDS_TRANSACTION, having written nothing, when the job needs more than one statement; then `work`
     # runs. Measured: a Visdom append took 4.4 ms end to end with BEGIN/INSERT/COMMIT, 3.2 ms so.
     single: Callable[[duckdb.DuckDBPyConnection], Any] | None = None
+
+
+T = TypeVar("T")
+
+
+class Reads(Protocol):
+    """Runs a read on a DuckDB cursor of committed data, away from the event loop and the writer thread
+    (store/reader.py's StoreReader)."""
+
+    async def run(self, read: Callable[[duckdb.DuckDBPyConnection], T]) -> T: ...
 
 
 NEEDS_TRANSACTION = object()  # what Transaction.single returns when the job is more than one statement
