@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -10,7 +11,9 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from runstream.v1 import ingest_pb2 as pb
 from runstream_service.store import queries
-from runstream_service.store.kinds import BATCH_EXTRAS, KINDS, PENDING_FIELDS, POINT_KEY_COLUMNS
+from runstream_service.store.base import OpenRun
+from runstream_service.store.file import FileStore
+from runstream_service.store.kinds import BATCH_EXTRAS, KINDS, PENDING_EXTRAS, PENDING_FIELDS, POINT_KEY_COLUMNS, Kind
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import BUILDERS
 from runstream_service.validate import DECODERS, DecodedBatch, InvalidBatch, decode_batch
@@ -28,9 +31,7 @@ def _columns(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[str, ...]:
 
 def test_every_message_field_of_a_batch_is_a_kind() -> None:
     messages = {
-        f.name
-        for f in pb.Batch.DESCRIPTOR.fields
-        if f.type == FieldDescriptor.TYPE_MESSAGE and not f.is_repeated
+        f.name for f in pb.Batch.DESCRIPTOR.fields if f.type == FieldDescriptor.TYPE_MESSAGE and not f.is_repeated
     }
     assert messages == {kind.field for kind in KINDS} | PENDING_FIELDS
     assert not PENDING_FIELDS & {kind.field for kind in KINDS}
@@ -43,12 +44,32 @@ def test_every_other_field_of_a_batch_is_its_header_or_an_extra() -> None:
     assert others == header | set(BATCH_EXTRAS)
 
 
-@pytest.mark.parametrize("field", sorted(PENDING_FIELDS))
-def test_a_batch_with_a_pending_kind_is_refused_naming_it(field: str) -> None:
+def test_a_batch_with_a_pending_kind_or_extra_is_refused_naming_it() -> None:
+    for field in sorted(PENDING_FIELDS):
+        batch = pb.Batch(run_id="r", writer_id="w", seq=1, tags=["t"])
+        getattr(batch, field).tag_index = b"\x00\x00\x00\x00"
+        with pytest.raises(InvalidBatch, match=f"^{field}: this server does not store this kind yet"):
+            decode_batch(batch)
+    for extra in sorted(PENDING_EXTRAS):
+        batch = pb.Batch(run_id="r", writer_id="w", seq=1, tags=["t"])
+        getattr(batch, extra).add()
+        with pytest.raises(InvalidBatch, match=f"^{extra}: this server does not store this yet"):
+            decode_batch(batch)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[kind.name for kind in KINDS])
+def test_an_empty_message_of_each_kind_is_no_points(kind: Kind, tmp_path: Path) -> None:
+    """A kind's message present but empty decodes, builds no rows and commits nothing but the seq."""
     batch = pb.Batch(run_id="r", writer_id="w", seq=1, tags=["t"])
-    getattr(batch, field).tag_index = b"\x00\x00\x00\x00"
-    with pytest.raises(InvalidBatch, match=f"^{field}: this server does not store this kind yet"):
-        decode_batch(batch)
+    getattr(batch, kind.field).SetInParent()
+    decoded = decode_batch(batch)
+    assert decoded.points == 0
+    con = duckdb.connect(str(tmp_path / "db.duckdb"))
+    store = FileStore(con)
+    store.open_run(OpenRun("r", "p", "r", "{}", 0, 1, "h", 0.0))
+    store.append([decoded], {"w": 1})
+    assert con.execute(f"SELECT count(*) FROM {kind.view}").fetchall() == [(0,)]
+    assert store.committed_seq("w") == 1
 
 
 def test_every_kind_is_decoded_and_built() -> None:

@@ -43,17 +43,14 @@ class SeriesChunk:
 def scalar_series(con: duckdb.DuckDBPyConnection, run_id: str) -> list[SeriesChunk]:
     """Every scalar of a run through the `scalars` view (hot and compacted points alike), one chunk per tag and
     rank (more for a series longer than MAX_SERIES_POINTS), each in step order."""
-    table = con.execute(
+    columns = con.execute(
         "SELECT tag, rank, step, wall_time, value FROM scalars WHERE run_id = ? ORDER BY tag, rank, step, wall_time",
         [run_id],
-    ).to_arrow_table()
-    if table is None or not table.num_rows:
+    ).fetchnumpy()
+    tags, ranks = np.asarray(columns["tag"]), np.asarray(columns["rank"])
+    if not len(tags):
         return []
-    tags = table.column("tag").to_numpy(zero_copy_only=False)
-    ranks = table.column("rank").to_numpy()
-    step = table.column("step").to_numpy()
-    wall_time = table.column("wall_time").to_numpy()
-    value = table.column("value").to_numpy()
+    step, wall_time, value = (np.asarray(columns[name]) for name in ("step", "wall_time", "value"))
     changes = np.flatnonzero((tags[1:] != tags[:-1]) | (ranks[1:] != ranks[:-1])) + 1
     bounds = [0, *changes.tolist(), len(tags)]
     chunks = []
