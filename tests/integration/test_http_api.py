@@ -83,6 +83,11 @@ def test_tags(served: tuple[ServerProcess, dict[str, str]]) -> None:
         "texts": [],
         "graphs": [],  # every kind of store/kinds.py has its list
         "embeddings": [],
+        "audio": [],
+        "videos": [],
+        "pr_curves": [],
+        "meshes": [],
+        "tensors": [],
     }
     status, body, _ = get(server, "/api/tags?runs=nope")
     assert status == 404 and body == {"error": "unknown run id(s): nope", "status": 404}
