@@ -218,6 +218,7 @@ class Sender:
         self._spool_failed = False
         self._spool_only: deque[int] = deque(spool.pending() if spool is not None else ())  # ascending
         self._held: EncodedBatch | None = None  # encoded, waiting for room in a full spool (policy block)
+        self._in_hand = False  # a batch is being taken and encoded (see _take_batch)
         self._open_request = open_request  # what to open on the server while the mode is UNOPENED
         if offline:
             self._mode = SenderMode.OFFLINE
@@ -288,7 +289,7 @@ class Sender:
 
     def _drained(self) -> bool:
         """Everything logged so far is acknowledged (offline: written to the spool)."""
-        if not self._buffers.empty() or self._held is not None:
+        if not self._buffers.empty() or self._held is not None or self._in_hand:
             return False
         return self._mode is SenderMode.OFFLINE or not (self._unacked or self._spool_only)
 
@@ -502,6 +503,7 @@ class Sender:
             self._to_spool(held, spool, force=True)
         while not self._buffers.empty():
             self._to_spool(self._take_batch(), spool, force=True)
+            self._in_hand = False
         spool.sync()
 
     def _encode_pending(self) -> None:
@@ -517,22 +519,27 @@ class Sender:
                 if not room:
                     return
                 if self._held is not None:
+                    self._in_hand = True
                     batch, self._held = self._held, None
                 else:
                     batch = self._take_batch()
                 with self._cond:
                     self._unacked[batch.seq] = batch
+                    self._in_hand = False
                     self._cond.notify_all()
                 self._pump()  # send each batch as soon as it is encoded
                 continue
             if self._held is not None:
+                self._in_hand = True
                 batch, self._held = self._held, None
             else:
                 if self._close_deadline is None and self._spool_soon():
                     return
                 batch = self._take_batch()
             self._spooled_at = self._clock()
-            if not self._to_spool(batch, spool):
+            placed = self._to_spool(batch, spool)
+            self._in_hand = False
+            if not placed:
                 return
 
     def _spool_soon(self) -> bool:
@@ -546,6 +553,9 @@ class Sender:
         )
 
     def _take_batch(self) -> EncodedBatch:
+        # Taken from the buffers but not yet in the window or the spool (encoding PNG, WAV, APNG takes a
+        # while): flush() must not see the run as drained meanwhile.
+        self._in_hand = True
         buffers, limits = self._buffers, self._limits
         scalars: list[ScalarRow] = []
         points = 0

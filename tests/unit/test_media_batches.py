@@ -76,11 +76,28 @@ def run(tmp_path: Any) -> Iterator[tuple[Run, CapturingTransport]]:
 
 
 def _sent(run: Run, transport: CapturingTransport) -> pb.Batch:
-    """Everything sent so far, merged into one batch (tags resolved by each batch's own dictionary)."""
+    """Everything sent so far as one batch: packed columns joined, repeated fields extended, tag indices
+    mapped into one tag list (a batch's tags are its own dictionary)."""
     assert run.flush(10)
     merged = pb.Batch()
+    tags: dict[str, int] = {}
     for batch in transport.batches:
-        merged.MergeFrom(batch)
+        remap = np.array([tags.setdefault(t, len(tags)) for t in batch.tags], "<u4")
+        for field, value in batch.ListFields():
+            if field.message_type is None or field.is_repeated:
+                continue
+            out = getattr(merged, field.name)
+            for inner, column in value.ListFields():
+                if inner.is_repeated:
+                    getattr(out, inner.name).extend(column)
+                elif inner.name == "tag_index":
+                    out.tag_index += remap[np.frombuffer(column, "<u4")].tobytes()
+                else:
+                    setattr(out, inner.name, getattr(out, inner.name) + column)
+        merged.tag_info.extend(batch.tag_info)
+        if batch.custom_scalars_layout:
+            merged.custom_scalars_layout = batch.custom_scalars_layout
+    merged.tags.extend(tags)
     return merged
 
 
