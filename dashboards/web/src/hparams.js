@@ -12,8 +12,10 @@
 // - a scatter of a metric against a hyperparameter, hover for the run.
 // Canvas, not plotly.js: 2-D lines over hundreds of runs draw in a few milliseconds, with no 4 MB load.
 //
-// window.__runstream.hparams: drawnAt (performance.now() at the first draw with data), draws, rows (the
-// table's runs), shown (those passing the filters), columns, axisX (the axes' x in the canvas).
+// window.__runstream.hparams: drawnAt (performance.now() once the first frame drawn with data is out),
+// draws, rows (the
+// table's runs), shown (those passing the filters), columns, axisX (the axes' x in the canvas), fetchMs
+// and renderMs (the last /api/hparams call, and building and drawing its answer).
 
 import { showError } from './banner.js';
 import { counters } from './debug.js';
@@ -32,6 +34,7 @@ import {
 } from './hparamslib.js';
 
 const MAX_TABLE_ROWS = 2000; // rows drawn in the table (all of them are in the plots)
+const FIRST_ROWS = 60; // drawn at once; the others right after (more than a screenful)
 const PC_HEIGHT = 320;
 const SC_SIZE = 320;
 const GREY = 'rgba(160,166,174,0.28)';
@@ -100,6 +103,7 @@ export function createHparamsView(root, store) {
 
   let active = false;
   let fetchedFor = null; // project and filter text of the data we hold
+  let loadingFor = null; // ... and of the request on its way
   let controller = null;
   let resp = null;
   let t = { runs: [], columns: [] }; // the table (runs chosen)
@@ -116,6 +120,7 @@ export function createHparamsView(root, store) {
   let highlight = null; // a row index hovered in the table
   let pcLayout = null; // {xs: [...], top, bottom, keys}
   let drag = null;
+  let tableGeneration = 0; // a newer table stops the chunks of an older one
 
   const col = (key) => t.columns.find((c) => c.key === key);
   const runColor = (i) => {
@@ -126,7 +131,7 @@ export function createHparamsView(root, store) {
 
   // ---- data
 
-  async function load() {
+  async function load({ force = false } = {}) {
     const { project, q } = store.get();
     if (!project) {
       resp = null;
@@ -135,17 +140,25 @@ export function createHparamsView(root, store) {
       return;
     }
     const key = `${project}\n${q}`;
+    if (key === loadingFor && !force) return; // already on its way (a context change while it loads)
     if (controller) controller.abort();
     const mine = (controller = new AbortController());
+    loadingFor = key;
     try {
+      const started = performance.now();
       const answer = await getJson('/api/hparams', hparamsQuery(project, q), mine.signal);
       if (mine.signal.aborted) return;
+      dbg.fetchMs = performance.now() - started;
       resp = answer;
       fetchedFor = key;
+      const building = performance.now();
       rebuild();
+      dbg.renderMs = performance.now() - building;
     } catch (e) {
       if (e && e.name === 'AbortError') return;
       showError(e);
+    } finally {
+      if (controller === mine) loadingFor = null;
     }
   }
 
@@ -208,11 +221,16 @@ export function createHparamsView(root, store) {
       more.textContent = '';
       return;
     }
-    drawTable();
-    drawParcoords();
+    const t0 = performance.now();
+    drawParcoords(); // first: reading the box's width then lays out a page without the big table
     drawScatter();
+    const t1 = performance.now();
+    drawTable();
+    dbg.plotsMs = t1 - t0;
+    dbg.tableMs = performance.now() - t1;
     dbg.draws++;
-    if (dbg.drawnAt === null) dbg.drawnAt = performance.now();
+    // drawn when the frame holding it has been produced: after the next frame's layout and paint
+    if (dbg.drawnAt === null) requestAnimationFrame(() => setTimeout(() => (dbg.drawnAt ??= performance.now()), 0));
   }
 
   function drawTable() {
@@ -243,22 +261,47 @@ export function createHparamsView(root, store) {
       h('tr', {}, h('th', { class: 'hp-swatch' }), filterCell('name', 'string'), ...shown.map((c) => filterCell(c.key, c.type))),
     );
     const order = sort.key ? sortRows(t, passing, sort.key, sort.dir) : passing;
-    const rows = order.slice(0, MAX_TABLE_ROWS).map((i) => {
-      const run = t.runs[i];
-      return h(
-        'tr',
-        { dataset: { testid: 'hp-row', runId: run.run_id, row: String(i) } },
-        h('td', { class: 'hp-swatch' }, h('span', { class: 'swatch', style: { background: runColor(i) } })),
-        h('td', { class: 'hp-name', title: `${run.name}\n${run.run_id}\n${run.status}` }, run.name || run.run_id),
-        ...shown.map((c) => {
-          const v = c.values[i];
-          const step = c.steps && c.steps[i] !== null ? `step ${c.steps[i]}` : undefined;
-          return h('td', { class: typeof v === 'number' ? 'num' : '', title: step }, fmtCell(v));
-        }),
-      );
-    });
-    tbody.replaceChildren(...rows);
+    // Plain DOM calls, not h(): this builds tens of thousands of cells (text only: values are untrusted).
+    // The first rows now, the others in chunks after the frame that shows them: a screenful appears
+    // without waiting for the layout of hundreds of rows below it.
+    const generation = ++tableGeneration;
+    const todo = order.slice(0, MAX_TABLE_ROWS);
+    tbody.replaceChildren(rowsOf(todo.slice(0, FIRST_ROWS), shown));
+    const rest = (from) => {
+      if (generation !== tableGeneration || from >= todo.length) return;
+      tbody.appendChild(rowsOf(todo.slice(from, from + 400), shown));
+      setTimeout(() => rest(from + 400), 0);
+    };
+    if (todo.length > FIRST_ROWS) requestAnimationFrame(() => setTimeout(() => rest(FIRST_ROWS), 0));
     more.textContent = order.length > MAX_TABLE_ROWS ? `The table shows the first ${MAX_TABLE_ROWS} of ${order.length} runs; sort or filter to see others.` : '';
+  }
+
+  function rowsOf(indices, shown) {
+    const body = document.createDocumentFragment();
+    for (const i of indices) {
+      const run = t.runs[i];
+      const tr = document.createElement('tr');
+      tr.dataset.testid = 'hp-row';
+      tr.dataset.runId = run.run_id;
+      tr.dataset.row = String(i);
+      const swatch = tr.appendChild(document.createElement('td'));
+      swatch.className = 'hp-swatch';
+      swatch.appendChild(document.createElement('span')).className = 'swatch';
+      swatch.firstChild.style.background = runColor(i);
+      const name = tr.appendChild(document.createElement('td'));
+      name.className = 'hp-name';
+      name.title = `${run.name}\n${run.run_id}\n${run.status}`;
+      name.textContent = run.name || run.run_id;
+      for (const c of shown) {
+        const v = c.values[i];
+        const td = tr.appendChild(document.createElement('td'));
+        if (typeof v === 'number') td.className = 'num';
+        if (c.steps && c.steps[i] !== null) td.title = `step ${c.steps[i]}`;
+        td.textContent = fmtCell(v);
+      }
+      body.appendChild(tr);
+    }
+    return body;
   }
 
   function drawParcoords() {
@@ -598,7 +641,7 @@ export function createHparamsView(root, store) {
       if (drag) drag = null;
     },
     refresh() {
-      if (active) load();
+      if (active) load({ force: true });
       else fetchedFor = null; // fetched again when shown
     },
   };
