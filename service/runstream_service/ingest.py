@@ -6,12 +6,13 @@ Errors become gRPC status codes here and nowhere else.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -19,12 +20,17 @@ from google.protobuf.message import DecodeError
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
 from runstream_service.auth import AuthError, PermissionDenied, Token, TokenTable, bearer, require_write
-from runstream_service.errors import grpc_status
+from runstream_service.errors import BadRequest, RunstreamError, grpc_status
 from runstream_service.limits import DEFAULT_LIMITS, Limits
 from runstream_service.store import ingest_reads
 from runstream_service.store.base import Reads
 from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, UnknownRun
 from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
+from runstream_service.visdom import answers, batched, protocol
+from runstream_service.visdom.storage import PROJECT as VISDOM_PROJECT
+
+if TYPE_CHECKING:
+    from runstream_service.visdom.routes import Visdom
 
 logger = logging.getLogger("runstream.ingest")
 
@@ -71,9 +77,11 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         limits: Limits = DEFAULT_LIMITS,
         tokens: TokenTable | None = None,
         reader: Reads | None = None,
+        visdom: Visdom | None = None,
     ) -> None:
         self._writer = writer
         self._reader = reader  # for ReadScalars and GetProgress; None: they answer UNIMPLEMENTED
+        self._visdom = visdom  # the Visdom side (runstream.visdom.Visdom's calls and reads); None: refused
         self._limits = limits
         self._tokens = tokens  # None: no authentication
         self.counters = IngestCounters()
@@ -177,6 +185,28 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                 value=chunk.value.astype("<f8").tobytes(),
             )
 
+    async def VisdomRead(self, request: pb.VisdomReadRequest | Unparseable, context: Context) -> pb.VisdomReadReply:
+        """What the Visdom HTTP endpoint of that name answers; a token with `read`, or one that may write to
+        the project `visdom` (the client reads as it writes, as over HTTP)."""
+        if isinstance(request, Unparseable):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
+        assert isinstance(request, pb.VisdomReadRequest)
+        token = await self._authenticate(context)
+        if token is not None and not (token.can_read() or token.can_write(VISDOM_PROJECT)):
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token (fingerprint {token.fingerprint}) can neither read nor write Visdom envs; "
+                "reading them needs the scope 'read' or 'write:visdom'",
+            )
+        if self._visdom is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this server was started without its Visdom side")
+        assert self._visdom is not None
+        try:
+            text = await answers.answer(self._visdom, request.endpoint, protocol.parse_body(request.body))
+        except RunstreamError as exc:
+            await context.abort(*grpc_status(exc))
+        return pb.VisdomReadReply(body=text.encode())
+
     async def OpenRun(self, request: pb.OpenRunRequest | Unparseable, context: Context) -> pb.OpenRunResponse:
         if isinstance(request, Unparseable):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(request))
@@ -268,6 +298,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     await context.abort(
                         grpc.StatusCode.INTERNAL, f"batch {batch.seq} could not be committed ({exc}); send it again"
                     )
+                if batch.with_commit and not duplicate and self._visdom is not None:
+                    await batched.committed(self._visdom, batch.with_commit)
                 yield pb.WriteAck(writer_id=batch.writer_id, seq=batch.seq, duplicate=duplicate)
         finally:
             self._streams.discard(pending)
@@ -323,7 +355,22 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             batch = decode_batch(message, self._limits)
         if batch.run_id not in self._writer.runs:
             raise InvalidBatch("run_id", f"run {batch.run_id!r} is not open; call OpenRun first")
+        if message.visdom_calls:
+            batch = self._with_visdom_calls(batch, message)
         return batch
+
+    def _with_visdom_calls(self, batch: DecodedBatch, message: pb.Batch) -> DecodedBatch:
+        """The batch with its Visdom calls parsed (a bad one rejects the batch) and their writes attached."""
+        if self._visdom is None:
+            raise InvalidBatch("visdom_calls", "this server was started without its Visdom side")
+        if self._writer.runs.project_of(batch.run_id) != VISDOM_PROJECT:
+            raise InvalidBatch("visdom_calls", f"Visdom calls travel in runs of the project {VISDOM_PROJECT!r}")
+        try:
+            calls = batched.parse_calls(message.visdom_calls)
+        except BadRequest as exc:
+            raise InvalidBatch("visdom_calls", str(exc).removeprefix("visdom_calls: ")) from None
+        writes = batched.transactions(self._visdom.writes, calls)
+        return dataclasses.replace(batch, with_commit=writes)
 
 
 class Unparseable:
@@ -371,6 +418,11 @@ def add_to_server(service: IngestService, server: grpc.aio.Server) -> None:
             service.GetProgress,
             request_deserializer=_tolerant(pb.GetProgressRequest),
             response_serializer=pb.GetProgressReply.SerializeToString,
+        ),
+        "VisdomRead": grpc.unary_unary_rpc_method_handler(
+            service.VisdomRead,
+            request_deserializer=_tolerant(pb.VisdomReadRequest),
+            response_serializer=pb.VisdomReadReply.SerializeToString,
         ),
         "ReadScalars": grpc.unary_stream_rpc_method_handler(
             service.ReadScalars,

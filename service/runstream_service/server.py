@@ -57,11 +57,12 @@ class Server:
         self.reader = StoreReader(self.con)
         self.compactor = Compactor(self.con, settings.compaction)
         self.writer.on_scalars_committed = self.compactor.notify
-        self.ingest = IngestService(self.writer, tokens=settings.tokens, reader=self.reader)
+        # Visdom's writes run on the writer thread, from its HTTP endpoints and from gRPC batches alike.
+        self.visdom = visdom_routes.Visdom(VisdomWrites(), self.writer.submit, self.reader, settings.tokens)
+        self.ingest = IngestService(self.writer, tokens=settings.tokens, reader=self.reader, visdom=self.visdom)
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._visdom_runner: web.AppRunner | None = None
-        self.visdom = visdom_routes.Visdom(VisdomWrites(), self.writer.submit, self.reader, settings.tokens)
         # Projections and neighbour searches: worker processes with their own memory bound, started on first use.
         self.projector = Projector(self.reader, embeddings, settings.data / "projector-cache", default_memory_bytes())
         self.grpc_port = 0

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -37,6 +37,9 @@ from runstream_service.store.kinds import (
     VIDEO,
 )
 from runstream_service.store.media import MediaError, parse_video, parse_wav
+
+if TYPE_CHECKING:  # store.base imports this module
+    from runstream_service.store.base import Transaction
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -231,6 +234,9 @@ class DecodedBatch:
     tag_info: tuple[TagInfoRow, ...] = ()  # what the writer says of its tags; the last for a tag wins
     custom_scalars_layout: str | None = None  # the run's layout (JSON, as sent), or None
     source_offset: int = 0  # where in an importer's source file this batch ends; 0: not an importer
+    # Writes that commit with this batch's points, in order: its Visdom calls (visdom/batched.py), which
+    # ingest.py parses and attaches; decode_batch leaves them empty.
+    with_commit: tuple[Transaction, ...] = ()
 
     @property
     def points(self) -> int:
@@ -253,7 +259,7 @@ def decode_batch(batch: pb.Batch, limits: Limits = DEFAULT_LIMITS) -> DecodedBat
     for field in PENDING_EXTRAS:
         if getattr(batch, field):
             raise InvalidBatch(field, "this server does not store this yet; upgrade the server")
-    columns = {
+    columns: dict[str, Any] = {
         kind.field: DECODERS[kind.name](getattr(batch, kind.field), len(tags), limits)
         if batch.HasField(kind.field)
         else None

@@ -100,3 +100,15 @@ def test_token_file_is_not_readable_through_visdom(server: LocalServer, tmp_path
         f"http://127.0.0.1:{server.visdom_port}/", json={"username": "x", "password": "00"}, timeout=10
     )
     assert reply.status_code == 400 and "user_password" not in reply.cookies
+
+
+def test_the_grpc_drop_in_writes_with_a_write_visdom_token_only(server: LocalServer) -> None:
+    from runstream._errors import AuthError
+    from runstream.visdom import Visdom as DropIn
+
+    vis = DropIn(runstream_server=server.address, env="auth_grpc", password=TOKENS["write:visdom"])
+    vis.text("by token", win="note")
+    assert "by token" in json.loads(vis.get_window_data("note", "auth_grpc"))["content"]
+    vis.close_client()
+    with pytest.raises(AuthError, match="write:visdom"):
+        DropIn(runstream_server=server.address, env="auth_grpc", password=TOKENS["write:other"])

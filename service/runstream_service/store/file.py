@@ -60,11 +60,18 @@ class FileStore:
                 insert_rows(con, kind.table, table)
             stats_added = self._update_series_stats(rows.scalar_stats) if rows.scalar_stats is not None else []
             self._save_extras(batches)
+            for batch in batches:
+                for write in batch.with_commit:
+                    write.work(con)
             self._save_seqs(progress, _source_offsets(batches, progress))
             con.execute("COMMIT")
         except BaseException:
             rollback(con)
             self.series_ids.forget()
+            for batch in batches:
+                for write in batch.with_commit:
+                    if write.on_rollback is not None:
+                        write.on_rollback()
             raise
         self.series_ids.adopt()
         self._seqs.update(progress)

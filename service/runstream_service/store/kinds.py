@@ -88,5 +88,5 @@ PENDING_FIELDS: frozenset[str] = frozenset()
 # layout, and Visdom calls (runstream.visdom.Visdom), each applied in the batch's commit.
 BATCH_EXTRAS: tuple[str, ...] = ("tag_info", "custom_scalars_layout", "visdom_calls")
 # Extras not stored yet: a batch that carries one is refused with INVALID_ARGUMENT naming it.
-PENDING_EXTRAS: frozenset[str] = frozenset({"visdom_calls"})
+PENDING_EXTRAS: frozenset[str] = frozenset()
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

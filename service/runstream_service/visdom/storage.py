@@ -351,6 +351,16 @@ def window_index(cur: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
     return index
 
 
+def windows_of(cur: duckdb.DuckDBPyConnection, envs: list[str]) -> dict[str, set[str]]:
+    """The windows of those of `envs` that exist (an env with none maps to an empty set)."""
+    found: dict[str, set[str]] = {
+        env: set() for (env,) in cur.execute("SELECT env FROM visdom_envs WHERE env IN ?", [envs]).fetchall()
+    }
+    for env, win in cur.execute("SELECT env, win FROM visdom_panes WHERE env IN ?", [envs]).fetchall():
+        found.setdefault(env, set()).add(win)
+    return found
+
+
 def env_names(cur: duckdb.DuckDBPyConnection) -> list[str]:
     return [env for (env,) in cur.execute("SELECT env FROM visdom_envs ORDER BY env").fetchall()]
 
