@@ -305,7 +305,13 @@ class SummaryWriter:
         walltime: float | None = None,
         dataformats: str = "NCHW",
     ) -> None:
-        """Several images as one grid of up to 8 columns, as TensorBoard's writers store them."""
+        """Several images as one grid of up to 8 columns, as TensorBoard's writers store them; also a list
+        of same-sized CHW or HWC images (`dataformats` 'CHW' or 'HWC'), as tensorboardX takes them."""
+        if isinstance(img_tensor, list):
+            if dataformats.upper() not in ("CHW", "HWC"):
+                raise ValueError(f"a list of images needs dataformats 'CHW' or 'HWC', got {dataformats!r}")
+            img_tensor = np.stack([_inputs.to_numpy(image) for image in img_tensor])
+            dataformats = "N" + dataformats
         self.add_image(tag, img_tensor, global_step, walltime, dataformats)
 
     def add_image_with_boxes(

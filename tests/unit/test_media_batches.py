@@ -374,3 +374,12 @@ def test_export_scalars_to_json_writes_tensorboardx_layout(
     transport.series = [series("group/a", [0, 1, 2])]
     w.export_scalars_to_json(str(path))  # as there: only what came since the last export
     assert json.loads(path.read_text()) == {"runs/exp/group/a": [[12.0, 2, 1.0]]}
+
+
+def test_add_images_takes_a_list_of_images(writer: tuple[Any, CapturingTransport]) -> None:
+    w, transport = writer
+    w.add_images("list", [np.zeros((3, 4, 5)), np.ones((3, 4, 5))], 0, dataformats="CHW")
+    with pytest.raises(ValueError, match="CHW"):
+        w.add_images("list", [np.zeros((3, 4, 5))], 0)
+    batch = _sent(w.run, transport)
+    assert Image.open(io.BytesIO(batch.images.data[0])).size == (10, 4)  # one row of two
