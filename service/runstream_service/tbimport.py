@@ -280,6 +280,7 @@ def read_points(scanner: RecordScanner, state: FileState) -> Iterator[tuple[Poin
     file's version record, values runstream skips) still move the offset on."""
     points = Points()
     sent_upto = scanner.base
+    mesh_parts = state.mesh_parts
     for chunk, ends in scanner.chunks():
         events = tb.EventList.FromString(chunk).event
         points.records += len(events)
@@ -306,10 +307,10 @@ def read_points(scanner: RecordScanner, state: FileState) -> Iterator[tuple[Poin
                     kind = value.WhichOneof("value")
                     tag = value.tag
                     if kind == "simple_value":
-                        if value.HasField("metadata"):
-                            _tag_info(points, state, tag, value.metadata)
                         tag_id = tag_ids.get(tag)
-                        if tag_id is None:
+                        if tag_id is None:  # a tag's display name is looked for once a batch
+                            if value.HasField("metadata"):
+                                _tag_info(points, state, tag, value.metadata)
                             tag_id = points.tag_id(tag)
                             full = len(tag_ids) >= MAX_TAGS_PER_BATCH
                         s_tag.append(tag_id)
@@ -319,7 +320,7 @@ def read_points(scanner: RecordScanner, state: FileState) -> Iterator[tuple[Poin
                     else:
                         _read_other(points, state, value, kind, tag, step, wall)
                         full = True
-                if state.mesh_parts:
+                if mesh_parts:
                     _add_meshes(points, state, step, wall)
                 if full:
                     full = (

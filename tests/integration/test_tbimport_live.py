@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from runstream_service import tbimport
 from runstream_service.sql import query_url
 from support import ServerProcess
 
@@ -21,6 +22,9 @@ tensorboardX = pytest.importorskip("tensorboardX")
 
 WALL0 = 1_700_000_000.0
 DEADLINE = 120.0
+# tensorboardX's flush() does not drain its queue: what its worker thread takes afterwards reaches the file
+# at its next timed flush. A short period makes the file catch up soon, as a job's does every flush_secs.
+FLUSH_SECS = 0.2
 
 
 def start_follower(logdir: Path, server: ServerProcess) -> subprocess.Popen[str]:
@@ -68,18 +72,25 @@ def log_steps(writer: Any, steps: range) -> None:
     writer.flush()
 
 
+def wait_written(writer: Any, points: int) -> None:
+    """Until the writer's event file holds `points` points (see FLUSH_SECS)."""
+    directory = Path(writer.logdir)
+    files = sorted(directory.glob("*tfevents*"))
+    wait_for(lambda: tbimport.read_run("", directory, files).points == points, f"{points} points in the file")
+
+
 def test_follow_picks_up_growth_and_a_restart_is_exact(
     tmp_path: Path, server: ServerProcess, followers: list[subprocess.Popen[str]]
 ) -> None:
     logdir = tmp_path / "logs"
-    first = tensorboardX.SummaryWriter(logdir=str(logdir / "a"), flush_secs=3600)
+    first = tensorboardX.SummaryWriter(logdir=str(logdir / "a"), flush_secs=FLUSH_SECS)
     log_steps(first, range(50))
     followers.append(start_follower(logdir, server))
     wait_for(lambda: scalar_counts(server) == {"a": 50}, "the first 50 points")
     assert query(server, "SELECT name, status FROM runs") == [("a", "running")]
 
     log_steps(first, range(50, 120))  # the file grows
-    second = tensorboardX.SummaryWriter(logdir=str(logdir / "b"), flush_secs=3600)  # a new run appears
+    second = tensorboardX.SummaryWriter(logdir=str(logdir / "b"), flush_secs=FLUSH_SECS)  # a new run appears
     log_steps(second, range(30))
     wait_for(lambda: scalar_counts(server) == {"a": 120, "b": 30}, "the grown file and the new run")
 
@@ -105,25 +116,27 @@ def test_follow_picks_up_growth_and_a_restart_is_exact(
     assert duplicates == [(0,)]
     stored = server.sql("SELECT r.name, count(*) FROM histograms h JOIN runs r USING (run_id) GROUP BY 1 ORDER BY 1")
     assert stored == [("a", 23), ("b", 6)]
-    (end_time,) = server.sql("SELECT finished_at FROM runs WHERE name = 'a'")[0]
+    (end_time,) = server.sql("SELECT epoch(finished_at) FROM runs WHERE name = 'a'")[0]
     assert end_time == WALL0 + 229  # the wall time of the last event read
 
 
 def test_a_grown_file_is_imported_from_where_the_last_import_stopped(tmp_path: Path, server: ServerProcess) -> None:
     logdir = tmp_path / "logs"
-    writer = tensorboardX.SummaryWriter(logdir=str(logdir / "live"), flush_secs=3600)
+    writer = tensorboardX.SummaryWriter(logdir=str(logdir / "live"), flush_secs=FLUSH_SECS)
     log_steps(writer, range(10))
+    wait_written(writer, 11)
     command = [sys.executable, "-m", "runstream_service", "import-tensorboard", str(logdir), "--server", server.address]
     for _ in range(2):
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr + result.stdout
     assert "already imported" in result.stdout
     log_steps(writer, range(10, 25))
-    writer.close()
+    wait_written(writer, 28)
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert "imported as run" in result.stdout and ": 17 points" in result.stdout, (
         result.stdout
     )  # 15 scalars, 2 histograms
+    writer.close()
     server.stop()
     assert server.sql("SELECT count(*), count(DISTINCT step) FROM scalars") == [(25, 25)]
     assert server.sql("SELECT status FROM runs") == [("finished",)]
