@@ -231,6 +231,9 @@ def _import_tensorboard(args: argparse.Namespace) -> int:
     except (FileNotFoundError, RuntimeError) as exc:
         print(f"runstream import-tensorboard: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C while following: quit at once, without a traceback
+        print("runstream import-tensorboard: interrupted", file=sys.stderr)
+        return 130
     except TransportError as exc:  # the server refused or did not answer: say which, without a traceback
         if exc.unreachable:
             where = args.server or os.environ.get("RUNSTREAM_SERVER", "127.0.0.1:50051")
