@@ -94,10 +94,11 @@ class CallWrite(Transaction):
     win: str | None = None
 
 
-def transactions(writes: storage.VisdomWrites, calls: Sequence[ParsedCall]) -> tuple[CallWrite, ...]:
+def transactions(writes: storage.VisdomWrites, calls: Sequence[ParsedCall]) -> tuple[Transaction, ...]:
     """The calls' writes (built on the event loop; new windows' documents are checked here, so a bad
-    one rejects the batch before it is queued)."""
-    return tuple(_write(writes, call) for call in calls)
+    one rejects the batch before it is queued), between the two that defer their new points and insert
+    them in one statement."""
+    return (writes.defer_points(), *(_write(writes, call) for call in calls), writes.insert_deferred_points())
 
 
 def _write(writes: storage.VisdomWrites, call: ParsedCall) -> CallWrite:

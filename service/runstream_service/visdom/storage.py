@@ -77,6 +77,8 @@ class VisdomWrites:
         self._panes: dict[tuple[str, str], _Pane] = {}
         self._envs: set[str] | None = None
         self._next_pane_id: int | None = None
+        # While a gRPC batch's calls run (visdom/batched.py): their new points, inserted once at its end.
+        self._deferred: dict[str, list[Any]] | None = None
 
     def _transaction(
         self,
@@ -86,6 +88,7 @@ class VisdomWrites:
         return Transaction(work, on_rollback=self._forget, single=single)
 
     def _forget(self) -> None:
+        self._deferred = None
         self._panes.clear()
         self._envs = None
         self._next_pane_id = None
@@ -103,6 +106,7 @@ class VisdomWrites:
         found = self._panes.get((env, win))
         if found is not None:
             return found
+        self._flush_points(con)
         row = con.execute(
             "SELECT pane_id, doc, opts, updated_at FROM visdom_panes WHERE env = ? AND win = ?", [env, win]
         ).fetchone()
@@ -142,6 +146,7 @@ class VisdomWrites:
         title = doc.get("title")
         title = None if title is None else str(title)
         if old is not None:
+            self._flush_points(con)
             con.execute("DELETE FROM visdom_trace_points WHERE pane_id = ?", [old.pane_id])
             con.execute(
                 "UPDATE visdom_panes SET type = ?, title = ?, opts = ?, doc = ?, updated_at = ? WHERE pane_id = ?",
@@ -166,14 +171,15 @@ class VisdomWrites:
         else:
             self._panes.pop((env, win), None)
 
-    @staticmethod
-    def _insert_points(con: duckdb.DuckDBPyConnection, pane: _Pane, change: Change) -> None:
-        """Add the change's points after each trace's last (counting from 0 for cleared traces)."""
+    def _insert_points(self, con: duckdb.DuckDBPyConnection, pane: _Pane, change: Change) -> None:
+        """Add the change's points after each trace's last (counting from 0 for cleared traces); while
+        points are deferred, into the batch's pending rows."""
         for trace in change.clear:
             pane.counts[trace] = 0
         if not change.insert:
             return
-        parts: dict[str, list[Any]] = {name: [] for name in POINT_SCHEMA.names}
+        deferred = self._deferred is not None
+        parts: dict[str, list[Any]] = self._deferred if self._deferred is not None else _no_points()
         for rows in change.insert:
             n = len(rows.columns)
             start = pane.counts.get(rows.trace, 0)
@@ -184,7 +190,14 @@ class VisdomWrites:
             for name in ("x", "y", "z", "text", "color"):
                 values = getattr(rows.columns, name)
                 parts[name] += values if values is not None else [None] * n
+        if not deferred:
+            self._insert_parts(con, parts)
+
+    @staticmethod
+    def _insert_parts(con: duckdb.DuckDBPyConnection, parts: dict[str, list[Any]]) -> None:
         total = len(parts["seq"])
+        if total == 0:
+            return
         if total <= VALUES_MAX_ROWS:
             rows_sql = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * total)
             params = [parts[name][i] for i in range(total) for name in POINT_SCHEMA.names]
@@ -192,6 +205,30 @@ class VisdomWrites:
             return
         table = pa.table({name: pa.array(parts[name], POINT_SCHEMA.field(name).type) for name in POINT_SCHEMA.names})
         insert_rows(con, "visdom_trace_points", table)
+
+    def _flush_points(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Insert the deferred points now (before SQL that reads or changes a window's points)."""
+        if self._deferred is not None and self._deferred["seq"]:
+            self._insert_parts(con, self._deferred)
+            self._deferred = _no_points()
+
+    def defer_points(self) -> Transaction:
+        """The first write of a gRPC batch's calls: from here, their new points wait in memory ..."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            self._deferred = _no_points()
+
+        return self._transaction(work)
+
+    def insert_deferred_points(self) -> Transaction:
+        """... and this, its last, inserts them in one statement (one INSERT per point cost ~1.4 ms
+        inside the batch's transaction; 3,000 appends took 4.5 s so, 0.1 s with this)."""
+
+        def work(con: duckdb.DuckDBPyConnection) -> None:
+            self._flush_points(con)
+            self._deferred = None
+
+        return self._transaction(work)
 
     # -- the writes -----------------------------------------------------------------------------
 
@@ -219,6 +256,8 @@ class VisdomWrites:
                 raise NotFound(f"window {post.win!r} does not exist in env {post.env!r}; create it first")
             change = panes.update_window(pane.doc, post)
             opts = {**pane.opts, **{k: v for k, v in post.opts.items() if v is not None}}
+            if change.clear:
+                self._flush_points(con)
             for trace_id in change.clear:
                 con.execute("DELETE FROM visdom_trace_points WHERE pane_id = ? AND trace = ?", [pane.pane_id, trace_id])
             self._insert_points(con, pane, change)
@@ -263,6 +302,7 @@ class VisdomWrites:
 
         def work(con: duckdb.DuckDBPyConnection) -> list[str]:
             where, params = ("env = ?", [env]) if win is None else ("env = ? AND win = ?", [env, win])
+            self._flush_points(con)
             con.execute(
                 f"DELETE FROM visdom_trace_points WHERE pane_id IN (SELECT pane_id FROM visdom_panes WHERE {where})",
                 params,
@@ -314,6 +354,7 @@ class VisdomWrites:
                     "INSERT INTO visdom_panes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [new_id, fork.target, win, kind, title, position, opts, doc, now, now],
                 )
+                self._flush_points(con)
                 con.execute(
                     "INSERT INTO visdom_trace_points SELECT ?, trace, seq, x, y, z, text, color "
                     "FROM visdom_trace_points WHERE pane_id = ?",
@@ -338,6 +379,10 @@ class VisdomWrites:
             return self._wins(con, request.env)
 
         return self._transaction(work)
+
+
+def _no_points() -> dict[str, list[Any]]:
+    return {name: [] for name in POINT_SCHEMA.names}
 
 
 # -- reads (any thread, on a reader cursor) -----------------------------------------------------
