@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
+from runstream._errors import RunstreamError
 from runstream._run import Run, init
 
 __all__ = ["Visdom"]
@@ -236,8 +237,11 @@ class Visdom:
     def _read(self, endpoint: str, body: dict[str, Any], flush: bool = True) -> str:
         if self._run is None:
             raise RuntimeError("this Visdom client does not send (send=False or offline=True): it cannot read")
-        if flush:
-            self._run.flush()
+        if flush and not self._run.flush():
+            raise TimeoutError(
+                f"runstream.visdom: the calls made before this {endpoint} were not all stored within 60 s "
+                "(the server is away or slow); they stay queued and spooled"
+            )
         if body.get("eid") is None:
             body["eid"] = self.env
         return self._run._visdom_read(endpoint, json.dumps(body).encode()).decode()
@@ -256,7 +260,11 @@ class Visdom:
             return False
 
     def win_exists(self, win: str, env: str | None = None) -> bool | None:
-        answer = self._read("win_exists", {"win": win, "eid": env})
+        """True or False; None when the server cannot tell now (as the visdom client answers)."""
+        try:
+            answer = self._read("win_exists", {"win": win, "eid": env})
+        except (TimeoutError, RunstreamError):
+            return None
         return {"true": True, "false": False}.get(answer)
 
     def win_hash(self, win: str, env: str | None = None) -> str | None:
