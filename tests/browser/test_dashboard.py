@@ -405,5 +405,6 @@ def test_texts_tab(page: Any, demo_server: ServerProcess) -> None:
     items = page.locator("[data-testid=text-item]")
     items.first.wait_for(timeout=15_000)
     assert items.count() == 2
-    assert "second **note**" in items.first.inner_text()  # newest first
+    assert "second note" in items.first.inner_text()  # newest first, as Markdown
+    assert items.first.locator("strong").inner_text() == "note"
     screenshot(page, "texts")
