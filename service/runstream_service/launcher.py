@@ -55,8 +55,12 @@ class LocalServer:
         log_path: Path | None = None,
         python_args: Sequence[str] = MODULE_ARGS,
         visdom: bool = False,
+        own_session: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        # In its own session, a terminal's Ctrl-C reaches only its parent, which then stops it in order
+        # (import-tensorboard --data DIR --follow marks its runs finished first).
+        self.own_session = own_session
         self.extra_args = tuple(extra_args)
         self.log_path = log_path
         self.python_args = tuple(python_args)
@@ -99,12 +103,18 @@ class LocalServer:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
-                self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, env=env)
+                self.process = subprocess.Popen(
+                    self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=self.own_session
+                )
         else:
             if self._anonymous_log is None:
                 self._anonymous_log = tempfile.TemporaryFile()
             self.process = subprocess.Popen(
-                self.command(), stdout=self._anonymous_log, stderr=subprocess.STDOUT, env=env
+                self.command(),
+                stdout=self._anonymous_log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=self.own_session,
             )
         deadline = time.monotonic() + timeout
         while True:

@@ -786,7 +786,7 @@ def local_server(data_dir: Path, timeout: float = 60.0) -> Iterator[str]:
     """
     from runstream_service.launcher import LocalServer, ServerStartError
 
-    server = LocalServer(data_dir)
+    server = LocalServer(data_dir, own_session=True)
     try:
         try:
             server.start(timeout)
