@@ -34,6 +34,13 @@ def test_views_and_their_columns_are_as_documented() -> None:
         "graphs",
         "graph_nodes",
         "embeddings",
+        "audio",
+        "videos",
+        "pr_curves",
+        "meshes",
+        "tensors",
+        "tag_info",
+        "custom_scalar_layouts",
     }
     for view, described in rows:
         documented = re.findall(r"`(\w+)`", described)
