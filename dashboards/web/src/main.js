@@ -147,12 +147,21 @@ let lastUpdate = null;
 const statusLine = $('#status-line');
 const counts = $('#status-counts');
 
+// /api/tags' keys (the views) as the status line names them: "4 scalar, 1 histogram, 2 PR curve tags"
+const KIND_NOUNS = {
+  scalars: 'scalar', histograms: 'histogram', images: 'image', texts: 'text', graphs: 'graph', embeddings: 'embedding',
+  audio: 'audio', videos: 'video', pr_curves: 'PR curve', meshes: 'mesh', tensors: 'tensor',
+};
+
 function setStatus() {
   const label = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline (retrying)' }[liveState];
   statusLine.textContent = `${label}${lastUpdate ? ` · last update ${fmtClock(lastUpdate)}` : liveState === 'live' ? ' · connected, no new data yet' : ''}`;
   statusLine.className = `status-line s-${liveState}`;
   const t = ctx.tags;
-  counts.textContent = `${ctx.runIds.length} run${ctx.runIds.length === 1 ? '' : 's'} shown · ${t.scalars.length} scalar, ${t.histograms.length} histogram, ${t.images.length} image tags`;
+  const kinds = Object.entries(t)
+    .filter(([, tags]) => Array.isArray(tags) && tags.length)
+    .map(([kind, tags]) => `${tags.length} ${KIND_NOUNS[kind] || kind}`);
+  counts.textContent = `${ctx.runIds.length} run${ctx.runIds.length === 1 ? '' : 's'} shown · ${kinds.join(', ') || 'no'} tags`;
 }
 
 let touched = new Set();

@@ -15,6 +15,7 @@ import { ScalarChart } from './charts.js';
 import { PALETTE } from './colors.js';
 import { counters } from './debug.js';
 import { debounce, h } from './dom.js';
+import { loadMarkdown } from './mdload.js';
 import { forgetTagInfo, getCustomScalars, tagInfoFor } from './prcurvesapi.js';
 import { groupByPrefix, layoutCharts, tagLabel, tagMatcher } from './tags.js';
 
@@ -390,9 +391,17 @@ export function createScalarsView(root, store) {
       chart.descEl = h('div', { class: 'tag-description' });
       chart.el.insertBefore(chart.descEl, chart.el.children[1]);
     }
-    if (chart.descEl) {
-      chart.descEl.textContent = l.description;
-      chart.descEl.hidden = !l.description;
+    if (chart.descEl && chart.descEl.dataset.source !== l.description) {
+      // summary_description is Markdown, as TensorBoard shows it; sanitised like logged texts
+      const descEl = chart.descEl;
+      descEl.dataset.source = l.description;
+      descEl.textContent = l.description;
+      descEl.hidden = !l.description;
+      if (l.description) {
+        loadMarkdown().then((render) => {
+          if (descEl.dataset.source === l.description) descEl.replaceChildren(render(l.description));
+        });
+      }
     }
   }
 

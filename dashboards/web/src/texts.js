@@ -4,12 +4,7 @@
 
 import { getTexts, isAbort } from './api.js';
 import { h } from './dom.js';
-
-let markdown = null;
-const loadMarkdown = () =>
-  (markdown ||= Promise.all([import('marked'), import('dompurify'), import('./markdown.js')]).then(([marked, purify, md]) =>
-    md.makeMarkdown(marked, purify.default(window)),
-  ));
+import { loadMarkdown } from './mdload.js';
 
 const LIMIT = 50;
 
