@@ -397,33 +397,22 @@ def _tolerant(message_class: Any) -> Any:
 def add_to_server(service: IngestService, server: grpc.aio.Server) -> None:
     """Register the Ingest service. Unlike the generated helper, bytes that do not parse as a unary
     request reach the handler (as Unparseable) and get INVALID_ARGUMENT, not UNKNOWN."""
+    def unary(handler: Any, request: Any, reply: Any) -> grpc.RpcMethodHandler[Any, Any]:
+        return grpc.unary_unary_rpc_method_handler(
+            handler, request_deserializer=_tolerant(request), response_serializer=reply.SerializeToString
+        )
+
     handlers = {
-        "OpenRun": grpc.unary_unary_rpc_method_handler(
-            service.OpenRun,
-            request_deserializer=_tolerant(pb.OpenRunRequest),
-            response_serializer=pb.OpenRunResponse.SerializeToString,
-        ),
+        "OpenRun": unary(service.OpenRun, pb.OpenRunRequest, pb.OpenRunResponse),
         # Write parses inside its handler (see _read_batches), so a bad message becomes INVALID_ARGUMENT there.
         "Write": grpc.stream_stream_rpc_method_handler(
             service.Write,
             request_deserializer=pb.Batch.FromString,
             response_serializer=pb.WriteAck.SerializeToString,
         ),
-        "FinishRun": grpc.unary_unary_rpc_method_handler(
-            service.FinishRun,
-            request_deserializer=_tolerant(pb.FinishRunRequest),
-            response_serializer=pb.FinishRunResponse.SerializeToString,
-        ),
-        "GetProgress": grpc.unary_unary_rpc_method_handler(
-            service.GetProgress,
-            request_deserializer=_tolerant(pb.GetProgressRequest),
-            response_serializer=pb.GetProgressReply.SerializeToString,
-        ),
-        "VisdomRead": grpc.unary_unary_rpc_method_handler(
-            service.VisdomRead,
-            request_deserializer=_tolerant(pb.VisdomReadRequest),
-            response_serializer=pb.VisdomReadReply.SerializeToString,
-        ),
+        "FinishRun": unary(service.FinishRun, pb.FinishRunRequest, pb.FinishRunResponse),
+        "GetProgress": unary(service.GetProgress, pb.GetProgressRequest, pb.GetProgressReply),
+        "VisdomRead": unary(service.VisdomRead, pb.VisdomReadRequest, pb.VisdomReadReply),
         "ReadScalars": grpc.unary_stream_rpc_method_handler(
             service.ReadScalars,
             request_deserializer=_tolerant(pb.ReadScalarsRequest),
