@@ -20,6 +20,7 @@ from runstream.v1 import ingest_pb2 as pb
 from runstream_service.store.base import OpenRun
 from runstream_service.store.file import FileStore
 from runstream_service.store.media import MediaError, parse_video, parse_wav
+from runstream_service.store.schema import SCHEMA_VERSION
 from runstream_service.validate import InvalidBatch, decode_batch
 
 
@@ -500,7 +501,7 @@ def test_a_version_3_file_is_migrated_keeping_its_data(tmp_path: Path) -> None:
     old.close()
     con = duckdb.connect(path)
     store = FileStore(con)
-    assert con.execute("SELECT version FROM schema_info").fetchall() == [(4,)]
+    assert con.execute("SELECT version FROM schema_info").fetchall() == [(SCHEMA_VERSION,)]
     assert con.execute("SELECT tag, step, data, boxes FROM images").fetchall() == [("old", 4, b"x", None)]
     assert con.execute("SELECT writer_id, seq, source_offset FROM writer_progress").fetchall() == [("w", 5, 0)]
     assert store.committed_seq("w") == 5

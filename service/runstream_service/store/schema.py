@@ -16,8 +16,9 @@ from __future__ import annotations
 import duckdb
 
 # 3: the Visdom tables (visdom_envs, visdom_panes, visdom_trace_points). 4: audio, videos, PR curves, meshes,
-# tensors, image boxes, tag_info, custom_scalar_layouts, writer_progress.source_offset.
-SCHEMA_VERSION = 4
+# tensors, image boxes, tag_info, custom_scalar_layouts, writer_progress.source_offset. 5: run_labels (tags,
+# note, archived), deleted_runs, status 'crashed' (store/lifecycle.py).
+SCHEMA_VERSION = 5
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
@@ -27,11 +28,28 @@ CREATE TABLE IF NOT EXISTS run_meta (
     project     VARCHAR NOT NULL,
     name        VARCHAR NOT NULL,
     config      JSON,
-    status      VARCHAR NOT NULL,     -- running | finished | failed
+    status      VARCHAR NOT NULL,     -- running | finished | failed | crashed
     created_at  DOUBLE NOT NULL,      -- seconds since the Unix epoch
     finished_at DOUBLE,
     host        VARCHAR,
     world_size  INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS run_labels (  -- what people say of a run (store/lifecycle.py); none: no row
+    run_id     VARCHAR NOT NULL,
+    tags       VARCHAR[] NOT NULL,
+    note       VARCHAR NOT NULL,
+    archived   BOOLEAN NOT NULL,      -- hidden by the web UI's runs panel unless asked for; kept
+    updated_at DOUBLE NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS deleted_runs (  -- one row per deleted run; also refuses the run id afterwards
+    run_id         VARCHAR NOT NULL,
+    project        VARCHAR NOT NULL,
+    name           VARCHAR NOT NULL,
+    points         BIGINT NOT NULL,   -- rows of every kind removed with it
+    deleted_by     VARCHAR NOT NULL,  -- 'token ABCD1234' (fingerprint), 'no token' or 'cli --data'
+    deleted_at     DOUBLE NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS run_ranks (
@@ -274,11 +292,18 @@ CREATE TABLE IF NOT EXISTS visdom_trace_points (  -- line and scatter traces: on
 
 VIEWS = """
 CREATE OR REPLACE VIEW runs AS
-SELECT run_id, project, name, config, status,
-       make_timestamp(CAST(created_at * 1e6 AS BIGINT)) AS created_at,
-       make_timestamp(CAST(finished_at * 1e6 AS BIGINT)) AS finished_at,
-       host, world_size
-FROM run_meta;
+SELECT m.run_id, m.project, m.name, m.config, m.status,
+       make_timestamp(CAST(m.created_at * 1e6 AS BIGINT)) AS created_at,
+       make_timestamp(CAST(m.finished_at * 1e6 AS BIGINT)) AS finished_at,
+       m.host, m.world_size,
+       coalesce(l.tags, CAST([] AS VARCHAR[])) AS tags, coalesce(l.note, '') AS note,
+       coalesce(l.archived, false) AS archived
+FROM run_meta m LEFT JOIN run_labels l USING (run_id);
+
+CREATE OR REPLACE VIEW run_deletions AS
+SELECT run_id, project, name, points, deleted_by,
+       make_timestamp(CAST(deleted_at * 1e6 AS BIGINT)) AS deleted_at
+FROM deleted_runs;
 
 CREATE OR REPLACE VIEW scalars AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.value
@@ -376,7 +401,8 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ALTER TABLE scalar_points RENAME TO scalar_points_hot")
     if rows and rows[0][0] < SCHEMA_VERSION:
         # Version 2 lacked the Visdom tables, version 3 the tables of audio, videos, PR curves, meshes, tensors,
-        # tag_info and custom_scalar_layouts; TABLES below creates them.
+        # tag_info and custom_scalar_layouts, version 4 run_labels and deleted_runs; TABLES below creates them
+        # (the runs view, replaced below, then reads the labels: none yet).
         con.execute("UPDATE schema_info SET version = ?", [SCHEMA_VERSION])
     con.execute(TABLES)
     if rows and rows[0][0] < 4:
