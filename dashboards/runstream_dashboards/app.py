@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runstream_dashboards import auth, curves_api, hparams_api, media_api, params, projector_api, visdom_api
+from runstream_dashboards import auth, curves_api, hparams_api, media_api, origin, params, projector_api, visdom_api
 from runstream_dashboards.errors import json_errors
 from runstream_dashboards.metrics import HealthCollector, render
 from runstream_dashboards.ports import AppDeps
@@ -250,11 +250,13 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
 
 
-def make_app(deps: AppDeps) -> web.Application:
-    """The HTTP app over `deps`; errors rendered as JSON (outermost), then the token check."""
+def make_app(deps: AppDeps, hosts: origin.HostPolicy = origin.LOOPBACK_ONLY) -> web.Application:
+    """The HTTP app over `deps`; errors rendered as JSON (outermost), then the Host and Origin check on
+    every route (origin.py; `hosts`: the names this listener answers), then the token check."""
     # The Visdom protocol mounted under /visdom checks its own login (runstream_service.visdom.routes).
     app = web.Application(
-        middlewares=[json_errors, visdom_api.skip_for_visdom(auth.require_token)], client_max_size=1 << 20
+        middlewares=[json_errors, origin.guard(hosts), visdom_api.skip_for_visdom(auth.require_token)],
+        client_max_size=1 << 20,
     )
     app[DEPS_KEY] = deps
     auth.setup(app, deps.tokens)

@@ -141,6 +141,13 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"runstream: {flag} {path}: no such file", file=sys.stderr)
             return 2
     visdom = None if args.visdom == OFF else args.visdom
+    from runstream_dashboards.origin import parse_allowed_hosts
+
+    try:
+        allowed_hosts = parse_allowed_hosts(args.allowed_hosts) if args.allowed_hosts is not None else ()
+    except ValueError as exc:
+        print(f"runstream: {exc}", file=sys.stderr)
+        return 2
     for address in (args.grpc, args.http, *([visdom] if visdom else [])):
         try:
             host, _ = split_address(address)
@@ -180,6 +187,7 @@ def _serve(args: argparse.Namespace) -> int:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         visdom=visdom,
+        allowed_hosts=allowed_hosts,
         compaction=CompactionPolicy(hot_points=args.compact_points, hot_seconds=args.compact_seconds),
     )
     demo = None

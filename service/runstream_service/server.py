@@ -19,6 +19,7 @@ import grpc
 import uvloop
 from aiohttp import web
 
+from runstream_dashboards import origin
 from runstream_dashboards.app import make_app
 from runstream_dashboards.ports import AppDeps, Health
 from runstream_service.ingest import IngestService, add_to_server
@@ -91,11 +92,11 @@ class Server:
             raise OSError(f"cannot listen for gRPC on {self.settings.grpc} (in use, or not an address of this host)")
         await self._grpc.start()
         # Open event streams are cut after a second at shutdown; browsers reconnect by themselves.
-        app = make_app(self._app_deps())
+        host, port = split_address(self.settings.http)
+        app = make_app(self._app_deps(), origin.policy_for(host, self.settings.allowed_hosts))
         visdom_routes.add_routes(app, self.visdom, "/visdom")
         self._http = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._http.setup()
-        host, port = split_address(self.settings.http)
         site = web.TCPSite(self._http, host, port, ssl_context=self._http_ssl())
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
@@ -120,7 +121,8 @@ class Server:
         if self.settings.visdom is None:
             return
         host, port = split_address(self.settings.visdom)
-        runner = web.AppRunner(visdom_routes.make_app(self.visdom), access_log=None, shutdown_timeout=1.0)
+        hosts = origin.guard(origin.policy_for(host, self.settings.allowed_hosts))
+        runner = web.AppRunner(visdom_routes.make_app(self.visdom, [hosts]), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, host, port, ssl_context=self._http_ssl())
         try:

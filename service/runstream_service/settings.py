@@ -33,6 +33,13 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     Setting("tokens", "--tokens", None, "file of tokens and scopes, one `TOKEN SCOPE[,SCOPE...]` a line"),
     Setting("tls_cert", "--tls-cert", None, "PEM certificate (chain) file: serve gRPC and HTTP over TLS"),
     Setting("tls_key", "--tls-key", None, "PEM private key file of --tls-cert"),
+    Setting(
+        "allowed_hosts",
+        "--allowed-hosts",
+        None,
+        "HOST[,HOST...]: Host names the HTTP and Visdom ports answer besides loopback's (a server bound to "
+        "loopback answers only those; bound elsewhere, any Host unless this narrows it)",
+    ),
 )
 
 DATABASE_FILE = "runstream.duckdb"
@@ -65,6 +72,7 @@ class ServerSettings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     visdom: str | None = None  # HOST:PORT of the Visdom listener; None: off (it still answers under /visdom)
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback's (normalised, no port)
     compaction: CompactionPolicy = CompactionPolicy()
 
     @property

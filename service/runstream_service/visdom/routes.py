@@ -23,12 +23,13 @@ import secrets
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import duckdb
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Middleware
 
 from runstream_service.auth import Token, TokenTable, bearer, require_read, require_write
 from runstream_service.errors import BadRequest, RunstreamError, Unauthenticated
@@ -442,9 +443,10 @@ def add_routes(app: web.Application, visdom: Visdom, prefix: str = "") -> None:
         router.add_post(root, login)
 
 
-def make_app(visdom: Visdom) -> web.Application:
-    """The Visdom port's own app: the endpoints at the root."""
-    app = web.Application(middlewares=[json_errors], client_max_size=protocol.MAX_BODY_BYTES)
+def make_app(visdom: Visdom, middlewares: Sequence[Middleware] = ()) -> web.Application:
+    """The Visdom port's own app: the endpoints at the root; `middlewares` run inside the error rendering
+    (server.py passes the Host and Origin check of runstream_dashboards.origin)."""
+    app = web.Application(middlewares=[json_errors, *middlewares], client_max_size=protocol.MAX_BODY_BYTES)
     add_routes(app, visdom, "")
     return app
 
