@@ -2,7 +2,11 @@
 
 The token file has one token per line, `TOKEN SCOPE[,SCOPE...]`; blank lines and lines starting
 with `#` are ignored. Scopes: `read` (the dashboard, the HTTP API, SQL, /metrics), `write:PROJECT`
-(OpenRun, Write and FinishRun on runs of PROJECT) and `write:*` (every project).
+(OpenRun, Write and FinishRun on runs of PROJECT), `write:*` (every project), and `admin:PROJECT` /
+`admin:*`: deleting, renaming, tagging, noting and archiving the project's runs (`runstream runs`, the
+runs API, the page's run actions). Admin is a scope of its own because a delete cannot be undone and
+a training job's token (`write`) is copied into many job scripts; neither `read` nor `write` implies it,
+and it implies neither (the page needs `read` too).
 
 Pure: no I/O except `load_tokens`, no logging of tokens (at most `fingerprint`, a short hash).
 """
@@ -23,6 +27,8 @@ from runstream_service.errors import Unauthenticated as Unauthenticated
 READ = "read"
 WRITE_ANY = "write:*"
 WRITE_PREFIX = "write:"
+ADMIN_ANY = "admin:*"
+ADMIN_PREFIX = "admin:"
 MIN_TOKEN_CHARS = 16
 MAX_TOKEN_CHARS = 512
 # Printable ASCII without spaces or commas: safe in an HTTP header, gRPC metadata and this file.
@@ -51,6 +57,9 @@ class Token:
 
     def can_write(self, project: str) -> bool:
         return WRITE_ANY in self.scopes or f"{WRITE_PREFIX}{project}" in self.scopes
+
+    def can_admin(self, project: str) -> bool:
+        return ADMIN_ANY in self.scopes or f"{ADMIN_PREFIX}{project}" in self.scopes
 
 
 def _digest(token: str) -> bytes:
@@ -110,6 +119,14 @@ def require_write(token: Token, project: str) -> None:
         )
 
 
+def require_admin(token: Token, project: str) -> None:
+    if not token.can_admin(project):
+        raise PermissionDenied(
+            f"this token (fingerprint {token.fingerprint}) may not change runs of project {project!r}: "
+            f"deleting, renaming, tagging and archiving need the scope 'admin:{project}' or 'admin:*'"
+        )
+
+
 def bearer(value: str | None) -> str | None:
     """The token of an `authorization: Bearer TOKEN` value; None when absent or of another scheme."""
     if not value:
@@ -122,14 +139,17 @@ def bearer(value: str | None) -> str | None:
 
 def parse_scope(scope: str) -> str:
     """Check one scope; raises ValueError naming what is wrong."""
-    if scope == READ or scope == WRITE_ANY:
+    if scope in (READ, WRITE_ANY, ADMIN_ANY):
         return scope
-    if scope.startswith(WRITE_PREFIX):
-        project = scope[len(WRITE_PREFIX) :]
-        if project and _PROJECT_RE.fullmatch(project):
-            return scope
-        raise ValueError(f"scope {scope!r} needs a project name after 'write:'")
-    raise ValueError(f"unknown scope {scope!r}; scopes are 'read', 'write:PROJECT' and 'write:*'")
+    for prefix in (WRITE_PREFIX, ADMIN_PREFIX):
+        if scope.startswith(prefix):
+            project = scope[len(prefix) :]
+            if project and _PROJECT_RE.fullmatch(project):
+                return scope
+            raise ValueError(f"scope {scope!r} needs a project name after {prefix!r}")
+    raise ValueError(
+        f"unknown scope {scope!r}; scopes are 'read', 'write:PROJECT', 'write:*', 'admin:PROJECT' and 'admin:*'"
+    )
 
 
 def parse_tokens(text: str, source: str = "<tokens>") -> TokenTable:

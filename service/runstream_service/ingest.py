@@ -20,9 +20,10 @@ from google.protobuf.message import DecodeError
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
 from runstream_service.auth import AuthError, PermissionDenied, Token, TokenTable, bearer, require_write
+from runstream_service.crashes import CrashWatch, Stream
 from runstream_service.errors import BadRequest, RunstreamError, grpc_status
 from runstream_service.limits import DEFAULT_LIMITS, Limits
-from runstream_service.store import ingest_reads
+from runstream_service.store import ingest_reads, lifecycle
 from runstream_service.store.base import Reads
 from runstream_service.store.writer import FinishRun, OpenRun, StoreWriter, UnknownRun
 from runstream_service.validate import DecodedBatch, InvalidBatch, decode_batch
@@ -78,8 +79,10 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         tokens: TokenTable | None = None,
         reader: Reads | None = None,
         visdom: Visdom | None = None,
+        crashes: CrashWatch | None = None,
     ) -> None:
         self._writer = writer
+        self._crashes = crashes  # told of OpenRun calls, open streams and their runs (crashed runs); None: not
         self._reader = reader  # for ReadScalars and GetProgress; None: they answer UNIMPLEMENTED
         self._visdom = visdom  # the Visdom side (runstream.visdom.Visdom's calls and reads); None: refused
         self._limits = limits
@@ -215,6 +218,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         existing = self._writer.runs.project_of(request.run_id) if request.run_id else None
         await self._authorize(context, request.project or "default", existing)
         run_id = request.run_id or uuid.uuid4().hex[:16]
+        if run_id in self._writer.runs.deleted:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"run_id: {lifecycle.deleted_message(run_id)}")
         if len(run_id) > self._limits.max_id_chars:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, f"run_id: at most {self._limits.max_id_chars} characters"
@@ -240,6 +245,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             start_time=request.start_time,
         )
         created = await self._writer.submit(job)
+        if self._crashes is not None:
+            self._crashes.saw(run_id)
         return pb.OpenRunResponse(run_id=run_id, created=created)
 
     async def FinishRun(self, request: pb.FinishRunRequest | Unparseable, context: Context) -> pb.FinishRunResponse:
@@ -264,7 +271,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         if self._draining:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down; send again later")
         self._streams.add(pending)
-        reader = asyncio.ensure_future(self._read_batches(request_iterator, pending, token))
+        alive = self._crashes.stream() if self._crashes is not None else None
+        reader = asyncio.ensure_future(self._read_batches(request_iterator, pending, token, alive))
         try:
             while True:
                 item = await pending.get()
@@ -304,12 +312,15 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         finally:
             self._streams.discard(pending)
             reader.cancel()
+            if alive is not None:
+                alive.close()
 
     async def _read_batches(
         self,
         request_iterator: AsyncIterator[pb.Batch],
         pending: asyncio.Queue[_Pending],
         token: Token | None = None,
+        alive: Stream | None = None,
     ) -> None:
         try:
             async for message in request_iterator:
@@ -326,6 +337,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     except AuthError as exc:
                         await pending.put(_Denied(exc))
                         return
+                if alive is not None:
+                    alive.saw(batch.run_id)
                 # Waits here while the writer's queue is full: backpressure reaches the client
                 # through gRPC flow control.
                 commit = await self._writer.enqueue(batch)
@@ -353,6 +366,8 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
             batch = await asyncio.to_thread(decode_batch, message, self._limits)
         else:
             batch = decode_batch(message, self._limits)
+        if batch.run_id in self._writer.runs.deleted:
+            raise InvalidBatch("run_id", lifecycle.deleted_message(batch.run_id))
         if batch.run_id not in self._writer.runs:
             raise InvalidBatch("run_id", f"run {batch.run_id!r} is not open; call OpenRun first")
         if message.visdom_calls:
@@ -397,6 +412,7 @@ def _tolerant(message_class: Any) -> Any:
 def add_to_server(service: IngestService, server: grpc.aio.Server) -> None:
     """Register the Ingest service. Unlike the generated helper, bytes that do not parse as a unary
     request reach the handler (as Unparseable) and get INVALID_ARGUMENT, not UNKNOWN."""
+
     def unary(handler: Any, request: Any, reply: Any) -> grpc.RpcMethodHandler[Any, Any]:
         return grpc.unary_unary_rpc_method_handler(
             handler, request_deserializer=_tolerant(request), response_serializer=reply.SerializeToString

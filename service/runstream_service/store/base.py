@@ -58,6 +58,9 @@ class Transaction:
     # NEEDS_TRANSACTION, having written nothing, when the job needs more than one statement; then `work`
     # runs. Measured: a Visdom append took 4.4 ms end to end with BEGIN/INSERT/COMMIT, 3.2 ms so.
     single: Callable[[duckdb.DuckDBPyConnection], Any] | None = None
+    # Runs this job deletes (store/lifecycle.py): once it has committed, the store drops them from its
+    # caches and snapshot, on the writer thread, before any later batch is looked at.
+    forget_runs: tuple[str, ...] = ()
 
 
 T = TypeVar("T")
@@ -77,6 +80,10 @@ class UnknownRun(NotFound):
     """A run that was never opened (OpenRun) on this store."""
 
 
+class RunDeleted(UnknownRun):
+    """A run that was deleted (store/lifecycle.py): its id is refused from then on."""
+
+
 @dataclass(frozen=True)
 class RunsSnapshot:
     """The runs the store holds, each with its project (for `write:PROJECT` checks), as committed.
@@ -87,10 +94,11 @@ class RunsSnapshot:
     """
 
     projects: Mapping[str, str]
+    deleted: frozenset[str] = frozenset()  # ids of deleted runs: refused, with a message that says so
 
     @staticmethod
-    def of(projects: Mapping[str, str]) -> RunsSnapshot:
-        return RunsSnapshot(MappingProxyType(dict(projects)))
+    def of(projects: Mapping[str, str], deleted: frozenset[str] = frozenset()) -> RunsSnapshot:
+        return RunsSnapshot(MappingProxyType(dict(projects)), deleted)
 
     def __contains__(self, run_id: object) -> bool:
         return run_id in self.projects
@@ -106,7 +114,12 @@ class RunsSnapshot:
         return self.projects.get(run_id)
 
     def with_project(self, run_id: str, project: str) -> RunsSnapshot:
-        return RunsSnapshot.of({**self.projects, run_id: project})
+        return RunsSnapshot.of({**self.projects, run_id: project}, self.deleted)
+
+    def without(self, run_ids: tuple[str, ...]) -> RunsSnapshot:
+        """The snapshot once `run_ids` were deleted."""
+        kept = {run: project for run, project in self.projects.items() if run not in run_ids}
+        return RunsSnapshot.of(kept, self.deleted | frozenset(run_ids))
 
 
 class Store(Protocol):

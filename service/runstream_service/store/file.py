@@ -19,7 +19,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runstream_service.store.base import NEEDS_TRANSACTION, FinishRun, OpenRun, RunsSnapshot, Transaction, UnknownRun
+from runstream_service.store.base import (
+    NEEDS_TRANSACTION,
+    FinishRun,
+    OpenRun,
+    RunDeleted,
+    RunsSnapshot,
+    Transaction,
+    UnknownRun,
+)
+from runstream_service.store.lifecycle import deleted_message, deleted_run_ids, importer_writer_prefix
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import SeriesIds, build_rows
 from runstream_service.store.transactions import insert_rows, rollback
@@ -37,7 +46,9 @@ class FileStore:
         )
         self._seqs: dict[str, int] = dict(con.execute("SELECT writer_id, seq FROM writer_progress").fetchall())
         self._stats_known: set[int] = {s for (s,) in con.execute("SELECT series_id FROM series_stats").fetchall()}
-        self._runs = RunsSnapshot.of(dict(con.execute("SELECT run_id, project FROM run_meta").fetchall()))
+        self._runs = RunsSnapshot.of(
+            dict(con.execute("SELECT run_id, project FROM run_meta").fetchall()), frozenset(deleted_run_ids(con))
+        )
         self._ranks: set[tuple[str, int]] = {
             (r, k) for r, k in con.execute("SELECT run_id, rank FROM run_ranks").fetchall()
         }
@@ -163,6 +174,8 @@ class FileStore:
                 self._con.unregister("seq_updates")
 
     def open_run(self, request: OpenRun) -> bool:
+        if request.run_id in self._runs.deleted:
+            raise RunDeleted(deleted_message(request.run_id))
         try:
             self._con.execute("BEGIN")
             created = self._open_run(request)
@@ -233,7 +246,17 @@ class FileStore:
         except BaseException:
             rollback(self._con)
             raise
+        if job.forget_runs:
+            self._forget(job.forget_runs)
         return result
+
+    def _forget(self, run_ids: tuple[str, ...]) -> None:
+        """Drop deleted runs from the caches (their rows are gone): later batches of theirs are refused."""
+        self._runs = self._runs.without(run_ids)
+        self._ranks = {(run, rank) for run, rank in self._ranks if run not in run_ids}
+        self._stats_known -= self.series_ids.drop_runs(run_ids)
+        prefixes = tuple(importer_writer_prefix(run) for run in run_ids)
+        self._seqs = {writer: seq for writer, seq in self._seqs.items() if not writer.startswith(prefixes)}
 
     def close(self) -> None:
         try:

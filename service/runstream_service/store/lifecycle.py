@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 
 from runstream_service.errors import BadRequest, NotFound
+from runstream_service.store.base import RunDeleted
 from runstream_service.store.kinds import KINDS
 
 # Tables holding a run's data, and those that do not (each explained above).
@@ -64,10 +65,6 @@ MAX_NOTE_CHARS = 64 * 1024
 CLI_DATA = "cli --data"  # deleted_by for deletes made on a file with `runstream runs delete --data`
 
 
-class RunDeleted(NotFound):
-    """The run was deleted: its id is refused from then on."""
-
-
 @dataclass(frozen=True)
 class Deleted:
     """What one delete removed (also the row it logged in deleted_runs)."""
@@ -96,7 +93,7 @@ def project_of(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
     if rows:
         return str(rows[0][0])
     if con.execute("SELECT 1 FROM deleted_runs WHERE run_id = ?", [run_id]).fetchall():
-        raise RunDeleted(f"run {run_id!r} was deleted")
+        raise RunDeleted(deleted_message(run_id))
     raise NotFound(f"no run {run_id!r}; `runstream runs list` shows the runs")
 
 
@@ -129,6 +126,14 @@ def delete_run(con: duckdb.DuckDBPyConnection, run_id: str, deleted_by: str, now
         [run_id, project, name, points, deleted_by, deleted.deleted_at],
     )
     return deleted
+
+
+def deleted_message(run_id: str) -> str:
+    """What a writer of a deleted run is told."""
+    return (
+        f"run {run_id!r} was deleted on this server (the run_deletions view says when and by whom); "
+        "its batches are refused: log under a new run id"
+    )
 
 
 def importer_writer_prefix(run_id: str) -> str:

@@ -110,6 +110,13 @@ class SeriesIds:
             table[i] = sid
         return table
 
+    def drop_runs(self, run_ids: tuple[str, ...]) -> set[int]:
+        """Forget the committed series of deleted runs (their ids are not given again); returns those ids."""
+        dropped = {key: sid for key, sid in self._committed.items() if key[0] in run_ids}
+        for key in dropped:
+            del self._committed[key]
+        return set(dropped.values())
+
     def new_rows(self) -> pa.Table | None:
         """The series rows the commit being built adds, or None."""
         if not self._new:

@@ -24,8 +24,9 @@ from typing import Any
 
 import duckdb
 
-from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, Transaction, UnknownRun
+from runstream_service.store.base import FinishRun, OpenRun, RunDeleted, RunsSnapshot, Store, Transaction, UnknownRun
 from runstream_service.store.file import FileStore
+from runstream_service.store.lifecycle import deleted_message
 from runstream_service.validate import DecodedBatch
 
 __all__ = ["FinishRun", "OpenRun", "StoreWriter", "Transaction", "UnknownRun", "WriterStats"]
@@ -244,6 +245,8 @@ class StoreWriter:
             if batch.seq <= progress.get(batch.writer_id, self._store.committed_seq(batch.writer_id)):
                 duplicates.append(True)
                 continue
+            if batch.run_id in runs.deleted:
+                raise RunDeleted(f"run_id: {deleted_message(batch.run_id)}")
             if batch.run_id not in runs:
                 raise UnknownRun(f"run_id: run {batch.run_id!r} is not open; call OpenRun first")
             duplicates.append(False)
