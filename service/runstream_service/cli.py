@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from runstream_service import cli_bulk
 from runstream_service.settings import (
     OFF,
     SERVE_SETTINGS,
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     tbi.add_argument(
         "--interval", type=float, default=2.0, help="with --follow: seconds between looks at LOGDIR (default: 2)"
     )
+    cli_bulk.add_commands(commands)
     return parser
 
 
@@ -115,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sync(args)
         if args.command == "import-tensorboard":
             return _import_tensorboard(args)
+        if args.command in cli_bulk.COMMANDS:
+            return cli_bulk.run(args)
         return _sql(args)
     except ModuleNotFoundError as exc:
         if exc.name in ("duckdb", "aiohttp", "uvloop", "pyarrow"):

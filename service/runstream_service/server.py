@@ -22,10 +22,13 @@ from aiohttp import web
 from runstream_dashboards import origin
 from runstream_dashboards.app import make_app
 from runstream_dashboards.ports import AppDeps, Health
+from runstream_service.bulk_http import BulkCursors, BulkRoutes, require_admin
+from runstream_service.crashes import CrashWatch
 from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.malloc import keep_freed_memory
 from runstream_service.projector.service import Projector
+from runstream_service.run_actions import RunActions
 from runstream_service.projector.worker import default_memory_bytes
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store import embeddings
@@ -56,11 +59,19 @@ class Server:
         self.memory_limit: str = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us)
         self.reader = StoreReader(self.con)
+        self.bulk = BulkCursors(self.con)  # backups and exports: long reads off the dashboard's cursors
         self.compactor = Compactor(self.con, settings.compaction)
         self.writer.on_scalars_committed = self.compactor.notify
         # Visdom's writes run on the writer thread, from its HTTP endpoints and from gRPC batches alike.
         self.visdom = visdom_routes.Visdom(VisdomWrites(), self.writer.submit, self.reader, settings.tokens)
-        self.ingest = IngestService(self.writer, tokens=settings.tokens, reader=self.reader, visdom=self.visdom)
+        # Crashed runs: the clock starts now; ingest reports OpenRun calls and open streams.
+        self.crashes = CrashWatch(settings.crash_after, self.writer.submit, self.reader)
+        self._crash_checks: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.run_actions = RunActions(self.writer.submit, lambda: self.writer.runs, self.crashes)
+        self.ingest = IngestService(
+            self.writer, tokens=settings.tokens, reader=self.reader, visdom=self.visdom, crashes=self.crashes
+        )
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None
         self._visdom_runner: web.AppRunner | None = None
@@ -75,6 +86,8 @@ class Server:
         self.writer.start(loop)
         self.compactor.start()
         await self.visdom.load()
+        await self.crashes.load()
+        self._crash_checks = asyncio.ensure_future(self.crashes.run(self._stopping))
         options = [
             ("grpc.max_receive_message_length", DEFAULT_LIMITS.max_message_bytes),
             ("grpc.max_send_message_length", DEFAULT_LIMITS.max_message_bytes),
@@ -95,6 +108,7 @@ class Server:
         host, port = split_address(self.settings.http)
         app = make_app(self._app_deps(), origin.policy_for(host, self.settings.allowed_hosts))
         visdom_routes.add_routes(app, self.visdom, "/visdom")
+        BulkRoutes(self.bulk, self.settings.data, require_admin).add_to(app)
         self._http = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._http.setup()
         site = web.TCPSite(self._http, host, port, ssl_context=self._http_ssl())
@@ -150,6 +164,7 @@ class Server:
             tokens=self.settings.tokens,
             visdom=ViewReads(self.reader, self.visdom.changes),
             projector=self.projector,
+            run_actions=self.run_actions,
         )
 
     def health(self) -> Health:
@@ -184,6 +199,9 @@ class Server:
     async def stop(self) -> None:
         """Refuse new calls, let open streams finish (at most DRAIN_SECONDS), commit, close."""
         self.ingest.drain()
+        self._stopping.set()
+        if self._crash_checks is not None:
+            await self._crash_checks
         if self._grpc is not None:
             await self._grpc.stop(DRAIN_SECONDS)
         if self._visdom_runner is not None:
@@ -194,6 +212,7 @@ class Server:
         await asyncio.to_thread(self.compactor.stop)
         await asyncio.to_thread(self.writer.stop)
         self.reader.close()
+        self.bulk.close()
         self.con.close()
 
 
