@@ -6,9 +6,9 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
