@@ -17,7 +17,17 @@ import orjson
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from runstream_dashboards import auth, curves_api, hparams_api, media_api, origin, params, projector_api, visdom_api
+from runstream_dashboards import (
+    auth,
+    curves_api,
+    hparams_api,
+    media_api,
+    origin,
+    params,
+    projector_api,
+    runs_api,
+    visdom_api,
+)
 from runstream_dashboards.errors import json_errors
 from runstream_dashboards.metrics import HealthCollector, render
 from runstream_dashboards.ports import AppDeps
@@ -283,6 +293,7 @@ def make_app(deps: AppDeps, hosts: origin.HostPolicy = origin.LOOPBACK_ONLY) -> 
     projector_api.setup(app, deps)
     curves_api.setup(app, deps)
     hparams_api.setup(app, deps)
+    runs_api.setup(app, deps)
     media_api.setup(app, deps)
     app.router.add_get("/", index)
     if STATIC_DIR.exists():

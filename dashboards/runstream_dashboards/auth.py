@@ -89,6 +89,13 @@ def _token_of(request: web.Request) -> tuple[str | None, Token | None]:
     return None, None
 
 
+def request_token(request: web.Request) -> Token | None:
+    """The request's token entry (header or session), or None (no tokens configured, or none presented)."""
+    if request.app[TOKENS_KEY] is None:
+        return None
+    return _token_of(request)[1]
+
+
 @web.middleware
 async def require_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.app[TOKENS_KEY] is None or request.path in OPEN_PATHS:

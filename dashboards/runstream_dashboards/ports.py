@@ -69,6 +69,18 @@ class ProjectorReads(Protocol):
     async def images(self, run_id: str, tag: str, step: int, idx: list[int]) -> dict[int, bytes]: ...
 
 
+class RunActions(Protocol):
+    """Changes to runs (runstream_service.run_actions.RunActions); shapes in runs_api.py."""
+
+    def project_of(self, run_id: str) -> str: ...
+
+    async def delete(self, run_id: str, deleted_by: str) -> dict[str, Any]: ...
+
+    async def rename(self, run_id: str, name: str) -> None: ...
+
+    async def label(self, run_id: str, changes: dict[str, Any]) -> dict[str, Any]: ...
+
+
 @dataclass(frozen=True)
 class Health:
     """The server's counters at one moment; /healthz and /metrics both render one of these."""
@@ -103,3 +115,4 @@ class AppDeps:
     tokens: TokenTable | None  # None: no authentication
     visdom: VisdomReads | None = None  # None: no Visdom view (its routes answer 404)
     projector: ProjectorReads | None = None  # None: no Projector (its routes answer 404)
+    run_actions: RunActions | None = None  # None: runs cannot be changed (those routes answer 404)

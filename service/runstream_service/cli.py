@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from runstream_service import cli_bulk
+from runstream_service import cli_bulk, cli_runs
 from runstream_service.settings import (
     OFF,
     SERVE_SETTINGS,
@@ -53,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=CompactionPolicy.hot_seconds,
         help="... or once they have waited this many seconds (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--crash-after",
+        type=float,
+        default=300.0,
+        help="seconds a running run may go without an open stream or a write before it is shown as crashed "
+        "(counted from the server's start; default: %(default)s)",
     )
     # Testing only (bench/overload.py): slows the writer down by this many microseconds per point.
     serve.add_argument("--test-slow-writer-us", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -101,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     tbi.add_argument(
         "--interval", type=float, default=2.0, help="with --follow: seconds between looks at LOGDIR (default: 2)"
     )
+    cli_runs.add_commands(commands)
     cli_bulk.add_commands(commands)
     return parser
 
@@ -117,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sync(args)
         if args.command == "import-tensorboard":
             return _import_tensorboard(args)
+        if args.command in cli_runs.COMMANDS:
+            return cli_runs.run(args)
         if args.command in cli_bulk.COMMANDS:
             return cli_bulk.run(args)
         return _sql(args)
@@ -176,6 +186,9 @@ def _serve(args: argparse.Namespace) -> int:
     ):
         print(f"runstream: --memory-limit {args.memory_limit!r}: give a size such as 512MB or 4GB", file=sys.stderr)
         return 2
+    if not args.crash_after > 0:
+        print("runstream: --crash-after must be more than 0 seconds", file=sys.stderr)
+        return 2
     if not 0 < args.sql_timeout <= 60:
         print("runstream: --sql-timeout must be more than 0 and at most 60 seconds", file=sys.stderr)
         return 2
@@ -193,6 +206,7 @@ def _serve(args: argparse.Namespace) -> int:
         visdom=visdom,
         allowed_hosts=allowed_hosts,
         compaction=CompactionPolicy(hot_points=args.compact_points, hot_seconds=args.compact_seconds),
+        crash_after=args.crash_after,
     )
     demo = None
     if args.demo:

@@ -28,8 +28,8 @@ from runstream_service.ingest import IngestService, add_to_server
 from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.malloc import keep_freed_memory
 from runstream_service.projector.service import Projector
-from runstream_service.run_actions import RunActions
 from runstream_service.projector.worker import default_memory_bytes
+from runstream_service.run_actions import RunActions
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store import embeddings
 from runstream_service.store.compactor import Compactor

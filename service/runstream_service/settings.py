@@ -74,6 +74,7 @@ class ServerSettings:
     visdom: str | None = None  # HOST:PORT of the Visdom listener; None: off (it still answers under /visdom)
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback's (normalised, no port)
     compaction: CompactionPolicy = CompactionPolicy()
+    crash_after: float = 300.0  # seconds without an open stream or a write before a running run is `crashed`
 
     @property
     def database(self) -> Path:
