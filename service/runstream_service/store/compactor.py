@@ -3,14 +3,19 @@
 The writer appends to scalar_points_hot in arrival order (interleaved across runs, tags and
 ranks). The compactor moves those points into scalar_points as a new *generation*, sorted by
 (series_id, step, rank), and writes the generation's rollup tiers (store/rollups.py) into
-scalar_rollups, all in one transaction: a reader's snapshot sees every point exactly once,
-either hot or compacted with its rollups. Generations are merged size-tiered (FAN_IN of a
-similar size into one), so a series lies in few sorted stretches and DuckDB's zone maps skip the
-rest of the table.
+scalar_rollups. Generations are merged size-tiered (FAN_IN of a similar size into one), so a
+series lies in few sorted stretches and DuckDB's zone maps skip the rest of the table.
+
+Both go in steps of a range of series of about CHUNK_POINTS points, each its own transaction
+(Move): the range's points leave the hot table (or the merged generations) and arrive in the new
+generation with their rollups in one commit, so a reader's snapshot sees every point exactly once,
+and no transaction grows with the database (a merge of 86M points in one transaction grew the
+process by 44 MB per million points). A merge stopped between steps (a restart, a conflict with
+a run's deletion) leaves a consistent store: a partly filled new generation beside what is left of
+the old ones, merged again later like any other.
 
 The compactor has its own cursor and never blocks the writer: DuckDB lets the writer append to
-the hot table while the compactor deletes the rows its snapshot saw. Work is done in chunks of
-series of at most CHUNK_POINTS points, so memory stays bounded however large a merge is.
+the hot table while the compactor deletes the rows its snapshot saw.
 
 Compacting costs about twice the CPU of ingesting a point, so during an ingest burst (see
 CompactionPolicy) it waits, before a compaction or merge and between chunks, and catches up
@@ -164,8 +169,12 @@ class Compactor:
             self._wake.clear()
             try:
                 self._step()
-            except Exception as exc:  # keep serving: the points stay where they were
+            except Exception as exc:  # keep serving: the points of the failed step stay where they were
                 rollback(self._cur)
+                try:
+                    self._reload_generations()
+                except duckdb.Error:
+                    pass  # tried again after the next failure or success
                 if not self._stopping.is_set():
                     logger.exception("compaction failed (%s); retrying later", exc)
                     self._stopping.wait(5.0)
@@ -209,72 +218,154 @@ class Compactor:
             self.stats.seconds += time.perf_counter() - started
 
     def _compact_hot(self) -> None:
-        cur = self._cur
-        cur.execute("BEGIN")
-        counts = cur.execute(
+        """Move the hot points into a new generation, one transaction per chunk of series."""
+        counts = self._cur.execute(
             "SELECT series_id, count(*) FROM scalar_points_hot GROUP BY series_id ORDER BY series_id"
         ).fetchall()
         generation = self._next_generation
-        moved = self._rewrite(counts, "scalar_points_hot", "TRUE", generation)
-        cur.execute("DELETE FROM scalar_points_hot")  # only the rows this snapshot saw
-        self._finish(generation, moved)
+        moved = 0
+        for first, last in chunks(counts, CHUNK_POINTS):
+            self._wait_for_burst_end()
+            moved += self._move_chunk(Move(generation, first, last), None)
         self._last_compaction = self._clock()
         self.stats.compactions += 1
         self.stats.points_compacted += moved
         self._measure_hot()
 
     def _merge(self, generations: list[int]) -> None:
-        cur = self._cur
+        """Rewrite `generations` as one, one transaction per chunk of series (see Move)."""
         listed = ", ".join(str(int(g)) for g in generations)
-        cur.execute("BEGIN")
-        counts = cur.execute(
+        counts = self._cur.execute(
             f"SELECT series_id, count(*) FROM scalar_points WHERE generation IN ({listed}) "
             "GROUP BY series_id ORDER BY series_id"
         ).fetchall()
         generation = self._next_generation
-        moved = self._rewrite(counts, "scalar_points", f"generation IN ({listed})", generation)
-        cur.execute(f"DELETE FROM scalar_points WHERE generation IN ({listed})")
-        cur.execute(f"DELETE FROM scalar_rollups WHERE generation IN ({listed})")
-        cur.execute(f"DELETE FROM scalar_generations WHERE generation IN ({listed})")
-        self._finish(generation, moved, dropped=generations)
+        coarse = CoarseRollups()
+        ranges = chunks(counts, CHUNK_POINTS) or [(0, -1)]  # no points left: one step drops the generations
+        moved = 0
+        for index, (first, last) in enumerate(ranges):
+            self._wait_for_burst_end()
+            moved += self._move_chunk(
+                Move(generation, first, last, tuple(generations), index == len(ranges) - 1), coarse
+            )
         self.stats.merges += 1
         self.stats.points_merged += moved
 
-    def _rewrite(self, counts: list[tuple[int, int]], table: str, where: str, generation: int) -> int:
-        """Write the points of `table` matching `where` as `generation`, sorted, with rollups."""
-        moved = 0
-        coarse = CoarseRollups()
-        for first, last in chunks(counts, CHUNK_POINTS):
-            self._wait_for_burst_end()
-            rows = self._cur.sql(
-                f"SELECT {POINT_COLUMNS} FROM {table} WHERE {where} AND series_id BETWEEN {first} AND {last} "
-                "ORDER BY series_id, step, rank"
-            ).to_arrow_table()
-            if not rows.num_rows:
-                continue
-            points = rows.append_column("generation", pa.array(np.full(rows.num_rows, generation, np.int32)))
-            insert_rows(self._cur, "scalar_points", points)
-            rollups = _rollup_rows(rows, generation)
-            is_coarse = pc.greater_equal(rollups.column("level"), COARSE_LEVEL)
-            insert_rows(self._cur, "scalar_rollups", rollups.filter(pc.invert(is_coarse)))
-            if coarse.add(rollups.filter(is_coarse)) >= COARSE_ROWS:
-                insert_rows(self._cur, "scalar_rollups", coarse.take())
-            moved += rows.num_rows
-        if coarse.rows:
-            insert_rows(self._cur, "scalar_rollups", coarse.take())
-        return moved
+    def _move_chunk(self, move: Move, coarse: CoarseRollups | None) -> int:
+        """One committed step of a compaction (coarse is None: from the hot table) or of a merge.
 
-    def _finish(self, generation: int, points: int, dropped: list[int] | None = None) -> None:
+        Each step commits the points of a range of series with their rollups, so no transaction
+        grows with the database, and a reader sees every point of the range once either way.
+        """
         cur = self._cur
-        if points:
-            cur.execute("INSERT INTO scalar_generations VALUES (?, ?, ?)", [generation, points, time.time()])
+        source = "scalar_points" if move.merged else "scalar_points_hot"
+        where = move.where()
+        cur.execute("BEGIN")
+        rows = cur.sql(
+            f"SELECT {POINT_COLUMNS}{', generation' if move.merged else ''} FROM {source} WHERE {where} "
+            "ORDER BY series_id, step, rank"
+        ).to_arrow_table()
+        old: dict[int, int] = {}
+        if move.merged and rows.num_rows:
+            found, times = np.unique(rows.column("generation").to_numpy(), return_counts=True)
+            old = {int(g): int(n) for g, n in zip(found, times, strict=True)}
+            rows = rows.drop_columns(["generation"])
+        if rows.num_rows:
+            points = rows.append_column("generation", pa.array(np.full(rows.num_rows, move.generation, np.int32)))
+            insert_rows(cur, "scalar_points", points)
+            rollups = _rollup_rows(rows, move.generation)
+            if coarse is None:
+                insert_rows(cur, "scalar_rollups", rollups)  # level by level already
+            else:
+                is_coarse = pc.greater_equal(rollups.column("level"), COARSE_LEVEL)
+                insert_rows(cur, "scalar_rollups", rollups.filter(pc.invert(is_coarse)))
+                coarse.add(rollups.filter(is_coarse), move.first)
+        cur.execute(f"DELETE FROM {source} WHERE {where}")  # only the rows this snapshot saw
+        if move.merged:
+            self._move_rollups(move, coarse)
+        self._count(move, rows.num_rows, old)
         cur.execute("COMMIT")
-        for old in dropped or []:
-            self._generations.pop(old, None)
+        self._counted(move, rows.num_rows, old)
+        return int(rows.num_rows)
+
+    def _move_rollups(self, move: Move, coarse: CoarseRollups | None) -> None:
+        """A merge's rollups of the range: fine levels replaced now; coarse levels gathered over chunks.
+
+        Until the gathered coarse rows are written, the merged generations' own coarse rows of the
+        moved series stand in for them, relabelled as the new generation: so a merge stopped between
+        chunks leaves each point counted once at every level, whatever is merged later.
+        """
+        cur = self._cur
+        where = f"{move.where()} AND level"
+        cur.execute(f"DELETE FROM scalar_rollups WHERE {where} < {COARSE_LEVEL}")
+        cur.execute(f"UPDATE scalar_rollups SET generation = {move.generation} WHERE {where} >= {COARSE_LEVEL}")
+        if coarse is None or coarse.first is None or not (move.last_chunk or coarse.rows >= COARSE_ROWS):
+            return
+        first = coarse.first
+        own = f"generation = {move.generation} AND series_id BETWEEN {first} AND {move.last}"
+        cur.execute(f"DELETE FROM scalar_rollups WHERE {own} AND level >= {COARSE_LEVEL}")
+        gathered = coarse.take()
+        if gathered.num_rows:  # of series that still exist (a run deleted meanwhile took its series rows)
+            cur.register("coarse_rows", gathered)
+            try:
+                cur.execute(
+                    "INSERT INTO scalar_rollups SELECT * FROM coarse_rows WHERE series_id IN "
+                    f"(SELECT series_id FROM series WHERE series_id BETWEEN {first} AND {move.last})"
+                )
+            finally:
+                cur.unregister("coarse_rows")
+
+    def _count(self, move: Move, points: int, old: dict[int, int]) -> None:
+        """scalar_generations in the step's transaction: the new generation's points, the merged ones'."""
+        cur = self._cur
+        if points and move.generation in self._generations:
+            cur.execute(
+                "UPDATE scalar_generations SET points = points + ? WHERE generation = ?", [points, move.generation]
+            )
+        elif points:
+            cur.execute("INSERT INTO scalar_generations VALUES (?, ?, ?)", [move.generation, points, time.time()])
+        for generation, gone in old.items():
+            cur.execute("UPDATE scalar_generations SET points = points - ? WHERE generation = ?", [gone, generation])
+        if move.last_chunk:
+            listed = ", ".join(str(g) for g in move.merged)
+            cur.execute(f"DELETE FROM scalar_generations WHERE generation IN ({listed})")
+
+    def _counted(self, move: Move, points: int, old: dict[int, int]) -> None:
+        """The committed step, in the compactor's own sizes of the generations."""
         if points:
-            self._generations[generation] = points
-            self._next_generation += 1
+            self._generations[move.generation] = self._generations.get(move.generation, 0) + points
+            self._next_generation = max(self._next_generation, move.generation + 1)
+        for generation, gone in old.items():
+            if generation in self._generations:
+                self._generations[generation] -= gone
+        if move.last_chunk:
+            for generation in move.merged:
+                self._generations.pop(generation, None)
         self.stats.generations = len(self._generations)
+
+    def _reload_generations(self) -> None:
+        """After a failed step: the sizes as committed (a merge may have stopped between chunks)."""
+        rows = self._cur.execute("SELECT generation, points FROM scalar_generations").fetchall()
+        self._generations = dict(rows)
+        self._next_generation = max(self._next_generation, max(self._generations, default=0) + 1)
+        self.stats.generations = len(self._generations)
+
+
+@dataclass(frozen=True)
+class Move:
+    """One step: the series first..last of the hot table (merged empty) or of `merged` into `generation`."""
+
+    generation: int
+    first: int
+    last: int
+    merged: tuple[int, ...] = ()
+    last_chunk: bool = False
+
+    def where(self) -> str:
+        series = f"series_id BETWEEN {int(self.first)} AND {int(self.last)}"
+        if not self.merged:
+            return series
+        return f"generation IN ({', '.join(str(int(g)) for g in self.merged)}) AND {series}"
 
 
 class CoarseRollups:
@@ -288,16 +379,21 @@ class CoarseRollups:
     def __init__(self) -> None:
         self._parts: list[pa.Table] = []
         self.rows = 0
+        self.first: int | None = None  # the first series of the chunks gathered since the last take
 
-    def add(self, rollups: pa.Table) -> int:
+    def add(self, rollups: pa.Table, first_series: int) -> int:
+        if self.first is None:
+            self.first = first_series
         self._parts.append(rollups)
         self.rows += rollups.num_rows
         return self.rows
 
     def take(self) -> pa.Table:
         """Everything gathered, sorted by level (stable: by series and bucket within a level)."""
-        gathered = pa.concat_tables(self._parts)
-        self._parts, self.rows = [], 0
+        gathered = pa.concat_tables(self._parts) if self._parts else pa.table({})
+        self._parts, self.rows, self.first = [], 0, None
+        if not gathered.num_columns:
+            return gathered
         order = np.argsort(gathered.column("level").to_numpy(), kind="stable")
         return gathered.take(pa.array(order))
 
