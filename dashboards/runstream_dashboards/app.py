@@ -26,6 +26,7 @@ from runstream_dashboards import (
     params,
     projector_api,
     runs_api,
+    sql_arrow,
     visdom_api,
 )
 from runstream_dashboards.errors import json_errors
@@ -231,13 +232,15 @@ async def image(request: web.Request) -> web.Response:
     return web.Response(body=found.data, content_type=found.mime, headers=headers)
 
 
-async def sql(request: web.Request) -> web.Response:
+async def sql(request: web.Request) -> web.StreamResponse:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BadRequest('the body must be JSON: {"sql": "SELECT ...", "limit": 1000}') from None
     if not isinstance(body, dict) or not isinstance(body.get("sql"), str):
         raise BadRequest('the body must be a JSON object with a string "sql"')
+    if sql_arrow.wants_arrow(request.headers.get("Accept", "")):
+        return await _sql_arrow(request, body)
     limit = body.get("limit", 1000)
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100_000:
         raise BadRequest('"limit" must be an integer between 1 and 100000')
@@ -245,6 +248,16 @@ async def sql(request: web.Request) -> web.Response:
     timeout = _deps(request).sql_timeout
     result = await _deps(request).reader.run(lambda cur: readonly_sql.run_read_only(cur, query, limit, timeout))
     return _json(result)
+
+
+async def _sql_arrow(request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    """The Arrow IPC stream (sql_arrow.py): no row cap unless "limit" is given, a byte cap instead."""
+    limit = body.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise BadRequest('"limit" must be an integer >= 1 (or left out: the Arrow answer has no row cap)')
+    deps = _deps(request)
+    limits = sql_arrow.Limits(timeout=deps.sql_timeout, max_bytes=deps.sql_max_bytes, max_rows=limit)
+    return await sql_arrow.answer(request, deps.reader, body["sql"], limits)
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -288,6 +301,7 @@ def make_app(deps: AppDeps, hosts: origin.HostPolicy = origin.LOOPBACK_ONLY) -> 
     app.router.add_get("/api/graph", graph)
     app.router.add_get("/api/image", image, name="image")
     app.router.add_post("/api/sql", sql)
+    sql_arrow.setup(app)
     app.router.add_get("/api/events", events)
     visdom_api.setup(app, deps)
     projector_api.setup(app, deps)

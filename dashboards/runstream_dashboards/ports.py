@@ -116,3 +116,4 @@ class AppDeps:
     visdom: VisdomReads | None = None  # None: no Visdom view (its routes answer 404)
     projector: ProjectorReads | None = None  # None: no Projector (its routes answer 404)
     run_actions: RunActions | None = None  # None: runs cannot be changed (those routes answer 404)
+    sql_max_bytes: int = 2 << 30  # the byte cap of an Arrow answer of POST /api/sql (--sql-max-bytes)

@@ -13,12 +13,16 @@ def test_exported_members() -> None:
     assert sorted(runstream.__all__) == [
         "AuthError",
         "ForkedProcessError",
+        "QueryError",
         "Run",
         "RunFinishedError",
         "RunstreamError",
         "SendReport",
         "ServerUnavailableError",
+        "history",
         "init",
+        "query",
+        "runs",
     ]
     for name in runstream.__all__:
         assert getattr(runstream, name).__module__.startswith("runstream")
@@ -26,7 +30,7 @@ def test_exported_members() -> None:
 
 
 def test_every_sdk_error_is_a_runstream_error() -> None:
-    for name in ("AuthError", "ForkedProcessError", "RunFinishedError", "ServerUnavailableError"):
+    for name in ("AuthError", "ForkedProcessError", "QueryError", "RunFinishedError", "ServerUnavailableError"):
         assert issubclass(getattr(runstream, name), runstream.RunstreamError)
 
 

@@ -1,0 +1,310 @@
+"""POST /api/sql answered as an Arrow IPC stream (``Accept: application/vnd.apache.arrow.stream``).
+
+For notebooks (``runstream.query``): record batches stream out as DuckDB produces them, with no
+100,000-row cap, so ten million rows reach pandas without JSON in between. What stays as on the JSON
+route: the same read-only checks (store/readonly_sql.check_read_only) before anything runs, the same
+time limit (``--sql-timeout``), the same 400 JSON for an error found before the first byte.
+
+What differs, and why:
+
+* The time limit counts DuckDB's own work (the timer runs only while a batch is being computed), not the
+  time the client takes to read: a notebook on a slow link must not fail a query DuckDB finished long
+  ago. DuckDB does nothing while the client is not reading (at most ``DEPTH`` batches wait), and a client
+  that takes no data for ``STALL_SECONDS`` loses the stream.
+* A byte cap (``--sql-max-bytes``, default 2 GiB) instead of a row cap: the answer ends with an error
+  once the next batch would pass it.
+* At most ``MAX_STREAMS`` streams run at once (others wait), each on one of the reader's cursors, so the
+  page's reads keep cursors of their own.
+* An error after the first byte (the time limit, the byte cap, DuckDB failing mid-way) cannot become a
+  400 any more. The stream then ends with an empty record batch whose custom metadata holds
+  ``runstream.error`` (the message) and ``runstream.status`` ("400"), and the connection is closed
+  without the stream's end-of-stream marker and without HTTP's last chunk. ``runstream.query`` raises
+  the message; any other client sees a truncated body (curl: "transfer closed with outstanding read data
+  remaining", pyarrow over urllib: IncompleteRead), never a short answer that looks complete.
+* Batches are 65,536 rows, or 2,048 rows (one DuckDB vector) when a column may be large (BLOB, lists,
+  structs, maps: images, histograms, embeddings), which bounds the server's buffer per stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from aiohttp import web
+
+from runstream_dashboards.ports import Reader
+from runstream_service.errors import RunstreamError, TooLarge
+from runstream_service.store.readonly_sql import (
+    MAX_TIMEOUT_S,
+    ReadOnlySqlError,
+    SqlFailed,
+    SqlTimeout,
+    UnsafeSql,
+    check_read_only,
+)
+
+logger = logging.getLogger("runstream.http")
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB
+MAX_STREAMS = 2
+DEPTH = 4  # batches computed ahead of the client
+STALL_SECONDS = 60.0
+ROWS_PER_BATCH = 65_536
+ROWS_PER_LARGE_BATCH = 2_048
+LARGE_TYPES = frozenset({"blob", "list", "array", "struct", "map", "union"})
+ERROR_KEY = b"runstream.error"
+STATUS_KEY = b"runstream.status"
+
+STREAMS_KEY: web.AppKey[asyncio.Semaphore] = web.AppKey("sql_arrow_streams", asyncio.Semaphore)
+
+
+def setup(app: web.Application) -> None:
+    """Gives the app its limit of concurrent Arrow streams (an asyncio.Semaphore binds to the loop that
+    first waits on it, so creating it here, before the loop runs, is fine)."""
+    app[STREAMS_KEY] = asyncio.Semaphore(MAX_STREAMS)
+
+
+def wants_arrow(accept: str) -> bool:
+    """Whether an Accept header asks for the Arrow stream (it must name it; */* gets JSON)."""
+    return any(part.split(";")[0].strip().lower() == ARROW_STREAM for part in accept.split(","))
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout: float  # seconds of DuckDB work, at most readonly_sql.MAX_TIMEOUT_S
+    max_bytes: int  # bytes of the stream
+    max_rows: int | None = None  # the request's "limit", when given
+
+
+@dataclass(frozen=True)
+class _End:
+    error: RunstreamError | None
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _Channel:
+    """From the DuckDB thread to the event loop: byte chunks, then one _End. At most DEPTH chunks wait."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: asyncio.Queue[bytes | _End] = asyncio.Queue()
+        self._slots = threading.Semaphore(DEPTH)
+        self.closed = threading.Event()
+
+    def send(self, chunk: bytes) -> None:
+        """Blocks the DuckDB thread while DEPTH chunks wait; raises _ClientGone once the client is gone."""
+        while not self._slots.acquire(timeout=0.25):
+            if self.closed.is_set():
+                raise _ClientGone
+        if self.closed.is_set():
+            raise _ClientGone
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, chunk)
+
+    def end(self, error: RunstreamError | None) -> None:
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, _End(error))
+
+    async def receive(self) -> bytes | _End:
+        item = await self._queue.get()
+        if isinstance(item, bytes):
+            self._slots.release()
+        return item
+
+
+class _Collector:
+    """The file the IPC writer writes into; `take()` hands over what it wrote since the last call."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        part = bytes(data)
+        self._parts.append(part)
+        return len(part)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        chunk = b"".join(self._parts)
+        self._parts.clear()
+        return chunk
+
+
+class _WorkClock:
+    """The time limit over DuckDB's work only: `call` runs one step with a timer for what is left."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, seconds: float) -> None:
+        self._cur = cur
+        self.seconds = seconds
+        self._left = seconds
+        self._lock = threading.Lock()
+        self._working = False
+        self.fired = False
+
+    def _interrupt(self) -> None:
+        with self._lock:  # never interrupts the cursor outside a step of this answer
+            if self._working:
+                self.fired = True
+                self._cur.interrupt()
+
+    def call(self, step: Callable[[], Any]) -> Any:
+        if self._left <= 0:
+            self.fired = True
+            raise self.timeout()
+        timer = threading.Timer(self._left, self._interrupt)
+        timer.daemon = True
+        with self._lock:
+            self._working = True
+        started = time.perf_counter()
+        timer.start()
+        try:
+            return step()
+        finally:
+            with self._lock:
+                self._working = False
+            timer.cancel()
+            self._left -= time.perf_counter() - started
+
+    def timeout(self) -> SqlTimeout:
+        return SqlTimeout(
+            f"the query ran longer than the time limit of {self.seconds:g} s (DuckDB's work; the time the "
+            "client takes to read is not counted) and was stopped; narrow it with WHERE (a run, a tag, a step "
+            "range) or add LIMIT"
+        )
+
+
+def batch_rows(type_ids: list[str]) -> int:
+    """Rows per record batch: small when a column may hold large values, so a batch stays small."""
+    return ROWS_PER_LARGE_BATCH if any(t in LARGE_TYPES for t in type_ids) else ROWS_PER_BATCH
+
+
+def error_batch(schema: pa.Schema, error: RunstreamError) -> tuple[pa.RecordBatch, dict[bytes, bytes]]:
+    """The empty batch that ends a failed stream, and the custom metadata that says why."""
+    empty = pa.RecordBatch.from_pylist([], schema=schema)
+    return empty, {ERROR_KEY: str(error).encode(), STATUS_KEY: str(error.http_status).encode()}
+
+
+def _size(count: int) -> str:
+    return f"{count / (1 << 30):g} GiB" if count >= 1 << 30 else f"{count / (1 << 20):g} MiB"
+
+
+def produce(cur: duckdb.DuckDBPyConnection, statement: str, limits: Limits, out: _Channel) -> None:
+    """Runs on a reader thread: the statement's batches into `out` as IPC bytes, then one _End.
+
+    The first chunk holds the schema and the first batch, so an error DuckDB finds early (a bad cast, the
+    time limit of an aggregate) still reaches the client as a JSON 400."""
+    clock = _WorkClock(cur, limits.timeout)
+    reader: pa.RecordBatchReader | None = None
+    started = False
+    try:
+        relation = clock.call(lambda: cur.sql(statement))
+        if relation is None:
+            raise UnsafeSql("the statement returned no rows to stream; write a SELECT")
+        reader = clock.call(lambda: relation.to_arrow_reader(batch_rows([t.id for t in relation.types])))
+        sink = _Collector()
+        writer = pa.ipc.new_stream(sink, reader.schema)
+        sent = rows = 0
+        while limits.max_rows is None or rows < limits.max_rows:
+            try:
+                batch = clock.call(reader.read_next_batch)
+            except StopIteration:
+                break
+            if limits.max_rows is not None and rows + batch.num_rows > limits.max_rows:
+                batch = batch.slice(0, limits.max_rows - rows)
+            writer.write_batch(batch)
+            chunk = sink.take()
+            if sent + len(chunk) > limits.max_bytes:
+                raise TooLarge(
+                    f"the answer passed the byte cap of {_size(limits.max_bytes)} after {rows:,} rows and was "
+                    "stopped; narrow it with WHERE or fewer columns, or ask the server's operator to raise "
+                    "--sql-max-bytes"
+                )
+            out.send(chunk)
+            started = True
+            sent += len(chunk)
+            rows += batch.num_rows
+        writer.close()
+        out.send(sink.take())
+        out.end(None)
+    except _ClientGone:
+        out.end(None)
+    except Exception as exc:
+        error = _as_error(exc, clock)
+        if started and reader is not None:
+            try:
+                batch, metadata = error_batch(reader.schema, error)
+                writer.write_batch(batch, custom_metadata=metadata)
+                out.send(sink.take())
+            except _ClientGone:
+                pass
+        out.end(error)
+    finally:
+        if reader is not None:
+            reader.close()  # the cursor's pending result: the cursor takes the next query after this
+
+
+def _as_error(exc: Exception, clock: _WorkClock) -> RunstreamError:
+    if isinstance(exc, RunstreamError):
+        return exc
+    # DuckDB's errors reach us as they are, or, from inside the Arrow reader, as pyarrow's (OSError)
+    if isinstance(exc, (duckdb.Error, pa.ArrowException, OSError)):
+        if clock.fired or isinstance(exc, duckdb.InterruptException):
+            return clock.timeout()
+        return SqlFailed(str(exc))
+    logger.exception("an Arrow SQL stream failed")
+    return RunstreamError("the server failed while streaming the answer; its log has the details")
+
+
+async def answer(request: web.Request, reader: Reader, sql: str, limits: Limits) -> web.StreamResponse:
+    """The Arrow answer to POST /api/sql; errors before the first byte are raised (JSON 400)."""
+    statement = check_read_only(sql)
+    limits = Limits(min(limits.timeout, MAX_TIMEOUT_S), limits.max_bytes, limits.max_rows)
+    async with request.app[STREAMS_KEY]:
+        channel = _Channel(asyncio.get_running_loop())
+        work = asyncio.ensure_future(reader.run(lambda cur: produce(cur, statement, limits, channel)))
+        try:
+            return await _relay(request, channel)
+        finally:
+            channel.closed.set()
+            await work  # the cursor is back in the pool before the next stream starts
+
+
+async def _relay(request: web.Request, channel: _Channel) -> web.StreamResponse:
+    first = await channel.receive()
+    if isinstance(first, _End):
+        if first.error is not None:
+            raise first.error
+        raise ReadOnlySqlError("the query gave no answer")  # not reached: a stream has at least its schema
+    response = web.StreamResponse(headers={"Content-Type": ARROW_STREAM, "Cache-Control": "no-store"})
+    await response.prepare(request)
+    item: bytes | _End = first
+    while isinstance(item, bytes):
+        try:
+            await asyncio.wait_for(response.write(item), STALL_SECONDS)
+        except (ConnectionError, TimeoutError):
+            _cut(request)
+            return response
+        item = await channel.receive()
+    if item.error is not None:
+        logger.info("an Arrow SQL stream ended with an error: %s", item.error)
+        _cut(request)
+    return response
+
+
+def _cut(request: web.Request) -> None:
+    """Close the connection without HTTP's last chunk: the client cannot take the answer as complete."""
+    if request.transport is not None:
+        request.transport.close()
