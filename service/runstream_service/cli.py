@@ -36,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--sql-timeout", type=float, default=10.0, help="seconds a user's SQL may run, at most 60 (default: 10)"
     )
     serve.add_argument(
+        "--sql-max-bytes",
+        type=int,
+        default=ServerSettings.sql_max_bytes,
+        help="bytes an Arrow answer of POST /api/sql may hold; it ends with an error past them "
+        "(default: %(default)s, 2 GiB)",
+    )
+    serve.add_argument(
         "--memory-limit",
         default=None,
         help="DuckDB's memory (cached data, sorts, joins; it spills to disk beyond), e.g. 4GB "
@@ -192,12 +199,16 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 < args.sql_timeout <= 60:
         print("runstream: --sql-timeout must be more than 0 and at most 60 seconds", file=sys.stderr)
         return 2
+    if args.sql_max_bytes < 1:
+        print("runstream: --sql-max-bytes must be a positive number of bytes", file=sys.stderr)
+        return 2
     settings = ServerSettings(
         data=Path(args.data),
         grpc=args.grpc,
         http=args.http,
         insecure=args.insecure,
         sql_timeout=args.sql_timeout,
+        sql_max_bytes=args.sql_max_bytes,
         memory_limit=args.memory_limit.strip() if args.memory_limit else None,
         slow_writer_us=args.test_slow_writer_us,
         tokens=tokens,

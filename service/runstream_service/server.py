@@ -161,6 +161,7 @@ class Server:
             health=self.health,
             changes=self.writer.stats,
             sql_timeout=self.settings.sql_timeout,
+            sql_max_bytes=self.settings.sql_max_bytes,
             tokens=self.settings.tokens,
             visdom=ViewReads(self.reader, self.visdom.changes),
             projector=self.projector,

@@ -66,6 +66,7 @@ class ServerSettings:
     http: str
     insecure: bool = False
     sql_timeout: float = 10.0  # seconds a user's SQL may run
+    sql_max_bytes: int = 2 << 30  # bytes of an Arrow answer of POST /api/sql
     memory_limit: str | None = None  # DuckDB's memory_limit; None: DuckDB's default
     slow_writer_us: float = 0.0  # testing only: extra writer time per point, to show backpressure
     tokens: TokenTable | None = None  # None: no authentication (loopback, or --insecure)
