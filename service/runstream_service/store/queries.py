@@ -62,8 +62,10 @@ def list_runs(
     rows = cur.execute(
         f"""
         SELECT r.run_id, r.project, r.name, r.status, r.created_at, r.finished_at, r.host, r.world_size,
-               r.config::VARCHAR, s.last_step, s.last_time
+               r.config::VARCHAR, s.last_step, s.last_time,
+               coalesce(l.tags, CAST([] AS VARCHAR[])), coalesce(l.note, ''), coalesce(l.archived, false)
         FROM run_meta r
+        LEFT JOIN run_labels l USING (run_id)
         LEFT JOIN (
             SELECT se.run_id, max(st.last_step) AS last_step, max(st.last_wall) AS last_time
             FROM series_stats st JOIN series se USING (series_id) GROUP BY se.run_id
@@ -79,6 +81,7 @@ def list_runs(
         run = dict(zip(names, row[:8]))
         run["config"] = json.loads(row[8]) if row[8] else {}
         run["last_step"], run["last_time"] = row[9], row[10]
+        run["tags"], run["note"], run["archived"] = list(row[11]), row[12], row[13]
         runs.append(run)
     return runs
 
