@@ -198,7 +198,8 @@ def error_batch(schema: pa.Schema, error: RunstreamError) -> tuple[pa.RecordBatc
 
 
 def _size(count: int) -> str:
-    return f"{count / (1 << 30):g} GiB" if count >= 1 << 30 else f"{count / (1 << 20):g} MiB"
+    human = f"{count / (1 << 30):.3g} GiB" if count >= 1 << 30 else f"{count / (1 << 20):.3g} MiB"
+    return f"{count:,} bytes ({human})"
 
 
 def produce(cur: duckdb.DuckDBPyConnection, statement: str, limits: Limits, out: _Channel) -> None:
