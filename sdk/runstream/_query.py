@@ -162,20 +162,18 @@ def runs_frame(table: pa.Table) -> pd.DataFrame:
     """The `runs` view as a DataFrame, its JSON `config` flattened into `config.KEY` columns (nested
     objects with dots: `config.optimizer.lr`)."""
     pd = _pandas()
-    frame = table.to_pandas()
-    if "config" not in frame.columns:
-        return frame
-    configs = [_config_dict(text) for text in frame.pop("config")]
+    if "config" not in table.column_names:
+        return table.to_pandas()
+    configs = [_config_dict(text) for text in table.column("config").to_pylist()]
+    frame = table.drop_columns(["config"]).to_pandas()
     flat = pd.json_normalize(configs, sep=".") if configs else pd.DataFrame()
     flat.columns = [f"config.{key}" for key in flat.columns]
     flat.index = frame.index
     return pd.concat([frame, flat], axis=1)
 
 
-def _config_dict(text: Any) -> dict[str, Any]:
-    if text is None:
-        return {}
-    value = json.loads(text) if isinstance(text, str) else text
+def _config_dict(text: str | None) -> dict[str, Any]:
+    value = json.loads(text) if text else {}
     return value if isinstance(value, dict) else {"value": value}
 
 
