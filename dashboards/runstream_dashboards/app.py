@@ -71,6 +71,7 @@ async def healthz(request: web.Request) -> web.Response:
             "compacting": health.compacting,
             "compaction_deferred": health.compaction_deferred,
             "duckdb_memory_limit": health.duckdb_memory_limit,
+            "retention": health.retention,
         }
     )
 

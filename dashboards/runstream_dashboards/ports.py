@@ -102,6 +102,8 @@ class Health:
     commit_seconds_sum: float
     # (upper bound in seconds, commits in that bucket alone), in ascending order of the bounds
     commit_seconds_buckets: tuple[tuple[float, int], ...]
+    # The retention rules and what applying them did (runstream_service.retention_job); None: not reported
+    retention: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds a running run may go without an open stream or a write before it is shown as crashed "
         "(counted from the server's start; default: %(default)s)",
     )
+    cli_bulk.add_retention_flags(serve)
     # Testing only (bench/overload.py): slows the writer down by this many microseconds per point.
     serve.add_argument("--test-slow-writer-us", type=float, default=0.0, help=argparse.SUPPRESS)
 
@@ -196,6 +197,13 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.crash_after > 0:
         print("runstream: --crash-after must be more than 0 seconds", file=sys.stderr)
         return 2
+    from runstream_service.retention import RetentionError
+
+    try:
+        retention = cli_bulk.retention_policy(args)
+    except RetentionError as exc:
+        print(f"runstream: {exc}", file=sys.stderr)
+        return 2
     if not 0 < args.sql_timeout <= 60:
         print("runstream: --sql-timeout must be more than 0 and at most 60 seconds", file=sys.stderr)
         return 2
@@ -218,6 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts,
         compaction=CompactionPolicy(hot_points=args.compact_points, hot_seconds=args.compact_seconds),
         crash_after=args.crash_after,
+        retention=retention,
     )
     demo = None
     if args.demo:

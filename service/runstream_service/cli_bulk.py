@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported when used: the CLI starts without DuckDB or pyarrow
     from runstream_service.export import Exported, Selection
+    from runstream_service.retention import RetentionPolicy
 
 COMMANDS = ("backup", "restore", "export")
 
@@ -145,3 +146,35 @@ def _export_url(url: str, dest: Path, fmt: str, selection: Selection) -> list[Ex
             except (pa.ArrowInvalid, OSError) as exc:
                 raise ExportError(f"the server's stream of {view.name} was cut ({exc}); try again") from None
     return done
+
+
+def add_retention_flags(serve: argparse.ArgumentParser) -> None:
+    """`runstream serve`'s retention flags (README "Retention"; service/runstream_service/retention.py)."""
+    serve.add_argument(
+        "--retention", metavar="FILE", help="retention rules per project, a TOML or JSON file (README: Retention)"
+    )
+    serve.add_argument(
+        "--delete-runs-after",
+        action="append",
+        default=[],
+        metavar="PROJECT=DAYS",
+        help="delete a project's runs (PROJECT may be '*') that ended this many days ago (repeatable)",
+    )
+    serve.add_argument(
+        "--raw-points-after",
+        action="append",
+        default=[],
+        metavar="PROJECT=DAYS",
+        help="keep only the rollup tiers' points of scalar series last written this many days ago (repeatable)",
+    )
+    serve.add_argument(
+        "--retention-interval", type=float, default=None, help="seconds between applications of the rules (3600)"
+    )
+
+
+def retention_policy(args: argparse.Namespace) -> RetentionPolicy:
+    """The policy of the file and flags; RetentionError says what is wrong."""
+    from runstream_service.retention import RetentionPolicy, load_policy, with_flags
+
+    policy = load_policy(Path(args.retention)) if args.retention else RetentionPolicy()
+    return with_flags(policy, args.delete_runs_after, args.raw_points_after, args.retention_interval)

@@ -29,6 +29,7 @@ from runstream_service.limits import DEFAULT_LIMITS
 from runstream_service.malloc import keep_freed_memory
 from runstream_service.projector.service import Projector
 from runstream_service.projector.worker import default_memory_bytes
+from runstream_service.retention_job import Retention
 from runstream_service.run_actions import RunActions
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store import embeddings
@@ -69,6 +70,8 @@ class Server:
         self._crash_checks: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.run_actions = RunActions(self.writer.submit, lambda: self.writer.runs, self.crashes)
+        self.retention = Retention(settings.retention, self.reader, self.writer.submit, self.run_actions.delete)
+        self._retention_task: asyncio.Task[None] | None = None
         self.ingest = IngestService(
             self.writer, tokens=settings.tokens, reader=self.reader, visdom=self.visdom, crashes=self.crashes
         )
@@ -88,6 +91,7 @@ class Server:
         await self.visdom.load()
         await self.crashes.load()
         self._crash_checks = asyncio.ensure_future(self.crashes.run(self._stopping))
+        self._retention_task = asyncio.ensure_future(self.retention.run(self._stopping))
         options = [
             ("grpc.max_receive_message_length", DEFAULT_LIMITS.max_message_bytes),
             ("grpc.max_send_message_length", DEFAULT_LIMITS.max_message_bytes),
@@ -188,6 +192,7 @@ class Server:
             commits=writer.commits,
             commit_seconds_sum=writer.commit_seconds_sum,
             commit_seconds_buckets=tuple(zip(COMMIT_SECONDS_BUCKETS, writer.commit_seconds_buckets, strict=True)),
+            retention=self.retention.as_json(),
         )
 
     def _http_ssl(self) -> ssl.SSLContext | None:
@@ -203,6 +208,8 @@ class Server:
         self._stopping.set()
         if self._crash_checks is not None:
             await self._crash_checks
+        if self._retention_task is not None:
+            await self._retention_task
         if self._grpc is not None:
             await self._grpc.stop(DRAIN_SECONDS)
         if self._visdom_runner is not None:

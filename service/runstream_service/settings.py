@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from runstream_service.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from runstream_service.auth import TokenTable
@@ -76,6 +78,7 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback's (normalised, no port)
     compaction: CompactionPolicy = CompactionPolicy()
     crash_after: float = 300.0  # seconds without an open stream or a write before a running run is `crashed`
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # per project (retention.py)
 
     @property
     def database(self) -> Path:

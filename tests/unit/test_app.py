@@ -315,6 +315,7 @@ def test_healthz_renders_the_snapshot() -> None:
         "compacting": True,
         "compaction_deferred": 4,
         "duckdb_memory_limit": "1.0 GiB",
+        "retention": None,
     }
     assert taken == 1
 
