@@ -220,6 +220,11 @@ def _post_sql(where: Endpoint, sql: str, timeout: float) -> Any:
         raise QueryError(message) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLError):
+            raise ServerUnavailableError(
+                f"TLS with the runstream server at {where.url} failed: {reason}. For a certificate that is not "
+                "signed by a CA the system trusts, pass tls_ca= or set RUNSTREAM_TLS_CA to the CA's PEM file."
+            ) from None
         raise ServerUnavailableError(
             f"cannot reach the runstream server's HTTP API at {where.url}: {reason}. Is `runstream serve` "
             "running there? Pass url= or set RUNSTREAM_URL to its --http address."
