@@ -3,6 +3,11 @@
 //
 // Selection lives in the store (state.runs): null means automatic (the first MAX_AUTO_RUNS
 // listed runs, so new runs show up by themselves); the first click makes it an explicit list.
+//
+// Run actions: each row's ⋯ opens a dialog to rename the run, edit its tags and note, archive it, or
+// delete it (after a second, explicit confirmation). Archived runs are hidden unless "archived" is
+// ticked (state.archived). Changes need a token with admin:PROJECT; the server's refusal is shown in
+// the dialog.
 
 import { getRuns, isAbort } from './api.js';
 import { assignColors } from './colors.js';
@@ -45,12 +50,19 @@ export function createRunsPanel(root, store, { onChange }) {
     dataset: { testid: 'runs-select-all' },
     onchange: () => selectAll(headCheck.checked),
   });
+  const archivedBox = h('input', {
+    type: 'checkbox',
+    checked: store.get().archived,
+    dataset: { testid: 'runs-show-archived' },
+    onchange: () => store.set({ archived: archivedBox.checked }),
+  });
+  const archivedToggle = h('label', { class: 'runs-archived-toggle', title: 'Also list archived runs' }, archivedBox, 'archived');
   const thead = h('thead');
   const tbody = h('tbody');
   const table = h('table', { class: 'runs-table', dataset: { testid: 'runs-table' } }, thead, tbody);
   const empty = h('div', { class: 'empty small', hidden: true });
   root.append(
-    h('div', { class: 'runs-head' }, filter, h('div', { class: 'runs-tools' }, count, h('span', { class: 'sep' }), 'select ', allBtn, ' · ', noneBtn)),
+    h('div', { class: 'runs-head' }, filter, h('div', { class: 'runs-tools' }, count, h('span', { class: 'sep' }), archivedToggle, ' · select ', allBtn, ' · ', noneBtn)),
     h('div', { class: 'runs-scroll' }, table, empty),
   );
 
@@ -58,6 +70,11 @@ export function createRunsPanel(root, store, { onChange }) {
     const row = e.target.closest('tr[data-run-id]');
     if (!row) return;
     const id = row.dataset.runId;
+    if (e.target.closest('button[data-testid=run-actions]')) {
+      const run = runs.find((r) => r.run_id === id);
+      if (run) openActions(run);
+      return;
+    }
     if (e.target.matches('input[type=checkbox]')) toggle(id, e.target.checked);
     else if (e.altKey || e.metaKey) setSelection([id]);
     else toggle(id, !selected().has(id));
@@ -97,7 +114,7 @@ export function createRunsPanel(root, store, { onChange }) {
         getRuns(project, q, { signal: controller.signal }),
         q ? getRuns(project, '', { signal: controller.signal }) : null,
       ]);
-      runs = res.runs || [];
+      runs = (res.runs || []).filter((r) => store.get().archived || !r.archived);
       configKeys = res.config_keys || [];
       updateColors(project, all ? all.runs || [] : runs);
       loadedFor = key;
@@ -162,6 +179,7 @@ export function createRunsPanel(root, store, { onChange }) {
         {},
         h('th', { class: 'c-check sticky' }, headCheck),
         h('th', { class: 'c-swatch sticky2' }),
+        h('th', { class: 'c-actions' }),
         ...FIXED_COLUMNS.map((c) => header(c.key, c.label)),
         ...configKeys.map((k) => header(`config.${k}`, k)),
       ),
@@ -170,10 +188,18 @@ export function createRunsPanel(root, store, { onChange }) {
       const on = sel.has(r.run_id);
       return h(
         'tr',
-        { class: on ? 'selected' : '', dataset: { testid: 'run-row', runId: r.run_id } },
+        { class: `${on ? 'selected' : ''}${r.archived ? ' archived' : ''}`, dataset: { testid: 'run-row', runId: r.run_id } },
         h('td', { class: 'c-check sticky' }, h('input', { type: 'checkbox', checked: on, dataset: { testid: 'run-checkbox' }, 'aria-label': `Select ${r.name}` })),
         h('td', { class: 'c-swatch sticky2' }, h('span', { class: 'swatch', style: { background: colors.get(r.run_id) } })),
-        h('td', { class: 'c-name', title: `${r.name}\n${r.run_id}${r.host ? `\nhost ${r.host}` : ''}${r.world_size > 1 ? `\n${r.world_size} ranks` : ''}` }, r.name || r.run_id),
+        h('td', { class: 'c-actions' }, h('button', { title: 'Rename, tag, note, archive or delete', dataset: { testid: 'run-actions' }, 'aria-label': `Actions of ${r.name}` }, '⋯')),
+        h(
+          'td',
+          { class: 'c-name', title: `${r.name}\n${r.run_id}${r.host ? `\nhost ${r.host}` : ''}${r.world_size > 1 ? `\n${r.world_size} ranks` : ''}${r.note ? `\n\n${r.note}` : ''}` },
+          r.name || r.run_id,
+          ...(r.tags || []).map((t) => h('span', { class: 'run-tag', dataset: { testid: 'run-tag' } }, t)),
+          r.note ? h('span', { class: 'run-note', title: r.note }, '✎') : null,
+          r.archived ? h('span', { class: 'run-tag', dataset: { testid: 'run-archived' } }, 'archived') : null,
+        ),
         h('td', { class: 'c-status' }, h('span', { class: `status status-${r.status}` }, r.status)),
         h('td', { class: 'c-time', title: fmtDateTime(r.created_at) }, fmtShortTime(r.created_at)),
         h('td', { class: 'num' }, r.last_step ?? ''),
@@ -192,9 +218,91 @@ export function createRunsPanel(root, store, { onChange }) {
     empty.textContent = store.get().q ? 'No run matches the filter.' : 'No runs in this project yet.';
   }
 
+  /** The dialog of one run's actions; a delete asks again before it is sent. */
+  function openActions(run) {
+    const name = h('input', { type: 'text', value: run.name, dataset: { testid: 'run-name-input' } });
+    const tags = h('input', { type: 'text', value: (run.tags || []).join(', '), placeholder: 'baseline, lr-sweep', dataset: { testid: 'run-tags-input' } });
+    const note = h('textarea', { dataset: { testid: 'run-note-input' } });
+    note.value = run.note || '';
+    const archived = h('input', { type: 'checkbox', checked: !!run.archived, dataset: { testid: 'run-archive-input' } });
+    const error = h('div', { class: 'error', hidden: true, dataset: { testid: 'run-dialog-error' } });
+    const dialog = h('dialog', { class: 'run-dialog', dataset: { testid: 'run-dialog' } });
+    const close = () => {
+      dialog.close();
+      dialog.remove();
+    };
+    const fail = (e) => {
+      error.hidden = false;
+      error.textContent = e.message;
+    };
+    const save = async () => {
+      const body = {
+        tags: tags.value.split(',').map((t) => t.trim()).filter(Boolean),
+        note: note.value,
+        archived: archived.checked,
+      };
+      if (name.value.trim() !== run.name) body.name = name.value.trim();
+      try {
+        await runRequest('PATCH', run.run_id, body);
+        close();
+        load();
+      } catch (e) {
+        fail(e);
+      }
+    };
+    const confirmDelete = () => {
+      dialog.replaceChildren(
+        h('h3', {}, 'Delete this run?'),
+        h('p', {}, 'Run ', h('b', {}, run.name), ` (${run.run_id}) and every point it holds will be removed for good. This cannot be undone.`),
+        error,
+        h(
+          'div',
+          { class: 'row' },
+          h('span', { class: 'grow' }),
+          h('button', { onclick: close, dataset: { testid: 'cancel-delete' } }, 'Cancel'),
+          h('button', { class: 'danger', onclick: remove, dataset: { testid: 'confirm-delete' } }, 'Delete for good'),
+        ),
+      );
+    };
+    const remove = async () => {
+      try {
+        await runRequest('DELETE', run.run_id);
+        close();
+        const sel = store.get().runs;
+        if (Array.isArray(sel)) store.set({ runs: sel.filter((id) => id !== run.run_id) });
+        load();
+      } catch (e) {
+        fail(e);
+      }
+    };
+    dialog.append(
+      h('h3', {}, 'Run ', h('code', {}, run.run_id)),
+      h('label', {}, 'Name'),
+      name,
+      h('label', {}, 'Tags (separated by commas)'),
+      tags,
+      h('label', {}, 'Note'),
+      note,
+      h('label', {}, archived, ' archived (hidden from this list unless "archived" is ticked)'),
+      error,
+      h(
+        'div',
+        { class: 'row' },
+        h('button', { class: 'danger', onclick: confirmDelete, dataset: { testid: 'run-delete' } }, 'Delete…'),
+        h('span', { class: 'grow' }),
+        h('button', { onclick: close, dataset: { testid: 'run-cancel' } }, 'Cancel'),
+        h('button', { onclick: save, dataset: { testid: 'run-save' } }, 'Save'),
+      ),
+    );
+    dialog.addEventListener('close', () => dialog.remove());
+    document.body.append(dialog);
+    dialog.showModal();
+  }
+
   store.subscribe((state, changed) => {
     if (changed.has('q') && filter.value.trim() !== state.q) filter.value = state.q;
-    if (changed.has('project') || changed.has('q')) load();
+    if (changed.has('archived') && archivedBox.checked !== state.archived) archivedBox.checked = state.archived;
+    if (changed.has('project') || changed.has('q') || changed.has('archived')) load();
     else if (changed.has('runs')) {
       render();
       onChange();
@@ -223,4 +331,21 @@ export function createRunsPanel(root, store, { onChange }) {
       );
     },
   };
+}
+
+/** PATCH or DELETE /api/runs/ID; throws an Error with the server's message (e.g. a missing admin scope). */
+async function runRequest(method, runId, body) {
+  const res = await fetch(`/api/runs/${encodeURIComponent(runId)}`, {
+    method,
+    headers: body === undefined ? { accept: 'application/json' } : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let json = null;
+  try {
+    json = await res.json();
+  } catch {
+    json = null;
+  }
+  if (!res.ok) throw new Error((json && json.error) || `${method} failed: HTTP ${res.status}`);
+  return json;
 }

@@ -17,6 +17,7 @@
 //   band=minmax|std    the band drawn around a group's mean
 //   tab=scalars|histograms|images|texts|sql|visdom|projector|graphs|prcurves|audio|video|mesh|hparams
 //   env=NAME           the Visdom env shown in the Visdom tab
+//   archived=1         the runs panel lists archived runs too
 
 export const MAX_AUTO_RUNS = 20;
 export const X_AXES = ['step', 'relative', 'wall'];
@@ -36,6 +37,7 @@ export const DEFAULTS = Object.freeze({
   band: 'minmax',
   tab: 'scalars',
   env: '',
+  archived: false,
 });
 
 const decode = (s) => {
@@ -74,6 +76,7 @@ export function parseQuery(search) {
   if (BANDS.includes(get('band'))) state.band = get('band');
   if (TABS.includes(get('tab'))) state.tab = get('tab');
   if (get('env') !== undefined) state.env = get('env');
+  state.archived = get('archived') === '1' || get('archived') === 'true';
   return state;
 }
 
@@ -93,6 +96,7 @@ export function toQuery(state) {
   if (state.group) add('group', state.group);
   if (state.band !== DEFAULTS.band) add('band', state.band);
   if (state.env) add('env', state.env);
+  if (state.archived) add('archived', '1');
   return parts.join('&');
 }
 

@@ -21,6 +21,7 @@ test('round trip of every key', () => {
     band: 'std',
     tab: 'visdom',
     env: 'exp_lr 0.1',
+    archived: true,
   };
   const q = toQuery(state);
   assert.match(q, /runs=a1,b%2C2,c%2F3/);
