@@ -30,6 +30,7 @@ from runstream_service.store.readonly_sql import (
     run_read_only,
 )
 from runstream_service.store.schema import create_schema
+from runstream_service.watchdog import MemoryBudget, SqlWatchdog
 
 TABLES = (
     "run_meta",
@@ -397,17 +398,20 @@ def test_timeout_interrupts_and_the_cursor_works_afterwards(con: duckdb.DuckDBPy
         cur.close()
 
 
-def test_timeout_is_capped(monkeypatch: pytest.MonkeyPatch, con: duckdb.DuckDBPyConnection) -> None:
-    intervals: list[float] = []
-    real_timer = threading.Timer
+def test_timeout_is_capped(con: duckdb.DuckDBPyConnection) -> None:
+    timeouts: list[float] = []
 
-    def spy(interval: float, function: Any) -> threading.Timer:
-        intervals.append(interval)
-        return real_timer(interval, function)
+    class Spy(SqlWatchdog):
+        def watch(self, cursor: duckdb.DuckDBPyConnection, timeout: float) -> Any:
+            timeouts.append(timeout)
+            return super().watch(cursor, timeout)
 
-    monkeypatch.setattr(threading, "Timer", spy)
-    run(con, "SELECT 1", timeout=3600)
-    assert intervals == [MAX_TIMEOUT_S]
+    cur = con.cursor()
+    try:
+        run_read_only(cur, "SELECT 1", 10, 3600, Spy(MemoryBudget.for_memory_limit(1 << 30)))
+    finally:
+        cur.close()
+    assert timeouts == [MAX_TIMEOUT_S]
 
 
 def test_duckdb_errors_come_back_with_duckdbs_message(con: duckdb.DuckDBPyConnection) -> None:

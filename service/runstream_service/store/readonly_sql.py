@@ -29,9 +29,11 @@ A statement that DuckDB cannot serialise (the PIVOT statement form) cannot be ch
 Every function of the installed DuckDB is classified (``function_policy``): a test fails on one that is
 not, so an upgrade cannot bring a new reader that user SQL could call unnoticed.
 
-``run_read_only`` then executes on a cursor with a timer that interrupts it, fetches at most ``limit``
-rows (DuckDB streams the result, so a large result is not materialised; the rest is then cancelled)
-and converts the cells to JSON-safe values. The cursor stays open and usable, also after a timeout.
+``run_read_only`` then executes on a cursor within ``limited``: the watchdog (watchdog.py) interrupts it
+past its time limit, when user SQL outgrows its own memory budget, or when the process nears its
+memory bound. It fetches at most ``limit`` rows (DuckDB streams the result, so a large result is not
+materialised; the rest is then cancelled) and converts the cells to JSON-safe values. The cursor stays
+open and usable, also after an interruption.
 """
 
 from __future__ import annotations
@@ -45,11 +47,21 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import duckdb
 
 from runstream_service.errors import BadRequest
+from runstream_service.watchdog import (
+    OVER_BUDGET,
+    PROCESS_OVERHEAD,
+    TIMEOUT,
+    MemoryBudget,
+    MemoryRefused,
+    SqlWatchdog,
+    process_watchdog,
+)
 
 MAX_SQL_CHARS = 20_000
 MAX_LIMIT = 100_000
@@ -66,6 +78,11 @@ class UnsafeSql(ReadOnlySqlError):
 
 class SqlTimeout(ReadOnlySqlError):
     """The query ran past its time limit and was interrupted."""
+
+
+class SqlMemory(ReadOnlySqlError):
+    """The query was stopped (or not started) to keep user SQL within its memory budget and the process
+    within its bound (watchdog.py)."""
 
 
 class SqlFailed(ReadOnlySqlError):
@@ -497,51 +514,27 @@ def _check_show(node: dict[str, Any]) -> None:
 # --- execution ------------------------------------------------------------------------------------
 
 
-def run_read_only(cur: duckdb.DuckDBPyConnection, sql: str, limit: int, timeout: float) -> dict[str, Any]:
+def run_read_only(
+    cur: duckdb.DuckDBPyConnection, sql: str, limit: int, timeout: float, watchdog: SqlWatchdog | None = None
+) -> dict[str, Any]:
     """Check `sql`, run it on `cur` for at most `timeout` seconds (capped at 60) and return at most
     `limit` rows (capped at 100,000): ``{"columns", "rows", "truncated", "elapsed_ms"}``, JSON-safe.
 
     `cur` is a cursor of a connection opened with enable_external_access=False; it is usable for the next
-    query afterwards, also after a timeout. Raises UnsafeSql, SqlTimeout or SqlFailed (all status 400)."""
+    query afterwards, also after a timeout. The query runs under `watchdog` (the process's by default):
+    see limited(). Raises UnsafeSql, SqlTimeout, SqlMemory or SqlFailed (all status 400)."""
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ReadOnlySqlError(f"limit must be a whole number >= 1, got {limit!r}")
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
         raise ReadOnlySqlError(f"timeout must be a number of seconds > 0, got {timeout!r}")
     limit = min(limit, MAX_LIMIT)
-    timeout = min(float(timeout), MAX_TIMEOUT_S)
     statement = check_read_only(sql)
-
-    lock = threading.Lock()
-    state = {"done": False, "fired": False}
-
-    def interrupt() -> None:
-        with lock:  # never interrupts after run_read_only has finished with the cursor
-            if not state["done"]:
-                state["fired"] = True
-                cur.interrupt()
-
-    timer = threading.Timer(timeout, interrupt)
-    timer.daemon = True
     started = time.perf_counter()
-    timer.start()
-    try:
+    with limited(cur, timeout, watchdog):
         cur.execute(statement)
         columns = [str(d[0]) for d in cur.description or ()]
         fetched = cur.fetchmany(limit + 1)
         cur.abort()  # drop the rest of a streamed result now, not at the cursor's next query
-    except duckdb.Error as exc:
-        with lock:
-            state["done"] = True
-        if state["fired"] or isinstance(exc, duckdb.InterruptException):
-            raise SqlTimeout(
-                f"the query ran longer than the time limit of {timeout:g} s and was stopped; "
-                "narrow it with WHERE (a run, a tag, a step range) or add LIMIT"
-            ) from None
-        raise SqlFailed(str(exc)) from None
-    finally:
-        with lock:
-            state["done"] = True
-        timer.cancel()
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     return {
         "columns": columns,
@@ -549,6 +542,54 @@ def run_read_only(cur: duckdb.DuckDBPyConnection, sql: str, limit: int, timeout:
         "truncated": len(fetched) > limit,
         "elapsed_ms": round(elapsed_ms, 3),
     }
+
+
+@contextmanager
+def limited(cur: duckdb.DuckDBPyConnection, timeout: float, watchdog: SqlWatchdog | None = None) -> Iterator[None]:
+    """Run the block (user SQL on `cur`, already checked) within the limits of user SQL, and turn DuckDB's
+    errors into ours: at most `timeout` seconds (capped at 60; interrupted, and again until it stops, so
+    the limit holds within a second) and within user SQL's memory budget and the process's memory bound
+    (watchdog.py). Every route that runs user SQL runs it in here; `timeout` None leaves the time to the
+    caller (the Arrow stream counts DuckDB's work only). Raises SqlTimeout, SqlMemory or SqlFailed (all
+    status 400)."""
+    timeout = None if timeout is None else min(float(timeout), MAX_TIMEOUT_S)
+    guard = watchdog if watchdog is not None else process_watchdog(cur)
+    try:
+        with guard.watch(cur, timeout) as watch:
+            try:
+                yield
+            except duckdb.Error as exc:
+                if watch.reason is None and not isinstance(exc, duckdb.InterruptException):
+                    raise SqlFailed(str(exc)) from None
+                raise _stopped(watch.reason or TIMEOUT, timeout or MAX_TIMEOUT_S, guard.budget) from None
+    except MemoryRefused:
+        raise SqlMemory(
+            f"the server is near its memory bound ({_gib(guard.budget.process_bytes)}: --memory-limit plus "
+            f"{_gib(PROCESS_OVERHEAD)}), so no SQL query is started now; try again in a moment"
+        ) from None
+
+
+def _stopped(reason: str, timeout: float, budget: MemoryBudget) -> ReadOnlySqlError:
+    if reason == TIMEOUT:
+        return SqlTimeout(
+            f"the query ran longer than the time limit of {timeout:g} s and was stopped; "
+            "narrow it with WHERE (a run, a tag, a step range) or add LIMIT"
+        )
+    if reason == OVER_BUDGET:
+        return SqlMemory(
+            f"the query was stopped: SQL queries may use {_gib(budget.sql_bytes)} of working memory together "
+            "(a quarter of --memory-limit), and this one, with any running beside it, needed more; narrow it "
+            "with WHERE or LIMIT, or aggregate into fewer, smaller values (list() and string_agg() of many "
+            "rows hold all of them)"
+        )
+    return SqlMemory(
+        f"the query was stopped: the server neared its memory bound ({_gib(budget.process_bytes)}: "
+        f"--memory-limit plus {_gib(PROCESS_OVERHEAD)}); narrow the query, or try again in a moment"
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.2f} GiB" if size >= 1 << 30 else f"{size / (1 << 20):.0f} MiB"
 
 
 def json_safe(value: Any) -> Any:
