@@ -1,8 +1,14 @@
-"""`runstream runs list|delete|rename|tag|archive|unarchive|note`: a run's lifecycle from the shell.
+"""`runstream runs list|delete|rename|tag|archive|unarchive|note`: a run's lifecycle from the shell, and
+`runstream compact --data DIR`: the database file of a stopped server rewritten without the space of deleted runs.
 
 Two ways to reach the runs: `--url URL`, a running server's HTTP API (runs_api.py; RUNSTREAM_TOKEN is sent,
 and needs `read` plus `admin:PROJECT` or `admin:*` for changes), or `--data DIR`, the database file of a
 stopped server, changed directly with store/lifecycle.py's SQL (deletes logged as `cli --data`).
+
+Space: DuckDB reuses the blocks a delete freed once a checkpoint has run (the server runs one after
+each delete), so new points fill them and the file stops growing; the file itself does not shrink.
+`compact` gives the space back to the file system: it copies every table into a new file (backup.py's
+copy) and puts it in place of the old one.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-COMMANDS = ("runs",)
+COMMANDS = ("runs", "compact")
 ACTIONS = ("list", "delete", "rename", "tag", "archive", "unarchive", "note")
 
 
@@ -60,9 +66,21 @@ def add_commands(commands: Any) -> None:
     note = action("note", "set a run's note (an empty string clears it)")
     note.add_argument("run_id")
     note.add_argument("text")
+    compact = commands.add_parser(
+        "compact", help="rewrite a stopped server's database without the space deleted runs left (shrinks the file)"
+    )
+    compact.add_argument("--data", default="runstream-data", help="data directory (default: runstream-data)")
 
 
 def run(args: argparse.Namespace, confirm: Callable[[str], bool] | None = None) -> int:
+    if args.command == "compact":
+        try:
+            before, after = compact_file(Path(args.data))
+        except RunsError as exc:
+            print(f"runstream compact: {exc}", file=sys.stderr)
+            return 1
+        print(f"runstream compact: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
+        return 0
     target: Target = HttpTarget(args.url) if args.url else FileTarget(Path(args.data))
     try:
         return _act(args, target, confirm or _ask)
@@ -96,6 +114,34 @@ def _act(args: argparse.Namespace, target: Target, confirm: Callable[[str], bool
     elif args.action == "note":
         target.change(args.run_id, {"note": args.text})
     return 0
+
+
+def compact_file(data: Path) -> tuple[int, int]:
+    """Rewrite the database of `data` (no server may hold it) table by table; returns its sizes before and after."""
+    import duckdb
+
+    from runstream_service.backup import BackupError, backup_file
+    from runstream_service.settings import DATABASE_FILE
+
+    path = data / DATABASE_FILE
+    if not path.exists():
+        raise RunsError(f"no runstream database at {path}; pass --data DIR of a `runstream serve`")
+    try:  # fold the write-ahead log into the file first: the copy must be all there is
+        con = duckdb.connect(str(path), config={"enable_external_access": False})
+    except duckdb.IOException as exc:
+        raise RunsError(f"cannot open {path}: {exc}. Stop the server that holds it first") from None
+    con.execute("CHECKPOINT")
+    con.close()
+    before = path.stat().st_size
+    fresh = path.with_name(path.name + ".compacted")
+    for leftover in (fresh, fresh.with_name(fresh.name + ".partial")):
+        leftover.unlink(missing_ok=True)
+    try:
+        backup_file(data, fresh)
+    except BackupError as exc:
+        raise RunsError(str(exc)) from None
+    os.replace(fresh, path)  # atomic: the old file or the new one, never neither
+    return before, path.stat().st_size
 
 
 def _ask(question: str) -> bool:

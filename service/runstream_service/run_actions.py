@@ -69,6 +69,7 @@ class RunActions:
             raise Busy(f"run {run_id!r} could not be deleted while the compactor rewrote it; try again")
         if self._crashes is not None:
             self._crashes.forget(run_id)
+        await self._checkpoint()
         logger.warning(
             "runstream: run %s (%r, project %r) deleted by %s: %d points",
             run_id,
@@ -78,6 +79,18 @@ class RunActions:
             deleted.points,
         )
         return deleted.as_json()
+
+    async def _checkpoint(self) -> None:
+        """Blocks a delete freed are reused only after a checkpoint: run one now rather than when the WAL fills."""
+
+        def checkpoint(con: duckdb.DuckDBPyConnection) -> bool:
+            con.execute("CHECKPOINT")
+            return True
+
+        try:
+            await self._submit(Transaction(lambda con: None, single=checkpoint))
+        except duckdb.Error as exc:  # another transaction (the compactor's) is open: a later checkpoint does it
+            logger.info("no checkpoint after the delete (%s); the next automatic one frees its blocks", exc)
 
     async def rename(self, run_id: str, name: str) -> None:
         self.project_of(run_id)
