@@ -44,10 +44,10 @@ from runstream_service.errors import RunstreamError, TooLarge
 from runstream_service.store.readonly_sql import (
     MAX_TIMEOUT_S,
     ReadOnlySqlError,
-    SqlFailed,
     SqlTimeout,
     UnsafeSql,
     check_read_only,
+    limited,
 )
 
 logger = logging.getLogger("runstream.http")
@@ -57,6 +57,7 @@ DEFAULT_MAX_BYTES = 2 << 30  # 2 GiB
 MAX_STREAMS = 2
 DEPTH = 4  # batches computed ahead of the client
 STALL_SECONDS = 60.0
+REPEAT_SECONDS = 0.25  # a fired time limit interrupts again this often until DuckDB returns
 ROWS_PER_BATCH = 65_536
 ROWS_PER_LARGE_BATCH = 2_048
 LARGE_TYPES = frozenset({"blob", "list", "array", "struct", "map", "union"})
@@ -152,6 +153,7 @@ class _WorkClock:
         self._left = seconds
         self._lock = threading.Lock()
         self._working = False
+        self._timer: threading.Timer | None = None
         self.fired = False
 
     def _interrupt(self) -> None:
@@ -159,23 +161,38 @@ class _WorkClock:
             if self._working:
                 self.fired = True
                 self._cur.interrupt()
+                self._arm(REPEAT_SECONDS)  # again until the step returns: the limit holds within a second
+
+    def _arm(self, seconds: float) -> None:
+        self._timer = threading.Timer(seconds, self._interrupt)
+        self._timer.daemon = True
+        self._timer.start()
 
     def call(self, step: Callable[[], Any]) -> Any:
+        """`step()` with the time that is left; DuckDB's errors come out as duckdb.Error (also those the
+        Arrow reader wraps as its own), and this clock's interrupt as SqlTimeout."""
         if self._left <= 0:
             self.fired = True
             raise self.timeout()
-        timer = threading.Timer(self._left, self._interrupt)
-        timer.daemon = True
+        started = time.perf_counter()
         with self._lock:
             self._working = True
-        started = time.perf_counter()
-        timer.start()
+            self._arm(self._left)
         try:
             return step()
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if self.fired:
+                raise self.timeout() from None
+            if isinstance(exc, duckdb.Error):
+                raise
+            # an error DuckDB raised while the Arrow reader pulled a batch: back to what it was
+            interrupted = str(exc).startswith("INTERRUPT")
+            raise (duckdb.InterruptException if interrupted else duckdb.Error)(str(exc)) from None
         finally:
             with self._lock:
                 self._working = False
-            timer.cancel()
+                if self._timer is not None:
+                    self._timer.cancel()
             self._left -= time.perf_counter() - started
 
     def timeout(self) -> SqlTimeout:
@@ -202,21 +219,57 @@ def _size(count: int) -> str:
     return f"{count:,} bytes ({human})"
 
 
+class _Stream:
+    """One answer's IPC writer and how far it got: what an error batch needs to end it."""
+
+    def __init__(self) -> None:
+        self.sink = _Collector()
+        self.schema: pa.Schema | None = None
+        self.writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self.started = False  # a chunk went out: errors can no longer be a JSON 400
+
+    def open(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self.writer = pa.ipc.new_stream(self.sink, schema)
+
+
 def produce(cur: duckdb.DuckDBPyConnection, statement: str, limits: Limits, out: _Channel) -> None:
     """Runs on a reader thread: the statement's batches into `out` as IPC bytes, then one _End.
 
-    The first chunk holds the schema and the first batch, so an error DuckDB finds early (a bad cast, the
-    time limit of an aggregate) still reaches the client as a JSON 400."""
+    The DuckDB work runs within readonly_sql.limited (the watchdog of user SQL's memory and the process's
+    bound, for the whole stream); the time limit is this module's _WorkClock. The first chunk holds the
+    schema and the first batch, so an error DuckDB finds early (a bad cast, the time limit of an aggregate)
+    still reaches the client as a JSON 400."""
     clock = _WorkClock(cur, limits.timeout)
-    reader: pa.RecordBatchReader | None = None
-    started = False
+    stream = _Stream()
     try:
-        relation = clock.call(lambda: cur.sql(statement))
-        if relation is None:
-            raise UnsafeSql("the statement returned no rows to stream; write a SELECT")
-        reader = clock.call(lambda: relation.to_arrow_reader(batch_rows([t.id for t in relation.types])))
-        sink = _Collector()
-        writer = pa.ipc.new_stream(sink, reader.schema)
+        with limited(cur, None):  # type: ignore[arg-type]  # None: the time is kept here (see limited)
+            _stream(cur, statement, limits, out, clock, stream)
+        out.end(None)
+    except _ClientGone:
+        out.end(None)
+    except Exception as exc:
+        error = _as_error(exc)
+        if stream.started and stream.schema is not None and stream.writer is not None:
+            try:
+                batch, metadata = error_batch(stream.schema, error)
+                stream.writer.write_batch(batch, custom_metadata=metadata)
+                out.send(stream.sink.take())
+            except _ClientGone:
+                pass
+        out.end(error)
+
+
+def _stream(
+    cur: duckdb.DuckDBPyConnection, statement: str, limits: Limits, out: _Channel, clock: _WorkClock, stream: _Stream
+) -> None:
+    relation = clock.call(lambda: cur.sql(statement))
+    if relation is None:
+        raise UnsafeSql("the statement returned no rows to stream; write a SELECT")
+    reader = clock.call(lambda: relation.to_arrow_reader(batch_rows([t.id for t in relation.types])))
+    try:
+        stream.open(reader.schema)
+        assert stream.writer is not None
         sent = rows = 0
         while limits.max_rows is None or rows < limits.max_rows:
             try:
@@ -225,8 +278,8 @@ def produce(cur: duckdb.DuckDBPyConnection, statement: str, limits: Limits, out:
                 break
             if limits.max_rows is not None and rows + batch.num_rows > limits.max_rows:
                 batch = batch.slice(0, limits.max_rows - rows)
-            writer.write_batch(batch)
-            chunk = sink.take()
+            stream.writer.write_batch(batch)
+            chunk = stream.sink.take()
             if sent + len(chunk) > limits.max_bytes:
                 raise TooLarge(
                     f"the answer passed the byte cap of {_size(limits.max_bytes)} after {rows:,} rows and was "
@@ -234,37 +287,18 @@ def produce(cur: duckdb.DuckDBPyConnection, statement: str, limits: Limits, out:
                     "--sql-max-bytes"
                 )
             out.send(chunk)
-            started = True
+            stream.started = True
             sent += len(chunk)
             rows += batch.num_rows
-        writer.close()
-        out.send(sink.take())
-        out.end(None)
-    except _ClientGone:
-        out.end(None)
-    except Exception as exc:
-        error = _as_error(exc, clock)
-        if started and reader is not None:
-            try:
-                batch, metadata = error_batch(reader.schema, error)
-                writer.write_batch(batch, custom_metadata=metadata)
-                out.send(sink.take())
-            except _ClientGone:
-                pass
-        out.end(error)
+        stream.writer.close()
+        out.send(stream.sink.take())
     finally:
-        if reader is not None:
-            reader.close()  # the cursor's pending result: the cursor takes the next query after this
+        reader.close()  # the cursor's pending result: the cursor takes the next query after this
 
 
-def _as_error(exc: Exception, clock: _WorkClock) -> RunstreamError:
+def _as_error(exc: Exception) -> RunstreamError:
     if isinstance(exc, RunstreamError):
         return exc
-    # DuckDB's errors reach us as they are, or, from inside the Arrow reader, as pyarrow's (OSError)
-    if isinstance(exc, (duckdb.Error, pa.ArrowException, OSError)):
-        if clock.fired or isinstance(exc, duckdb.InterruptException):
-            return clock.timeout()
-        return SqlFailed(str(exc))
     logger.exception("an Arrow SQL stream failed")
     return RunstreamError("the server failed while streaming the answer; its log has the details")
 

@@ -171,3 +171,11 @@ def test_the_time_limit_counts_duckdbs_work_not_the_clients_reading(tmp_path: Pa
                 time.sleep(0.5)
         assert rows == 300_000
         assert runstream.query("SELECT 42 AS x", url=server.http_url).column("x")[0].as_py() == 42
+
+
+def test_user_sqls_memory_budget_holds_for_the_arrow_answer(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "data", ("--memory-limit", "1GB")) as server:
+        hungry = "SELECT max(len(l)) AS n FROM (SELECT list(range) l FROM range(100000000))"
+        with pytest.raises(runstream.QueryError, match="working memory"):
+            runstream.query(hungry, url=server.http_url)
+        assert runstream.query("SELECT 42 AS x", url=server.http_url).column("x")[0].as_py() == 42
