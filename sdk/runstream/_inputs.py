@@ -327,6 +327,9 @@ def _real(what: str, array: np.ndarray) -> None:
         raise TypeError(f"{what} needs real numbers, got dtype {array.dtype}")
 
 
+MAX_SAMPLE_RATE = 768_000.0  # Hz (the server's limit)
+
+
 def check_audio(tag: str, samples: object, sample_rate: object) -> tuple[np.ndarray, float]:
     """A clip as a private frames x channels float32 array (a 1-D clip is one channel) and its rate.
 
@@ -351,8 +354,8 @@ def check_audio(tag: str, samples: object, sample_rate: object) -> tuple[np.ndar
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)):
         raise TypeError(f"sample_rate of audio {tag!r} must be a number of Hz, not {type(sample_rate).__name__}")
     rate = float(sample_rate)
-    if not 1.0 <= rate <= 1_000_000.0:
-        raise ValueError(f"sample_rate of audio {tag!r} must be 1 to 1,000,000 Hz, got {sample_rate}")
+    if not 1.0 <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample_rate of audio {tag!r} must be 1 to {MAX_SAMPLE_RATE:,.0f} Hz, got {sample_rate}")
     return np.array(array, dtype=np.float32), rate
 
 
@@ -445,6 +448,10 @@ def check_tensor(tag: str, tensor: object) -> np.ndarray:
     return np.array(array, order="C")
 
 
+MAX_BOXES = 10_000  # per image (the server's limit)
+MAX_BOX_LABEL_CHARS = 1_000
+
+
 def check_boxes(tag: str, boxes: object, labels: object, height: int, width: int) -> str:
     """Boxes (N x 4: x_min, y_min, x_max, y_max in pixels) and optional labels (one str per box) as the
     wire's JSON; "" when there are none."""
@@ -458,12 +465,18 @@ def check_boxes(tag: str, boxes: object, labels: object, height: int, width: int
         raise ValueError(f"boxes of image {tag!r} must be N x 4 (x_min, y_min, x_max, y_max); got shape {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"boxes of image {tag!r} must be finite numbers")
+    if len(array) > MAX_BOXES:
+        raise ValueError(f"image {tag!r} has {len(array)} boxes; at most {MAX_BOXES} per image")
+    if (array[:, 0] > array[:, 2]).any() or (array[:, 1] > array[:, 3]).any():
+        raise ValueError(f"boxes of image {tag!r} need x_min <= x_max and y_min <= y_max")
     doc: dict[str, Any] = {"boxes": [[float(x) for x in row] for row in array]}
     if labels is not None:
         names = [labels] if isinstance(labels, str) else list(labels)  # type: ignore[call-overload]
         if len(names) != len(array):
             raise ValueError(f"image {tag!r} has {len(array)} boxes but {len(names)} labels; give one per box")
         doc["labels"] = [str(name) for name in names]
+        if any(len(name) > MAX_BOX_LABEL_CHARS for name in doc["labels"]):
+            raise ValueError(f"a box label of image {tag!r} has more than {MAX_BOX_LABEL_CHARS} characters")
     return json.dumps(doc, separators=(",", ":"))
 
 

@@ -71,7 +71,8 @@ def compute_curve(
 
 def check_raw_curve(tag: str, columns: tuple[Any, ...]) -> np.ndarray:
     """A curve given as its six rows (true/false positives, true/false negatives, precision, recall):
-    each a sequence of T >= 2 finite numbers, counts >= 0."""
+    each a sequence of T >= 2 numbers: counts finite and >= 0, precision and recall in [0, 1] or NaN
+    (the server's rules)."""
     names: tuple[str, ...] = (
         "true_positive_counts",
         "false_positive_counts",
@@ -82,7 +83,10 @@ def check_raw_curve(tag: str, columns: tuple[Any, ...]) -> np.ndarray:
     rows = []
     for name, column in zip(names, columns):
         row = np.asarray(column, dtype=np.float64).reshape(-1)
-        if not np.isfinite(row).all():
+        if name in ("precision", "recall"):  # NaN where undefined (0/0), as TensorBoard keeps it
+            if ((row < 0) | (row > 1)).any() or np.isinf(row).any():
+                raise ValueError(f"{name} of PR curve {tag!r} must be in [0, 1] (or NaN)")
+        elif not np.isfinite(row).all():
             raise ValueError(f"{name} of PR curve {tag!r} must be finite numbers")
         rows.append(row)
     sizes = {row.size for row in rows}

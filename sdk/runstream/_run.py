@@ -461,8 +461,10 @@ class Run:
             self._learn_tag(tag)
         if not isinstance(display_name, str) or not isinstance(description, str):
             raise TypeError(f"display_name and description of {tag!r} must be str")
-        if len(display_name) > 1024 or len(description) > 65536:
-            raise ValueError(f"display_name of {tag!r} is at most 1,024 characters, its description 65,536")
+        if len(display_name) > 1000 or len(description) > 65536:
+            raise ValueError(f"display_name of {tag!r} is at most 1,000 characters, its description 65,536")
+        if "\x00" in display_name or "\x00" in description:
+            raise ValueError(f"display_name and description of {tag!r} must not contain NUL characters")
         self._append_sized(
             self._buffers.tag_info, pb.TagInfo(tag=tag, display_name=display_name, description=description), 0
         )

@@ -432,6 +432,7 @@ def _decode_images(message: pb.Images, tag_count: int, limits: Limits) -> ImageC
 
 MAX_BOXES_PER_IMAGE = 10_000
 MAX_LABEL_CHARS = 1_000
+MAX_BOXES_JSON_CHARS = MAX_BOXES_PER_IMAGE * (6 * MAX_LABEL_CHARS + 200)  # \uXXXX is 6 characters
 BOXES_SHAPE = '{"boxes": [[x_min, y_min, x_max, y_max], ...], "labels": [...]}'
 
 
@@ -445,7 +446,7 @@ def _image_boxes(boxes: list[str], images: int) -> list[str | None] | None:
 
 
 def _check_boxes(item: str, field: str) -> str:
-    if len(item) > MAX_BOXES_PER_IMAGE * 200:
+    if len(item) > MAX_BOXES_JSON_CHARS:  # before parsing: the most boxes with the longest labels, escaped
         raise InvalidBatch(field, f"{len(item)} characters; at most {MAX_BOXES_PER_IMAGE} boxes per image")
     try:
         parsed = json.loads(item, parse_constant=_reject_constant)
@@ -724,8 +725,10 @@ def _point_keys(message: Any, group: str, tag_count: int, **per_point: int) -> t
 
 
 MEDIA_MAX_PER_BATCH = 1_000  # audio clips, or videos, in one batch
-AUDIO_MAX_BYTES = 32 << 20  # one WAV file: 3 minutes of 44.1 kHz stereo float32
-VIDEO_MAX_BYTES = 32 << 20  # one APNG or GIF
+# One WAV file or one APNG/GIF: the SDK takes up to 48 MiB of samples or pixels at the call and encodes
+# them later, so the encoded file gets room beyond that (chunk headers, incompressible frames).
+AUDIO_MAX_BYTES = 56 << 20
+VIDEO_MAX_BYTES = 56 << 20
 VIDEO_MAX_PIXELS = 1 << 28  # width x height x frames: what decoding it costs, here and in a browser
 
 

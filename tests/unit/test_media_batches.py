@@ -210,7 +210,11 @@ def test_boxes_tag_info_and_layout(run: tuple[Run, CapturingTransport]) -> None:
         (lambda r: r.log_pr_curve("p", [0, 1], [0.1]), "one label per prediction"),
         (lambda r: r.log_pr_curve("p", [0, 1], [0.1, 0.2], num_thresholds=1), "num_thresholds"),
         (lambda r: r.log_pr_curve_raw("p", [1], [1], [1], [1], [1], [1]), "num_thresholds"),
-        (lambda r: r.log_pr_curve_raw("p", [1, 2], [1], [1, 2], [1, 2], [1, 2], [1, 2]), "one length"),
+        (lambda r: r.log_pr_curve_raw("p", [1, 2], [1], [1, 2], [1, 2], [1, 1], [1, 1]), "one length"),
+        (lambda r: r.log_pr_curve_raw("p", [1, 2], [1, 2], [1, 2], [1, 2], [1.5, 1], [1, 1]), r"in \[0, 1\]"),
+        (lambda r: r.log_audio("a", np.zeros(10), 800_000), "768,000 Hz"),
+        (lambda r: r.log_image("i", np.zeros((4, 4)), boxes=[[3, 0, 1, 1]]), "x_min <= x_max"),
+        (lambda r: r.set_tag_info("t", display_name="x" * 1001), "1,000 characters"),
         (lambda r: r.log_mesh("m", np.zeros((4, 2))), "B x N x 3"),
         (lambda r: r.log_mesh("m", np.zeros((4, 3)), colors=np.zeros((3, 3))), "one RGB colour per vertex"),
         (lambda r: r.log_mesh("m", np.zeros((4, 3)), faces=[[0, 1, 9]]), "index vertices 0 to 3"),
@@ -223,6 +227,22 @@ def test_boxes_tag_info_and_layout(run: tuple[Run, CapturingTransport]) -> None:
 def test_mistakes_raise_at_the_call(run: tuple[Run, CapturingTransport], call: Any, message: str) -> None:
     with pytest.raises((ValueError, TypeError), match=message):
         call(run[0])
+
+
+def test_what_the_sdk_takes_at_its_limits_the_server_decodes(run: tuple[Run, CapturingTransport]) -> None:
+    """Each of the SDK's checks is at least as strict as the server's: a batch the SDK made is never
+    refused (with the good points it carries) for what the call let through."""
+    from runstream_service.validate import decode_batch
+
+    r, transport = run
+    r.log_audio("a", np.zeros(100), 768_000, step=0)
+    r.log_pr_curve_raw("p", [3, 0], [1, 0], [0, 1], [0, 3], [0.75, float("nan")], [1.0, 0.0], step=0)
+    boxes = np.tile([0.0, 0.0, 1.0, 1.0], (10_000, 1))
+    r.log_image("i", np.zeros((4, 4)), step=0, boxes=boxes, labels=["x" * 1000] * 10_000)
+    r.set_tag_info("a", display_name="n" * 1000, description="d" * 65536)
+    assert r.flush(10)
+    for batch in transport.batches:
+        decode_batch(batch)
 
 
 # -- SummaryWriter over the same fake --------------------------------------
