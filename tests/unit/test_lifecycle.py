@@ -144,3 +144,40 @@ def test_crashed_and_back(con: duckdb.DuckDBPyConnection) -> None:
     assert lifecycle.crashed_run_ids(con) == ["gone"]
     assert lifecycle.mark_running(con, ["gone"]) == ["gone"]
     assert con.execute("SELECT status FROM runs WHERE run_id = 'gone'").fetchall() == [("running",)]
+
+
+def test_a_delete_that_meets_the_compactor_is_retried_and_finds_the_moved_points(tmp_path: Path) -> None:
+    """The compactor (its own cursor) has moved the run's hot points but not committed yet: the delete
+    conflicts, is rolled back and retried, and then removes the points where the compactor put them."""
+    import asyncio
+
+    from runstream_service.run_actions import RunActions
+    from runstream_service.store.base import Transaction
+    from runstream_service.store.file import FileStore
+
+    con = duckdb.connect(str(tmp_path / "runstream.duckdb"))
+    create_schema(con)
+    con.execute("INSERT INTO run_meta VALUES ('r', 'p', 'r', '{}', 'running', 0, NULL, 'h', 1)")
+    con.execute("INSERT INTO series VALUES (0, 'r', 'scalar', 'loss')")
+    con.execute("INSERT INTO scalar_points_hot SELECT 0, range, 0, 1.0, 0.5 FROM range(1000)")
+    store = FileStore(con)
+    compactor = con.cursor()
+    compactor.execute("BEGIN")
+    compactor.execute("INSERT INTO scalar_points SELECT *, 1 FROM scalar_points_hot")
+    compactor.execute("DELETE FROM scalar_points_hot")
+    attempts = []
+
+    async def submit(job: Transaction) -> object:
+        attempts.append(job)
+        try:
+            return store.transact(job)
+        finally:
+            if len(attempts) == 1:
+                compactor.execute("COMMIT")  # the compactor finishes meanwhile
+
+    actions = RunActions(submit, lambda: store.runs)
+    deleted = asyncio.run(actions.delete("r", "test"))
+    assert deleted["points"] == 1000
+    assert len(attempts) == 3  # the conflicting delete, the one that went through, a checkpoint
+    assert con.execute("SELECT count(*) FROM scalars").fetchall() == [(0,)]
+    assert "r" not in store.runs and "r" in store.runs.deleted
