@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 
@@ -43,6 +45,37 @@ class SdkConfig:
     world_size: int
 
 
+def torchrun_run_id(env: Mapping[str, str], parent_identity: Callable[[], str | None]) -> str:
+    """The run id that every rank of a torchrun job shares: TORCHELASTIC_RUN_ID, torchrun's --rdzv-id.
+
+    Its default is the literal "none" (with neither --rdzv-id nor --standalone), the same for every job:
+    used as it is, every such job would log into one run. When all ranks are on this node
+    (LOCAL_WORLD_SIZE == WORLD_SIZE), they share their parent, torchrun's agent: its identity (host,
+    pid and start time) names the job. Across nodes there is no such common ground: "" (each rank its own
+    run; set RUNSTREAM_RUN_ID, or torchrun's --rdzv-id, to join them).
+    """
+    run_id = env.get("TORCHELASTIC_RUN_ID", "")
+    if run_id != "none":
+        return run_id
+    if env.get("LOCAL_WORLD_SIZE", "1") != env.get("WORLD_SIZE", "1"):
+        return ""
+    parent = parent_identity()
+    if parent is None:
+        return ""
+    return "torchrun-" + hashlib.sha256(parent.encode()).hexdigest()[:16]
+
+
+def _parent_identity() -> str | None:
+    """This host, the parent process's pid and its start time (Linux /proc), or None where unknown."""
+    ppid = os.getppid()
+    try:
+        with open(f"/proc/{ppid}/stat") as stat:
+            started = stat.read().rsplit(")", 1)[1].split()[19]  # field 22: start time, in clock ticks
+    except (OSError, IndexError):
+        return None
+    return f"{socket.gethostname()}:{ppid}:{started}"
+
+
 def resolve(overrides: Mapping[str, object | None], environ: Mapping[str, str] | None = None) -> SdkConfig:
     """Arguments win over the environment, which wins over the defaults."""
     env = os.environ if environ is None else environ
@@ -51,7 +84,7 @@ def resolve(overrides: Mapping[str, object | None], environ: Mapping[str, str] |
         given = overrides.get(setting.name)
         values[setting.name] = str(given) if given is not None else env.get(setting.env, setting.default)
     if not values["run_id"]:
-        values["run_id"] = env.get("TORCHELASTIC_RUN_ID", "")
+        values["run_id"] = torchrun_run_id(env, _parent_identity)
     if values["mode"] not in ("online", "offline"):
         raise ValueError(f"RUNSTREAM_MODE must be 'online' or 'offline', not {values['mode']!r}")
     if values["spool_policy"] not in ("block", "drop"):
