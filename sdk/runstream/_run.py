@@ -710,7 +710,7 @@ def _open_error(server: str, exc: TransportError, timeout: float, project: str =
             f"cannot reach the runstream server at {server} within {timeout:.0f}s. Start one with "
             "`runstream serve`, or point RUNSTREAM_SERVER (or init(server=...)) at a running one."
         )
-    if exc.code == "INVALID_ARGUMENT":
+    if exc.code in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"):  # e.g. the id of a deleted run
         return ValueError(f"the server refused to open the run: {exc.details}")
     return ServerUnavailableError(f"opening the run on {server} failed: StatusCode.{exc.code}: {exc.details}")
 

@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 import pytest
 
+from runstream import init as runstream_init
 from runstream.v1 import ingest_pb2 as pb
 from runstream.v1 import ingest_pb2_grpc as pb_grpc
 from runstream_service.auth import fingerprint
@@ -172,6 +173,8 @@ def test_a_writer_of_a_deleted_run_is_refused(served: tuple[ServerProcess, pb_gr
         open_run(stub, "doomed", "A")
     assert reopened.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "was deleted" in str(reopened.value.details())
+    with pytest.raises(ValueError, match="was deleted"):  # the SDK says so, not "server unavailable"
+        runstream_init(project="A", run_id="doomed", server=server.address, token=WRITE_ALL)
     assert sql(server, "SELECT count(*) FROM runs WHERE run_id = 'doomed'") == [[0]]
 
 
