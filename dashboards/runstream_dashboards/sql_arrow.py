@@ -305,7 +305,7 @@ def _as_error(exc: Exception) -> RunstreamError:
 
 async def answer(request: web.Request, reader: Reader, sql: str, limits: Limits) -> web.StreamResponse:
     """The Arrow answer to POST /api/sql; errors before the first byte are raised (JSON 400)."""
-    statement = check_read_only(sql)
+    statement = await asyncio.to_thread(check_read_only, sql)  # DuckDB's parser, off the event loop
     limits = Limits(min(limits.timeout, MAX_TIMEOUT_S), limits.max_bytes, limits.max_rows)
     async with request.app[STREAMS_KEY]:
         channel = _Channel(asyncio.get_running_loop())
