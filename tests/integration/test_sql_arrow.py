@@ -150,6 +150,29 @@ def test_the_server_goes_on_after_clients_leave_mid_stream(served: tuple[ServerP
         assert len(json.load(reply)["runs"]) == 1
 
 
+def test_the_page_reads_while_clients_hold_streams_open(served: tuple[ServerProcess, str]) -> None:
+    server, run_id = served
+    body = json.dumps({"sql": "SELECT * FROM range(50000000)"}).encode()
+    held = []
+    try:
+        for _ in range(4):  # more than the streams that may run at once; none of them is read
+            sock = socket.create_connection(("127.0.0.1", server.http_port), timeout=TIMEOUT)
+            sock.sendall(
+                b"POST /api/sql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + f"Accept: {ARROW}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            held.append(sock)
+        with urllib.request.urlopen(server.http_url + f"/api/tags?runs={run_id}", timeout=TIMEOUT) as reply:
+            assert sorted(json.load(reply)["scalars"]) == ["acc", "loss", "odd"]
+        with post(server.http_url, {"sql": "SELECT 1 AS x"}, accept="application/json") as reply:
+            assert json.load(reply)["rows"] == [[1]]
+    finally:
+        for sock in held:
+            sock.close()
+    assert runstream.query("SELECT 2 AS x", url=server.http_url).column("x")[0].as_py() == 2
+
+
 def test_the_byte_cap_ends_the_answer_with_an_error(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "data", ("--sql-max-bytes", "2000000")) as server:
         small = runstream.query("SELECT * FROM range(100000)", url=server.http_url)  # 0.8 MB
