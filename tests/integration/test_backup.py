@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -122,7 +123,7 @@ def test_backup_of_a_held_database_says_to_go_through_the_server(server: ServerP
 @pytest.fixture
 def guarded(tmp_path: Path) -> Iterator[ServerProcess]:
     tokens = tmp_path / "tokens"
-    tokens.write_text("reader-token-0123456789 read\n")
+    tokens.write_text("reader-token-0123456789 read\nadmin-token-0123456789 read,admin:*\n")
     process = ServerProcess(tmp_path / "data", ("--tokens", str(tokens))).start()
     yield process
     process.stop()
@@ -139,3 +140,24 @@ def test_a_read_token_cannot_take_a_backup(guarded: ServerProcess) -> None:
         urllib.request.urlopen(request)
     assert refused.value.code == 403
     assert "admin" in json.load(refused.value)["error"]
+
+
+def test_an_admin_token_takes_a_backup_through_the_cli(guarded: ServerProcess, tmp_path: Path) -> None:
+    env = {**os.environ, "RUNSTREAM_TOKEN": "admin-token-0123456789"}
+    command = [
+        sys.executable,
+        "-m",
+        "runstream_service",
+        "backup",
+        str(tmp_path / "b.duckdb"),
+        "--url",
+        guarded.http_url,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    assert rows(tmp_path / "b.duckdb", "SELECT count(*) FROM runs") == [(0,)]
+    env["RUNSTREAM_TOKEN"] = "reader-token-0123456789"
+    command[4] = str(tmp_path / "c.duckdb")
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 1 and "admin:*" in refused.stderr
+    assert not (tmp_path / "c.duckdb").exists() and not (tmp_path / "c.duckdb.partial").exists()
