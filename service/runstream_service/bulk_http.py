@@ -62,7 +62,9 @@ class BulkCursors:
             self._free.put_nowait(cursor)
 
     def close(self) -> None:
+        """At shutdown: a backup or export still reading is interrupted (its partial file removed)."""
         for cursor in self._all:
+            cursor.interrupt()
             cursor.close()
 
 

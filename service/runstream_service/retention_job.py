@@ -9,10 +9,12 @@ Thinning keeps, per compacted generation, series and bucket of 2**THIN_LEVEL ste
 the steps the bucket's rollup row names (first, last, minimum, maximum): a point is removed only
 when a rollup row of its own generation covers its bucket and names another step, so a point
 without its rollup row is never removed. Hot (not yet compacted) points are left alone: a series
-with any is thinned once it has none. series_stats and scalar_generations are lowered by what was
-removed. The table `retention_thinned` (made here, CREATE TABLE IF NOT EXISTS, when a policy has
-rules) records each thinned series with the wall time of its last point then, so a series is
-thinned again only after new points came; rows of deleted runs' series are left there (a few bytes).
+with any is thinned once it has none. series_stats is lowered by what was removed; scalar_generations
+is not (its sizes only schedule merges, and the compactor updates those rows in every step: touching
+them here would conflict with it). The table `retention_thinned` (made here, CREATE TABLE IF NOT
+EXISTS, when a policy has rules) records each thinned series with the wall time of its last point
+then, so a series is thinned again only after new points came; rows of deleted runs' series are left
+there (a few bytes).
 
 A thinning job that meets the compactor over the same rows conflicts (DuckDB's optimistic
 concurrency); it is retried a few times, else at the next interval.
@@ -170,11 +172,6 @@ def thin(con: duckdb.DuckDBPyConnection, series: list[tuple[int, int, float]], n
                     "UPDATE series_stats SET points = series_stats.points - d.points FROM "
                     "(SELECT series_id, sum(points) AS points FROM thinned_counts GROUP BY series_id) d "
                     "WHERE series_stats.series_id = d.series_id"
-                )
-                con.execute(
-                    "UPDATE scalar_generations SET points = scalar_generations.points - d.points FROM "
-                    "(SELECT generation, sum(points) AS points FROM thinned_counts GROUP BY generation) d "
-                    "WHERE scalar_generations.generation = d.generation"
                 )
             finally:
                 con.unregister("thinned_counts")
