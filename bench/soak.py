@@ -5,6 +5,9 @@ points (the default: 300 runs x 1M steps = 300M points), sent --slice runs at a 
 processes (interleaved across the slice's runs, as parallel jobs send them), with a progress line per
 slice. Then the server is left to compact and merge until /healthz shows it settled, and 100 of the runs
 are overlaid through the HTTP API (/api/scalars, width 1000, the median of --repeat warm requests).
+In the middle of ingest, four memory-hungry read-only queries (HUNGRY) are sent at once through POST
+/api/sql: their statuses (each should be a 400 from user SQL's memory budget) and the server's peak
+resident memory while they ran are printed (`hungry_sql_statuses`, `hungry_sql_rss_mib`).
 
 The server's resident memory is sampled every 0.2 s throughout (ingest, compaction, merges, reads);
 `peak_rss_mib` is the kernel's high-water mark of the whole process (VmHWM, so no spike between
@@ -21,11 +24,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import statistics
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from _harness import Server, emit, settle
@@ -35,6 +41,58 @@ from timeseries import Client, check_overlay
 PROJECT = "soak"
 TAG = "train/loss"
 GOALS = {"peak_rss_mib": 3072.0, "overlay_ms": 150.0}
+
+
+HUNGRY = (  # read-only queries that would take gigabytes: user SQL's budget must stop them (400)
+    "SELECT max(len(l)) FROM (SELECT list(range) l FROM range(400000000))",
+    "SELECT length(string_agg(range::VARCHAR, ',')) FROM range(400000000)",
+    "SELECT max(len(l)) FROM (SELECT range % 4 AS g, list(range) l FROM range(400000000) GROUP BY g)",
+    "SELECT count(*) FROM (SELECT DISTINCT range * 7919 FROM range(400000000))",
+)
+
+
+class HungryQueries:
+    """The four HUNGRY queries sent at once, `delay` seconds after start() (while a slice streams in):
+    their HTTP statuses, how long until all were answered, and the server's peak RSS meanwhile."""
+
+    def __init__(self, port: int, rss: RssSampler, delay: float = 2.0) -> None:
+        self._port, self._rss, self._delay = port, rss, delay
+        self.statuses: list[int] = []
+        self.seconds = 0.0
+        self.peak_mib = 0.0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _ask(self, sql: str) -> int:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self._port}/api/sql",
+            data=json.dumps({"sql": sql}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as reply:
+                return int(reply.status)
+        except urllib.error.HTTPError as error:
+            error.close()
+            return int(error.code)
+
+    def _run(self) -> None:
+        time.sleep(self._delay)
+        started = time.monotonic()
+        answers: list[int] = []
+        askers = [threading.Thread(target=lambda q=q: answers.append(self._ask(q))) for q in HUNGRY]
+        for asker in askers:
+            asker.start()
+        while any(asker.is_alive() for asker in askers):
+            self.peak_mib = max(self.peak_mib, self._rss.read("VmRSS"))
+            time.sleep(0.02)
+        self.seconds = time.monotonic() - started
+        self.statuses = sorted(answers)
 
 
 class RssSampler:
@@ -96,8 +154,11 @@ def main() -> int:
                 started = time.monotonic()
                 rss.phase = "ingest"
                 slices: list[ScalarDataset] = []
+                hungry = HungryQueries(server.http_port, rss)
                 for first in range(0, runs, args.slice):
                     count = min(args.slice, runs - first)
+                    if first == (runs // args.slice // 2) * args.slice:  # in the middle of ingest
+                        hungry.start()
                     slices.append(
                         log_scalars(
                             server.address,
@@ -120,6 +181,12 @@ def main() -> int:
                         flush=True,
                     )
                 figures["ingest_s"] = time.monotonic() - started
+                hungry.join()
+                print(
+                    f"four hungry queries during ingest: HTTP {hungry.statuses} after {hungry.seconds:.1f} s, "
+                    f"rss peak {hungry.peak_mib:,.0f} MiB meanwhile",
+                    flush=True,
+                )
                 rss.phase = "settle"
                 settle_s, _ = settle(server, args.settle_timeout)
                 figures["settle_s"] = settle_s
@@ -160,6 +227,9 @@ def main() -> int:
         steps=args.steps,
         memory_limit=args.memory_limit,
         count_ok=counted == expected,
+        hungry_sql_statuses=hungry.statuses,
+        hungry_sql_s=hungry.seconds,
+        hungry_sql_rss_mib=hungry.peak_mib,
         overlay_ok=not wrong,
         goals_missed=missed,
         **figures,
