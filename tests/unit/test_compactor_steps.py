@@ -164,3 +164,21 @@ def _count_commits(con: duckdb.DuckDBPyConnection, work: object) -> int:
     with patch.object(duckdb.DuckDBPyConnection, "execute", counting):
         work()  # type: ignore[operator]
     return commits
+
+
+def test_points_piling_up_in_the_hot_table_are_compacted_between_a_merges_steps() -> None:
+    with patch.object(compactor_module, "CHUNK_POINTS", 1):
+        con = _store()
+        compactor = _generations(con)
+        merged = sorted(compactor._generations)
+        _arrive(con, FAN_IN)  # arrives while the merge runs ...
+        compactor.notify(10**9)  # ... and more than burst_hot_points wait
+        compactor._merge(merged)
+    assert con.execute("SELECT count(*) FROM scalar_points_hot").fetchall() == [(0,)]
+    sizes = dict(con.execute("SELECT generation, points FROM scalar_generations").fetchall())
+    assert sorted(sizes) == [FAN_IN + 1, FAN_IN + 2]  # the merge's own, then the compaction's
+    assert sum(sizes.values()) == con.execute("SELECT count(*) FROM scalar_points").fetchall()[0][0]
+    whole = _whole()
+    _arrive(whole, FAN_IN)
+    Compactor(whole, CompactionPolicy(hot_points=10**9))._compact_hot()
+    assert _rollups(con) == _rollups(whole)

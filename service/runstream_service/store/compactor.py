@@ -240,16 +240,24 @@ class Compactor:
             "GROUP BY series_id ORDER BY series_id"
         ).fetchall()
         generation = self._next_generation
+        self._next_generation += 1  # reserved: compactions between the steps take the next ones
         coarse = CoarseRollups()
         ranges = chunks(counts, CHUNK_POINTS) or [(0, -1)]  # no points left: one step drops the generations
         moved = 0
         for index, (first, last) in enumerate(ranges):
             self._wait_for_burst_end()
+            if self._hot_overdue():  # a long merge must not let the hot table grow without bound
+                self._compact_hot()
             moved += self._move_chunk(
                 Move(generation, first, last, tuple(generations), index == len(ranges) - 1), coarse
             )
         self.stats.merges += 1
         self.stats.points_merged += moved
+
+    def _hot_overdue(self) -> bool:
+        """So many points wait in the hot table that they are compacted even between a merge's steps."""
+        with self._lock:
+            return self.stats.uncompacted_points >= self.policy.burst_hot_points
 
     def _move_chunk(self, move: Move, coarse: CoarseRollups | None) -> int:
         """One committed step of a compaction (coarse is None: from the hot table) or of a merge.
