@@ -25,6 +25,7 @@ def test_views_and_their_columns_are_as_documented() -> None:
     rows = re.findall(r"^\| `(\w+)` \| (.+) \|$", _section("## Query with SQL"), flags=re.M)
     assert {view for view, _ in rows} == {
         "runs",
+        "run_deletions",
         "scalars",
         "histograms",
         "images",
