@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS deleted_runs (  -- one row per deleted run; also refu
     project        VARCHAR NOT NULL,
     name           VARCHAR NOT NULL,
     points         BIGINT NOT NULL,   -- rows of every kind removed with it
-    deleted_by     VARCHAR NOT NULL,  -- 'token ABCD1234' (fingerprint), 'no token' or 'cli --data'
+    deleted_by     VARCHAR NOT NULL,  -- 'token ABCD1234' (fingerprint), 'http, no tokens', 'cli --data' or 'retention'
     deleted_at     DOUBLE NOT NULL
 );
 
