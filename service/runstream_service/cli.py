@@ -184,7 +184,8 @@ def _serve(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
-    from runstream_service.server import run
+    from runstream_service.server import StoreOpenError, run
+    from runstream_service.store.lake import LakeError
 
     if args.compact_points < 1 or args.compact_seconds <= 0:
         print("runstream: --compact-points and --compact-seconds must be positive", file=sys.stderr)
@@ -210,7 +211,16 @@ def _serve(args: argparse.Namespace) -> int:
     if args.sql_max_bytes < 1:
         print("runstream: --sql-max-bytes must be a positive number of bytes", file=sys.stderr)
         return 2
+    if bool(args.lake) != bool(args.data_path):
+        print("runstream: --lake and --data-path go together; give both, or neither", file=sys.stderr)
+        return 2
+    lake = None
+    if args.lake:
+        from runstream_service.store.lake import LakeConfig
+
+        lake = LakeConfig(args.lake, args.data_path, s3_endpoint=args.lake_s3_endpoint)
     settings = ServerSettings(
+        lake=lake,
         data=Path(args.data),
         grpc=args.grpc,
         http=args.http,
@@ -238,6 +248,9 @@ def _serve(args: argparse.Namespace) -> int:
         demo = subprocess.Popen([sys.executable, "-m", "runstream_service", *demo_command], start_new_session=True)
     try:
         run(settings)
+    except (StoreOpenError, LakeError) as exc:
+        print(f"runstream: {exc}", file=sys.stderr)
+        return 2
     finally:
         if demo is not None and demo.poll() is None:
             demo.terminate()

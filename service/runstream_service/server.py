@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from pathlib import Path
 
 import duckdb
 import grpc
@@ -32,7 +33,7 @@ from runstream_service.projector.worker import default_memory_bytes
 from runstream_service.retention_job import Retention
 from runstream_service.run_actions import RunActions
 from runstream_service.settings import ServerSettings, split_address
-from runstream_service.store import embeddings
+from runstream_service.store import embeddings, lake_server
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import COMMIT_SECONDS_BUCKETS, StoreWriter
@@ -45,6 +46,10 @@ logger = logging.getLogger("runstream.server")
 DRAIN_SECONDS = 10.0
 
 
+class StoreOpenError(RuntimeError):
+    """The server cannot open its store as configured; the message says what to do."""
+
+
 class Server:
     """The running service; `start()` then `wait()`; `stop()` drains."""
 
@@ -53,12 +58,15 @@ class Server:
         settings.data.mkdir(parents=True, exist_ok=True)
         # No file readers, COPY, ATTACH or extension loading for anyone, user SQL included. Beyond
         # memory_limit, DuckDB spills sorts and joins to runstream.duckdb.tmp/ beside the database.
-        config: dict[str, str | bool | int | float | list[str]] = {"enable_external_access": False}
+        # A lake server needs external access (DuckLake's catalog and files); user SQL is then held by
+        # readonly_sql's checks alone (tests/lake/test_lake_sql_policy.py).
+        config: dict[str, str | bool | int | float | list[str]] = {"enable_external_access": settings.lake is not None}
         if settings.memory_limit is not None:
             config["memory_limit"] = settings.memory_limit
-        self.con = duckdb.connect(str(settings.database), config=config)
+        self.con = open_database(settings.database, config)
         self.memory_limit: str = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us)
+        self.mover = lake_server.attach(self.con, self.writer, settings.lake, settings.grpc) if settings.lake else None
         self.reader = StoreReader(self.con)
         self.bulk = BulkCursors(self.con)  # backups and exports: long reads off the dashboard's cursors
         self.compactor = Compactor(self.con, settings.compaction)
@@ -87,6 +95,8 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.writer.start(loop)
+        if self.mover is not None:
+            self.mover.start()
         self.compactor.start()
         await self.visdom.load()
         await self.crashes.load()
@@ -219,9 +229,27 @@ class Server:
         await asyncio.to_thread(self.projector.close)
         await asyncio.to_thread(self.compactor.stop)
         await asyncio.to_thread(self.writer.stop)
+        if self.mover is not None:
+            await asyncio.to_thread(self.mover.stop)  # a last move: what was acknowledged goes to the lake
         self.reader.close()
         self.bulk.close()
         self.con.close()
+
+
+def open_database(path: Path, config: dict[str, str | bool | int | float | list[str]]) -> duckdb.DuckDBPyConnection:
+    """The server's DuckDB file; a file this DuckDB is too old to read stops the server with what to do."""
+    try:
+        return duckdb.connect(str(path), config=config)
+    except duckdb.IOException as exc:
+        if "newer version of DuckDB" not in str(exc):
+            raise
+        raise StoreOpenError(
+            f"{path} was written by a newer DuckDB than this server's {duckdb.__version__} (a lake server runs on "
+            "DuckDB 1.5.5), which cannot read it. Serve it with DuckDB 2.x (pip install 'runstream[server]'), or "
+            "give the lake server another --data, or copy the file into 1.5.5's format with DuckDB 2.x while no "
+            "server runs, in SQL: ATTACH 'OLD' AS old (READ_ONLY); ATTACH 'NEW' AS new (STORAGE_VERSION 'v1.5.0'); "
+            "COPY FROM DATABASE old TO new; then put NEW in OLD's place"
+        ) from exc
 
 
 async def serve(settings: ServerSettings, ready: asyncio.Event | None = None) -> None:

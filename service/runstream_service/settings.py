@@ -11,6 +11,7 @@ from runstream_service.retention import RetentionPolicy
 
 if TYPE_CHECKING:
     from runstream_service.auth import TokenTable
+    from runstream_service.store.lake import LakeConfig
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,15 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
         "HOST[,HOST...]: Host names the HTTP and Visdom ports answer besides loopback's (a server bound to "
         "loopback answers only those; bound elsewhere, any Host unless this narrows it)",
     ),
+    Setting(
+        "lake",
+        "--lake",
+        None,
+        "CATALOG: scale out on DuckLake with this PostgreSQL catalog ('dbname=DB host=H user=U' or "
+        "postgresql://U@H:PORT/DB); needs --data-path and the lake extra (README: Scale-out on DuckLake)",
+    ),
+    Setting("data_path", "--data-path", None, "the lake's Parquet files: a shared directory or s3://BUCKET/PREFIX"),
+    Setting("lake_s3_endpoint", "--lake-s3-endpoint", None, "HOST:PORT of an S3-compatible server for s3:// paths"),
 )
 
 DATABASE_FILE = "runstream.duckdb"
@@ -79,6 +89,7 @@ class ServerSettings:
     compaction: CompactionPolicy = CompactionPolicy()
     crash_after: float = 300.0  # seconds without an open stream or a write before a running run is `crashed`
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # per project (retention.py)
+    lake: LakeConfig | None = None  # scale-out on DuckLake (store/lake.py); None: this file only
 
     @property
     def database(self) -> Path:

@@ -1,0 +1,177 @@
+"""Scale-out on DuckLake: several ingest servers write one lake (a PostgreSQL catalog, Parquet data files on a
+shared path or on S3-compatible storage), and any DuckDB 1.5.5 client ATTACHes it read-only.
+
+The design, and why
+-------------------
+* Acknowledge locally, move in bulk. Each server keeps its own DuckDB file exactly as a single server does,
+  and acknowledges a batch once the local transaction holding it commits. A small commit to DuckLake costs
+  about 9 ms at best and seconds under contention, and a Parquet file per batch would ruin reads, so the
+  batch is not written to the lake then. In the same local transaction, the batch's points are also put
+  into an outbox (``lake_outbox_batches``: one row per batch, its ``(writer_id, seq)``;
+  ``lake_outbox_scalars``: its points in the lake's shape) (store/lake_store.py).
+* The mover (store/lake_mover.py), one thread per server, moves the outbox to the lake in large commits:
+  every ``move_seconds`` it takes the outbox's batches, and in ONE lake transaction inserts their points
+  and their keys into ``lake_batches(writer_id, seq, server, moved_at)``; only after that commit does it
+  delete them from the outbox (a second, local transaction: DuckDB writes one database per transaction).
+* Exactly once across servers: per-batch keys, not "a writer's highest seq". A batch whose key is
+  already in ``lake_batches`` is not moved again, only dropped from the outbox; so a mover that died
+  between its lake commit and its local delete moves nothing twice, and a batch that two servers both
+  committed (the first server committed it but died before its ack reached the client, which replayed it
+  to the second) lands once. Because the keys are per batch, order does not matter: server B may move a
+  writer's seq 6 long before a restarted server A moves its acknowledged seq 5, and seq 5 is still moved
+  (tests/lake/test_exactly_once.py plays exactly that). Each server's own refusal of replays (its local
+  highest seq per writer) stays valid, since a writer's seqs only grow and a client replays only what
+  it was not acknowledged. Movers serialise on a PostgreSQL advisory lock (a session lock: it goes when
+  a dead server's connection does), so the "not yet in lake_batches" check and the insert cannot race.
+* Global identifiers: the lake keys points by ``(run_id, tag)``, the documented views' columns, so the
+  small series ids each server hands out never leave it and cannot collide. Runs: ``lake_runs`` holds
+  rank 0's metadata (name, config, project) whichever server rank 0 reached, ``lake_run_ranks`` one row
+  per rank, so the ranks of one run may reach different servers.
+* Maintenance: DuckLake's own ``ducklake_merge_adjacent_files`` and ``ducklake_expire_snapshots`` /
+  ``ducklake_cleanup_old_files``, run by whichever server takes a second advisory lock (one at a time).
+* Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs`` and
+  ``run_ranks`` (views over the lake tables, created in the lake itself). A point is visible there
+  ``move_seconds`` plus one lake commit after its acknowledgement.
+* Loss of one server's disk loses exactly the batches it acknowledged and had not moved yet: at most
+  ``move_seconds`` plus one move's duration of that server's ingest (at the defaults, about 1-2 s). The
+  lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
+
+What is not built yet: the page and ``/api/events`` of a server read its local file only (not the lake);
+only scalars and run metadata go to the lake (histograms, images and the other kinds stay local); the
+rollup tiers and series_stats are not kept in the lake; run deletion, retention, backup and crash
+detection act on the local file only; no cap makes a server refuse batches when its outbox grows
+(the lake unreachable), which would bound the loss above by size as well as by time.
+
+DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
+loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+LAKE = "lake"  # the name the lake is attached under, on servers and in the README's notebook example
+EXTENSIONS = (
+    ("duckdb_extension_postgres_scanner", "postgres_scanner"),
+    ("duckdb_extension_ducklake", "ducklake"),
+    ("duckdb_extension_httpfs", "httpfs"),
+)
+MOVER_LOCK = 0x72756E01  # PostgreSQL advisory lock keys (pg_advisory_lock): one mover at a time
+MAINTENANCE_LOCK = 0x72756E02  # ... and one maintainer
+
+
+class LakeError(RuntimeError):
+    """The lake cannot be used as configured; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    """Where the lake is: a PostgreSQL catalog (libpq key=value string or postgresql:// URL), a data path."""
+
+    catalog: str
+    data_path: str
+    s3_endpoint: str | None = None  # HOST:PORT of an S3-compatible server, for an s3:// data path
+    move_seconds: float = 1.0  # how often the mover moves the outbox to the lake
+    maintenance_seconds: float = 300.0  # how often a server tries to compact the lake's small files
+
+    @property
+    def is_s3(self) -> bool:
+        return self.data_path.startswith("s3://")
+
+
+def extension_file(module: str, name: str) -> Path:
+    """The extension's binary inside its PyPI wheel (duckdb-extension-NAME), for this DuckDB version."""
+    try:
+        package = importlib.import_module(module)
+    except ImportError as exc:
+        raise LakeError(
+            f"the lake needs DuckDB 1.5.5 and its extension wheels: pip install 'runstream[lake]' ({exc})"
+        ) from exc
+    path = Path(str(package.__file__)).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
+    if not path.exists():
+        raise LakeError(
+            f"no {name} extension for DuckDB {duckdb.__version__} in {path.parent}: the lake runs on DuckDB 1.5.5; "
+            "install it with pip install 'runstream[lake]'"
+        )
+    return path
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
+    for module, name in EXTENSIONS:
+        con.execute(f"LOAD '{extension_file(module, name)}'")
+
+
+def catalog_dsn(catalog: str) -> str:
+    """A libpq key=value string (what DuckLake's postgres catalog takes) from either accepted form."""
+    if not catalog.startswith(("postgres://", "postgresql://")):
+        return catalog
+    match = re.fullmatch(r"postgres(?:ql)?://(?:([^:@/]*)(?::([^@/]*))?@)?([^:/?]*)(?::(\d+))?/([^?]+)", catalog)
+    if match is None:
+        raise LakeError(f"--lake: cannot read {catalog!r}; give postgresql://USER@HOST:PORT/DB or 'dbname=DB host=...'")
+    user, password, host, port, dbname = match.groups()
+    parts = {"dbname": dbname, "host": host or None, "port": port, "user": user or None, "password": password}
+    return " ".join(f"{key}={value}" for key, value in parts.items() if value)
+
+
+def attach(con: duckdb.DuckDBPyConnection, config: LakeConfig, *, read_only: bool = False) -> None:
+    """Load the extensions and ATTACH the lake as `lake` on `con`'s database (every cursor sees it)."""
+    load_extensions(con)
+    if config.is_s3:
+        endpoint = f", ENDPOINT '{config.s3_endpoint}', URL_STYLE 'path', USE_SSL false" if config.s3_endpoint else ""
+        con.execute(f"CREATE SECRET IF NOT EXISTS runstream_lake_s3 (TYPE s3, PROVIDER credential_chain{endpoint})")
+    data_path = config.data_path if config.is_s3 else str(Path(config.data_path).resolve()) + "/"
+    options = [f"DATA_PATH '{_quote(data_path)}'", "METADATA_SCHEMA 'runstream_lake'"]
+    if read_only:
+        options.append("READ_ONLY")
+    try:
+        con.execute(
+            f"ATTACH IF NOT EXISTS 'ducklake:postgres:{_quote(catalog_dsn(config.catalog))}' AS {LAKE} "
+            f"({', '.join(options)})"
+        )
+    except duckdb.Error as exc:
+        raise LakeError(
+            f"cannot attach the lake (catalog {config.catalog!r}, data {config.data_path!r}): {exc}"
+        ) from exc
+
+
+def _quote(text: str) -> str:
+    return text.replace("'", "''")
+
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_scalars (
+    run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, wall_time DOUBLE, value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_batches (writer_id VARCHAR, seq UBIGINT, server VARCHAR, moved_at DOUBLE);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_runs (
+    run_id VARCHAR, project VARCHAR, name VARCHAR, config VARCHAR, status VARCHAR, created_at DOUBLE,
+    finished_at DOUBLE, host VARCHAR, world_size INTEGER
+);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_run_ranks (
+    run_id VARCHAR, rank INTEGER, host VARCHAR, started_at DOUBLE, finished_at DOUBLE, status VARCHAR
+);
+CREATE OR REPLACE VIEW {LAKE}.scalars AS SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;
+CREATE OR REPLACE VIEW {LAKE}.runs AS
+SELECT run_id, project, name, config, status,
+       make_timestamp(CAST(created_at * 1e6 AS BIGINT)) AS created_at,
+       make_timestamp(CAST(finished_at * 1e6 AS BIGINT)) AS finished_at,
+       host, world_size
+FROM {LAKE}.lake_runs;
+CREATE OR REPLACE VIEW {LAKE}.run_ranks AS SELECT * FROM {LAKE}.lake_run_ranks;
+"""
+
+
+def create_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """The lake's tables and documented views, if missing (several servers may start at once: retried)."""
+    for attempt in range(5):
+        try:
+            con.execute(SCHEMA)
+            return
+        except duckdb.TransactionException:  # another server created them at the same moment
+            if attempt == 4:
+                raise

@@ -1,0 +1,222 @@
+"""The mover: a thread that empties this server's outbox (store/lake_store.py) into the lake in large commits.
+
+One move, under the movers' PostgreSQL advisory lock (one server at a time, so the check for keys already
+in the lake and the insert cannot race with another server's):
+  1. the outbox's batch keys, read once (a batch's rows and its key committed together locally);
+  2. ONE lake transaction: the points of the batches whose keys are not in ``lake_batches`` yet, sorted by
+     run, tag and step (so the Parquet files' zone maps prune a one-series read), their keys, and the
+     metadata of the runs noted in the outbox (rank 0's name and config win, whichever server it reached);
+  3. a local transaction deleting those batches (moved now, or by another server earlier) from the outbox.
+A crash between 2 and 3 leaves keys that are in the lake: the next move skips their points and deletes them.
+
+Every ``maintenance_seconds`` a server that takes the maintenance lock (without waiting) runs DuckLake's
+own compaction of small files and expiry of old snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+
+from runstream_service.store.lake import LAKE, MAINTENANCE_LOCK, MOVER_LOCK, LakeConfig, LakeError, catalog_dsn
+from runstream_service.store.transactions import rollback
+
+logger = logging.getLogger("runstream.lake")
+
+SNAPSHOT_KEEP = "1 hour"  # DuckLake snapshots older than this are expired by maintenance
+
+
+def _arrow(cur: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    table = cur.execute(sql).to_arrow_table()
+    assert table is not None  # a SELECT always has a result
+    return table
+
+
+@dataclass(frozen=True)
+class Move:
+    """What one move did: batches whose points went to the lake, batches another move had already put there."""
+
+    moved: int
+    already: int
+    points: int
+    runs: int
+
+
+class Mover:
+    def __init__(self, con: duckdb.DuckDBPyConnection, config: LakeConfig, server: str | None = None) -> None:
+        try:
+            import psycopg2  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        except ImportError as exc:  # pragma: no cover - the lake extra brings it
+            raise LakeError("the lake needs psycopg2: pip install 'runstream[lake]'") from exc
+        self._cur = con.cursor()
+        self._config = config
+        self._pg = psycopg2.connect(catalog_dsn(config.catalog))
+        self._pg.autocommit = True
+        self._server = server or socket.gethostname()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="runstream-lake-mover", daemon=True)
+        self._next_maintenance = time.monotonic() + config.maintenance_seconds
+        self.moves = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after a last move (what this server acknowledged goes to the lake before it exits)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._pg.close()
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stop.is_set()
+            try:
+                self.move_once()
+                if not stopping and time.monotonic() >= self._next_maintenance:
+                    self._next_maintenance = time.monotonic() + self._config.maintenance_seconds
+                    self.maintain()
+                self.last_error = None
+            except Exception as exc:  # the outbox keeps everything: the next move retries
+                self.last_error = str(exc)
+                logger.warning("moving to the lake failed (retried in %.1f s): %s", self._config.move_seconds, exc)
+            if stopping:
+                return
+            self._wake.wait(self._config.move_seconds)
+            self._wake.clear()
+
+    @contextmanager
+    def _locked(self, key: int, wait: bool = True) -> Iterator[bool]:
+        with self._pg.cursor() as pg:
+            if wait:
+                pg.execute("SELECT pg_advisory_lock(%s)", (key,))
+                got = True
+            else:
+                pg.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+                got = bool(pg.fetchone()[0])
+            try:
+                yield got
+            finally:
+                if got:
+                    pg.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def move_once(self) -> Move:
+        cur = self._cur
+        keys = _arrow(cur, "SELECT writer_id, seq FROM lake_outbox_batches")
+        runs = _arrow(cur, "SELECT DISTINCT run_id FROM lake_outbox_runs")
+        if not keys.num_rows and not runs.num_rows:
+            return Move(0, 0, 0, 0)
+        cur.register("moving", keys)
+        cur.register("moving_runs", runs)
+        try:
+            with self._locked(MOVER_LOCK):
+                report = self._to_lake(cur)
+            self._from_outbox(cur)
+        finally:
+            cur.unregister("moving")
+            cur.unregister("moving_runs")
+        self.moves += 1
+        return report
+
+    def _to_lake(self, cur: duckdb.DuckDBPyConnection) -> Move:
+        try:
+            cur.execute("BEGIN")
+            new = _arrow(
+                cur, f"SELECT m.writer_id, m.seq FROM moving m ANTI JOIN {LAKE}.lake_batches b USING (writer_id, seq)"
+            )
+            cur.register("moving_new", new)
+            try:
+                points: int = cur.execute(
+                    f"INSERT INTO {LAKE}.lake_scalars SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value "
+                    "FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
+                    "ORDER BY o.run_id, o.tag, o.step"
+                ).fetchall()[0][0]
+                cur.execute(
+                    f"INSERT INTO {LAKE}.lake_batches SELECT writer_id, seq, ?, ? FROM moving_new",
+                    [self._server, time.time()],
+                )
+                runs = self._runs_to_lake(cur)
+            finally:
+                cur.unregister("moving_new")
+            cur.execute("COMMIT")
+        except BaseException:
+            rollback(cur)
+            raise
+        return Move(new.num_rows, len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows, points, runs)
+
+    def _runs_to_lake(self, cur: duckdb.DuckDBPyConnection) -> int:
+        """Runs noted in the outbox, and runs of moved points the lake lacks: their rows, rank 0's winning."""
+        moving_runs = _arrow(
+            cur,
+            "SELECT run_id FROM moving_runs UNION "
+            "SELECT DISTINCT o.run_id FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
+            f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs)",
+        )
+        cur.register("lake_runs_moving", moving_runs)
+        metas = _arrow(
+            cur,
+            "SELECT m.* FROM run_meta m SEMI JOIN lake_runs_moving USING (run_id) "
+            f"WHERE m.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs) "
+            "OR m.run_id IN (SELECT run_id FROM run_ranks WHERE rank = 0)",
+        )
+        ranks = _arrow(cur, "SELECT r.* FROM run_ranks r SEMI JOIN lake_runs_moving USING (run_id)")
+        cur.unregister("lake_runs_moving")
+        cur.register("metas", metas)
+        cur.register("ranks", ranks)
+        try:
+            if metas.num_rows:
+                cur.execute(f"DELETE FROM {LAKE}.lake_runs WHERE run_id IN (SELECT run_id FROM metas)")
+                cur.execute(
+                    f"INSERT INTO {LAKE}.lake_runs SELECT run_id, project, name, CAST(config AS VARCHAR), status, "
+                    "created_at, finished_at, host, world_size FROM metas"
+                )
+            if ranks.num_rows:
+                cur.execute(
+                    f"DELETE FROM {LAKE}.lake_run_ranks l USING ranks r WHERE l.run_id = r.run_id AND l.rank = r.rank"
+                )
+                cur.execute(f"INSERT INTO {LAKE}.lake_run_ranks SELECT * FROM ranks")
+        finally:
+            cur.unregister("metas")
+            cur.unregister("ranks")
+        rows: int = metas.num_rows
+        return rows
+
+    def _from_outbox(self, cur: duckdb.DuckDBPyConnection) -> None:
+        try:
+            cur.execute("BEGIN")
+            cur.execute(
+                "DELETE FROM lake_outbox_scalars o USING moving m WHERE o.writer_id = m.writer_id AND o.seq = m.seq"
+            )
+            cur.execute(
+                "DELETE FROM lake_outbox_batches o USING moving m WHERE o.writer_id = m.writer_id AND o.seq = m.seq"
+            )
+            cur.execute("DELETE FROM lake_outbox_runs WHERE run_id IN (SELECT run_id FROM moving_runs)")
+            cur.execute("COMMIT")
+        except BaseException:
+            rollback(cur)
+            raise
+
+    def maintain(self) -> bool:
+        """DuckLake's compaction of small files and snapshot expiry, if no other server is at it (True: ran)."""
+        with self._locked(MAINTENANCE_LOCK, wait=False) as got:
+            if not got:
+                return False
+            self._cur.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
+            self._cur.execute(
+                f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"
+            )
+            self._cur.execute(
+                f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"
+            )
+            return True

@@ -1,0 +1,22 @@
+"""A server's lake side, composed: the lake attached, its schema, the outbox under the writer, the mover."""
+
+from __future__ import annotations
+
+import socket
+
+import duckdb
+
+from runstream_service.store import lake
+from runstream_service.store.lake_mover import Mover
+from runstream_service.store.lake_store import LakeStore
+from runstream_service.store.writer import StoreWriter
+
+
+def attach(con: duckdb.DuckDBPyConnection, writer: StoreWriter, config: lake.LakeConfig, grpc: str) -> Mover:
+    """Attach the lake on `con`, put the outbox under `writer`'s store, and return the (unstarted) mover."""
+    lake.attach(con, config)
+    lake.create_schema(con)
+    # The writer made its FileStore; a lake server's is that store with the outbox written in each of its
+    # transactions (store/lake_store.py). Before the writer thread starts, so only it ever sees the wrapper.
+    writer._store = LakeStore(writer._store, con)
+    return Mover(con, config, server=f"{socket.gethostname()}/{grpc}")

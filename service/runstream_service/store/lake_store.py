@@ -1,0 +1,109 @@
+"""The local side of the lake (store/lake.py): a Store that is the server's own file plus an outbox.
+
+Every batch commits, in the same local transaction as its points, a row of ``lake_outbox_batches`` (its
+``(writer_id, seq)``) and its scalar points in the lake's shape (``lake_outbox_scalars``); every opened or
+finished run a row of ``lake_outbox_runs``. The acknowledgement therefore means "in this server's file,
+and on its way to the lake"; the mover (store/lake_mover.py) empties the outbox.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, Transaction
+from runstream_service.store.transactions import insert_rows
+from runstream_service.validate import DecodedBatch
+
+OUTBOX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lake_outbox_batches (writer_id VARCHAR NOT NULL, seq UBIGINT NOT NULL, points BIGINT);
+CREATE TABLE IF NOT EXISTS lake_outbox_scalars (
+    writer_id VARCHAR NOT NULL, seq UBIGINT NOT NULL,
+    run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, wall_time DOUBLE, value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS lake_outbox_runs (run_id VARCHAR NOT NULL, rank INTEGER NOT NULL);
+"""
+
+
+def create_outbox(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(OUTBOX_SCHEMA)
+
+
+def outbox_rows(batch: DecodedBatch) -> pa.Table | None:
+    """The batch's scalar points as lake_outbox_scalars rows, or None. Pure."""
+    scalars = batch.scalars
+    if scalars is None or len(scalars.step) == 0:
+        return None
+    n = len(scalars.step)
+    tags = pa.array(batch.tags, pa.string()).take(pa.array(scalars.tag_index.astype(np.int64)))
+    return pa.table(
+        {
+            "writer_id": pa.array([batch.writer_id] * n, pa.string()),
+            "seq": pa.array(np.full(n, batch.seq, dtype=np.uint64)),
+            "run_id": pa.array([batch.run_id] * n, pa.string()),
+            "tag": tags,
+            "step": pa.array(scalars.step, pa.int64()),
+            "rank": pa.array(np.full(n, batch.rank, dtype=np.int32)),
+            "wall_time": pa.array(scalars.wall_time, pa.float64()),
+            "value": pa.array(scalars.value, pa.float64()),
+        }
+    )
+
+
+def _outbox_write(batch: DecodedBatch) -> Transaction:
+    rows = outbox_rows(batch)
+
+    def work(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("INSERT INTO lake_outbox_batches VALUES (?, ?, ?)", [batch.writer_id, batch.seq, batch.points])
+        if rows is not None:
+            insert_rows(con, "lake_outbox_scalars", rows)
+
+    return Transaction(work=work)
+
+
+class LakeStore:
+    """The Store (store/base.py) of a lake server: `inner` (the server's file) with the outbox written in
+    each of its transactions."""
+
+    def __init__(self, inner: Store, con: duckdb.DuckDBPyConnection) -> None:
+        create_outbox(con)
+        self._inner = inner
+        self._con = con
+
+    @property
+    def runs(self) -> RunsSnapshot:
+        return self._inner.runs
+
+    def committed_seq(self, writer_id: str) -> int:
+        return self._inner.committed_seq(writer_id)
+
+    def append(self, batches: Sequence[DecodedBatch], progress: Mapping[str, int]) -> None:
+        with_outbox = [
+            dataclasses.replace(batch, with_commit=(*batch.with_commit, _outbox_write(batch))) for batch in batches
+        ]
+        self._inner.append(with_outbox, progress)
+
+    def open_run(self, request: OpenRun) -> bool:
+        created = self._inner.open_run(request)
+        self._note_run(request.run_id, request.rank)
+        return created
+
+    def finish_run(self, request: FinishRun) -> None:
+        self._inner.finish_run(request)
+        self._note_run(request.run_id, request.rank)
+
+    def _note_run(self, run_id: str, rank: int) -> None:
+        # Its own small commit after the run's: a crash between them loses only this note, and the mover
+        # copies the runs of every batch it moves anyway. (It reads the run's rows from run_meta, run_ranks.)
+        self._con.execute("INSERT INTO lake_outbox_runs VALUES (?, ?)", [run_id, rank])
+
+    def transact(self, job: Transaction) -> Any:
+        return self._inner.transact(job)
+
+    def close(self) -> None:
+        self._inner.close()
