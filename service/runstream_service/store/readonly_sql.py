@@ -152,6 +152,8 @@ DENIED_PREFIXES = (
     "iceberg_",
     "delta_",
     "ducklake_",
+    "postgres_",  # the lake's catalog: postgres_execute/postgres_query run SQL there (tests/lake)
+    "pg_clear_cache",
     "json_execute",
 )
 # Catalog introspection, useful in a console and harmless: what tables, views, columns and functions exist.

@@ -1,0 +1,105 @@
+"""Exactly once across servers, played without gRPC: two servers' stores and movers on one lake.
+
+The interleaving of issue 17: server A acknowledges a writer's seq 5 and dies before moving it; the
+writer goes on at server B, which commits and moves seq 6; A comes back and moves seq 5, which must land
+(a "highest seq per writer" rule would drop it). And a batch both servers committed (A's ack was lost and
+the writer replayed it to B) lands once, as does a move interrupted between its lake and local commits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+from conftest import lake_query
+
+from runstream._encode import encode_batch
+from runstream_service.store import lake
+from runstream_service.store.base import OpenRun
+from runstream_service.store.file import FileStore
+from runstream_service.store.lake import LakeConfig
+from runstream_service.store.lake_mover import Mover
+from runstream_service.store.lake_store import LakeStore
+from runstream_service.validate import DecodedBatch, decode_batch
+
+WRITER = "writer-1"
+STEPS_PER_BATCH = 10
+
+
+class LakeServer:
+    """What a lake server keeps: its file, the store with the outbox, the mover (not started: moves on demand)."""
+
+    def __init__(self, data: Path, config: LakeConfig, name: str) -> None:
+        self.con = duckdb.connect(str(data), config={"enable_external_access": True})
+        lake.attach(self.con, config)
+        lake.create_schema(self.con)
+        self.store = LakeStore(FileStore(self.con), self.con)
+        self.mover = Mover(self.con, config, server=name)
+        self.store.open_run(OpenRun("run", "p", "run", "{}", 0, 1, "host", 0.0))
+
+    def commit(self, seq: int) -> None:
+        self.store.append([batch(seq)], {WRITER: seq})
+
+    def crash(self) -> None:
+        self.mover._pg.close()  # the session lock, if any, goes with its connection
+        self.con.close()
+
+
+def batch(seq: int) -> DecodedBatch:
+    steps = range(seq * STEPS_PER_BATCH, (seq + 1) * STEPS_PER_BATCH)
+    packed = [(step, 1.0, ["loss"], np.array([float(step)], "<f8").tobytes()) for step in steps]
+    return decode_batch(encode_batch("run", 0, WRITER, seq, packed).message)
+
+
+def lake_steps(config: LakeConfig) -> list[tuple[int, int]]:
+    rows = lake_query(config, "SELECT step, count(*) FROM lake.scalars GROUP BY step ORDER BY step")
+    return [(int(str(step)), int(str(n))) for step, n in rows]
+
+
+def expected(seqs: range) -> list[tuple[int, int]]:
+    return [(step, 1) for seq in seqs for step in range(seq * STEPS_PER_BATCH, (seq + 1) * STEPS_PER_BATCH)]
+
+
+def test_acknowledged_batch_moved_after_a_later_seq_lands(tmp_path: Path, lake_config: LakeConfig) -> None:
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
+    for seq in range(1, 5):
+        a.commit(seq)
+    a.mover.move_once()
+    a.commit(5)  # acknowledged by A, not moved
+    a.crash()
+    b = LakeServer(tmp_path / "b.duckdb", lake_config, "b")
+    b.commit(6)  # the writer went on at B
+    assert b.mover.move_once().moved == 1
+    assert lake_steps(lake_config) == expected(range(1, 5)) + expected(range(6, 7))
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")  # A comes back
+    assert a.mover.move_once().moved == 1
+    assert lake_steps(lake_config) == expected(range(1, 7))
+    keys = lake_query(lake_config, "SELECT seq, count(*) FROM lake.lake_batches GROUP BY seq ORDER BY seq")
+    assert keys == [(seq, 1) for seq in range(1, 7)]
+
+
+def test_batch_committed_by_both_servers_lands_once(tmp_path: Path, lake_config: LakeConfig) -> None:
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
+    b = LakeServer(tmp_path / "b.duckdb", lake_config, "b")
+    a.commit(1)
+    b.commit(1)  # A's ack was lost: the writer replayed seq 1 to B
+    b.commit(2)
+    assert b.mover.move_once().moved == 2
+    move = a.mover.move_once()
+    assert (move.moved, move.already) == (0, 1)
+    assert lake_steps(lake_config) == expected(range(1, 3))
+    assert a.con.execute("SELECT count(*) FROM lake_outbox_scalars").fetchall() == [(0,)]
+
+
+def test_move_interrupted_before_its_local_commit_moves_nothing_twice(tmp_path: Path, lake_config: LakeConfig) -> None:
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
+    a.commit(1)
+    a.mover._from_outbox = lambda cur: None  # type: ignore[method-assign]  # dies after the lake's commit
+    a.mover.move_once()
+    a.crash()
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
+    assert a.con.execute("SELECT count(*) FROM lake_outbox_batches").fetchall() == [(1,)]
+    assert a.mover.move_once().already == 1
+    assert lake_steps(lake_config) == expected(range(1, 2))
+    assert lake_query(lake_config, "SELECT run_id, name, status FROM lake.runs") == [("run", "run", "running")]
