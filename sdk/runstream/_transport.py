@@ -305,8 +305,10 @@ def _read_ca(path: str) -> bytes:
 
 
 def for_settings(settings: SdkConfig) -> GrpcTransport:
-    """The transport `init()` and `runstream sync` use for resolved settings."""
-    return GrpcTransport([settings.server], settings.token, settings.tls_ca)
+    """The transport `init()` and `runstream sync` use for resolved settings: `server` may list several
+    addresses, comma-separated (RUNSTREAM_SERVER=a:50051,b:50051: servers sharing one lake)."""
+    servers = [address.strip() for address in settings.server.split(",") if address.strip()]
+    return GrpcTransport(servers, settings.token, settings.tls_ca)
 
 
 def connect(server: str | None = None, token: str | None = None) -> GrpcTransport:

@@ -19,7 +19,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 
 from runstream_service.store.lake import LAKE, MAINTENANCE_LOCK, MOVER_LOCK, LakeConfig, LakeError, catalog_dsn
+from runstream_service.store.lake_store import LakeRun
 from runstream_service.store.transactions import rollback
 
 logger = logging.getLogger("runstream.lake")
@@ -51,7 +52,13 @@ class Move:
 
 
 class Mover:
-    def __init__(self, con: duckdb.DuckDBPyConnection, config: LakeConfig, server: str | None = None) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        config: LakeConfig,
+        server: str | None = None,
+        on_runs: Callable[[Mapping[str, LakeRun]], None] | None = None,
+    ) -> None:
         try:
             import psycopg2  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError as exc:  # pragma: no cover - the lake extra brings it
@@ -65,6 +72,7 @@ class Mover:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="runstream-lake-mover", daemon=True)
         self._next_maintenance = time.monotonic() + config.maintenance_seconds
+        self._on_runs = on_runs  # told the lake's runs after each move (LakeStore.lake_runs)
         self.moves = 0
         self.last_error: str | None = None
 
@@ -84,6 +92,8 @@ class Mover:
             stopping = self._stop.is_set()
             try:
                 self.move_once()
+                if self._on_runs is not None:
+                    self._on_runs(self.lake_runs())
                 if not stopping and time.monotonic() >= self._next_maintenance:
                     self._next_maintenance = time.monotonic() + self._config.maintenance_seconds
                     self.maintain()
@@ -206,6 +216,12 @@ class Mover:
         except BaseException:
             rollback(cur)
             raise
+
+    def lake_runs(self) -> dict[str, LakeRun]:
+        rows = self._cur.execute(
+            f"SELECT run_id, project, name, config, world_size, host, created_at FROM {LAKE}.lake_runs"
+        ).fetchall()
+        return {run: LakeRun(p, n, c or "{}", w, h or "", t) for run, p, n, c, w, h, t in rows}
 
     def maintain(self) -> bool:
         """DuckLake's compaction of small files and snapshot expiry, if no other server is at it (True: ran)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Mapping
 
 import duckdb
 
 from runstream_service.store import lake
 from runstream_service.store.lake_mover import Mover
-from runstream_service.store.lake_store import LakeStore
+from runstream_service.store.lake_store import LakeRun, LakeStore
 from runstream_service.store.writer import StoreWriter
 
 
@@ -18,5 +19,10 @@ def attach(con: duckdb.DuckDBPyConnection, writer: StoreWriter, config: lake.Lak
     lake.create_schema(con)
     # The writer made its FileStore; a lake server's is that store with the outbox written in each of its
     # transactions (store/lake_store.py). Before the writer thread starts, so only it ever sees the wrapper.
-    writer._store = LakeStore(writer._store, con)
-    return Mover(con, config, server=f"{socket.gethostname()}/{grpc}")
+    store = LakeStore(writer._store, con)
+    writer._store = store
+
+    def publish(runs: Mapping[str, LakeRun]) -> None:
+        store.lake_runs = runs  # one assignment: the writer thread and the event loop see old or new
+
+    return Mover(con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -66,23 +67,67 @@ def _outbox_write(batch: DecodedBatch) -> Transaction:
     return Transaction(work=work)
 
 
+@dataclass(frozen=True)
+class LakeRun:
+    """A run as the lake knows it (rank 0's metadata), for a server its ranks reach without OpenRun here."""
+
+    project: str
+    name: str
+    config_json: str
+    world_size: int
+    host: str
+    created_at: float
+
+
 class LakeStore:
     """The Store (store/base.py) of a lake server: `inner` (the server's file) with the outbox written in
-    each of its transactions."""
+    each of its transactions.
+
+    Its runs are the file's and the lake's: a writer that fails over from another server goes on here
+    without opening its run again; its first batch or finish here opens the run locally from the lake's
+    row (`lake_runs`, published whole by the mover thread after each move).
+    """
 
     def __init__(self, inner: Store, con: duckdb.DuckDBPyConnection) -> None:
         create_outbox(con)
         self._inner = inner
         self._con = con
+        self.lake_runs: Mapping[str, LakeRun] = {}  # replaced whole by the mover; read here
+        self._merged: tuple[RunsSnapshot, Mapping[str, LakeRun], RunsSnapshot] | None = None
 
     @property
     def runs(self) -> RunsSnapshot:
-        return self._inner.runs
+        inner, lake_runs, merged = self._inner.runs, self.lake_runs, self._merged
+        if merged is not None and merged[0] is inner and merged[1] is lake_runs:
+            return merged[2]
+        extra = {run: r.project for run, r in lake_runs.items() if run not in inner and run not in inner.deleted}
+        snapshot = RunsSnapshot.of({**extra, **inner.projects}, inner.deleted) if extra else inner
+        self._merged = (inner, lake_runs, snapshot)
+        return snapshot
+
+    def _adopt(self, run_id: str, rank: int) -> None:
+        """Open locally a run that only the lake knows (the writer's OpenRun went to another server)."""
+        if run_id in self._inner.runs or (known := self.lake_runs.get(run_id)) is None:
+            return
+        self._inner.open_run(
+            OpenRun(
+                run_id,
+                known.project,
+                known.name,
+                known.config_json,
+                rank,
+                known.world_size,
+                known.host,
+                known.created_at,
+            )
+        )
 
     def committed_seq(self, writer_id: str) -> int:
         return self._inner.committed_seq(writer_id)
 
     def append(self, batches: Sequence[DecodedBatch], progress: Mapping[str, int]) -> None:
+        for batch in batches:
+            self._adopt(batch.run_id, batch.rank)
         with_outbox = [
             dataclasses.replace(batch, with_commit=(*batch.with_commit, _outbox_write(batch))) for batch in batches
         ]
@@ -94,6 +139,7 @@ class LakeStore:
         return created
 
     def finish_run(self, request: FinishRun) -> None:
+        self._adopt(request.run_id, request.rank)
         self._inner.finish_run(request)
         self._note_run(request.run_id, request.rank)
 
