@@ -2,7 +2,7 @@
 
 .ci/run makes that environment (a second venv, a PostgreSQL on loopback as a non-root user) and runs
 these tests there with RUNSTREAM_LAKE_PG set to the server's libpq string; elsewhere they are skipped,
-saying why.
+saying why (with RUNSTREAM_REQUIRE_LAKE=1, as .ci/run sets, they fail instead).
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     why = _why_skipped()
     if why is None:
         return
+    if os.environ.get("RUNSTREAM_REQUIRE_LAKE") == "1":  # .ci/run: a broken lake environment fails, not skips
+        raise pytest.UsageError(f"RUNSTREAM_REQUIRE_LAKE=1 but {why}")
     for item in items:
         if HERE in item.path.parents:
             item.add_marker(pytest.mark.skip(reason=why))

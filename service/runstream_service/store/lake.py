@@ -49,7 +49,9 @@ loaded from their files), so the lake needs that version; the rest of runstream 
 from __future__ import annotations
 
 import importlib
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +124,7 @@ def attach(con: duckdb.DuckDBPyConnection, config: LakeConfig, *, read_only: boo
     """Load the extensions and ATTACH the lake as `lake` on `con`'s database (every cursor sees it)."""
     load_extensions(con)
     if config.is_s3:
-        endpoint = f", ENDPOINT '{config.s3_endpoint}', URL_STYLE 'path', USE_SSL false" if config.s3_endpoint else ""
-        con.execute(f"CREATE SECRET IF NOT EXISTS runstream_lake_s3 (TYPE s3, PROVIDER credential_chain{endpoint})")
+        con.execute(s3_secret(config, os.environ))
     data_path = config.data_path if config.is_s3 else str(Path(config.data_path).resolve()) + "/"
     options = [f"DATA_PATH '{_quote(data_path)}'", "METADATA_SCHEMA 'runstream_lake'"]
     if read_only:
@@ -137,6 +138,20 @@ def attach(con: duckdb.DuckDBPyConnection, config: LakeConfig, *, read_only: boo
         raise LakeError(
             f"cannot attach the lake (catalog {config.catalog!r}, data {config.data_path!r}): {exc}"
         ) from exc
+
+
+def s3_secret(config: LakeConfig, env: Mapping[str, str]) -> str:
+    """The S3 secret for an s3:// data path: keys from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and
+    AWS_REGION), a plain-HTTP path-style endpoint when --lake-s3-endpoint names one (a local S3 server)."""
+    options = ["TYPE s3", f"REGION '{_quote(env.get('AWS_REGION', 'us-east-1'))}'"]
+    if "AWS_ACCESS_KEY_ID" in env:
+        options += [
+            f"KEY_ID '{_quote(env['AWS_ACCESS_KEY_ID'])}'",
+            f"SECRET '{_quote(env.get('AWS_SECRET_ACCESS_KEY', ''))}'",
+        ]
+    if config.s3_endpoint:
+        options += [f"ENDPOINT '{_quote(config.s3_endpoint)}'", "URL_STYLE 'path'", "USE_SSL false"]
+    return f"CREATE OR REPLACE SECRET runstream_lake_s3 ({', '.join(options)})"
 
 
 def _quote(text: str) -> str:
