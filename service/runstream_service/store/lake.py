@@ -19,7 +19,7 @@ The design, and why
   committed (the first server committed it but died before its ack reached the client, which replayed it
   to the second) lands once. Because the keys are per batch, order does not matter: server B may move a
   writer's seq 6 long before a restarted server A moves its acknowledged seq 5, and seq 5 is still moved
-  (tests/lake/test_exactly_once.py plays exactly that). Each server's own refusal of replays (its local
+  (tests/lake/test_lake_exactly_once.py plays exactly that). Each server's own refusal of replays (its local
   highest seq per writer) stays valid, since a writer's seqs only grow and a client replays only what
   it was not acknowledged. Movers serialise on a PostgreSQL advisory lock (a session lock: it goes when
   a dead server's connection does), so the "not yet in lake_batches" check and the insert cannot race.
