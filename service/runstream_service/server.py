@@ -34,7 +34,10 @@ from runstream_service.retention_job import Retention
 from runstream_service.run_actions import RunActions
 from runstream_service.settings import ServerSettings, split_address
 from runstream_service.store import embeddings, lake_server
+from runstream_service.store.base import Store
 from runstream_service.store.compactor import Compactor
+from runstream_service.store.file import FileStore
+from runstream_service.store.lake_mover import Mover
 from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import COMMIT_SECONDS_BUCKETS, StoreWriter
 from runstream_service.visdom import routes as visdom_routes
@@ -65,8 +68,11 @@ class Server:
             config["memory_limit"] = settings.memory_limit
         self.con = open_database(settings.database, config)
         self.memory_limit: str = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-        self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us)
-        self.mover = lake_server.attach(self.con, self.writer, settings.lake, settings.grpc) if settings.lake else None
+        store: Store = FileStore(self.con)
+        self.mover: Mover | None = None
+        if settings.lake:
+            store, self.mover = lake_server.attach(self.con, store, settings.lake, settings.grpc)
+        self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us, store=store)
         self.reader = StoreReader(self.con)
         self.bulk = BulkCursors(self.con)  # backups and exports: long reads off the dashboard's cursors
         self.compactor = Compactor(self.con, settings.compaction)

@@ -8,21 +8,21 @@ from collections.abc import Mapping
 import duckdb
 
 from runstream_service.store import lake
+from runstream_service.store.base import Store
 from runstream_service.store.lake_mover import Mover
 from runstream_service.store.lake_store import LakeRun, LakeStore
-from runstream_service.store.writer import StoreWriter
 
 
-def attach(con: duckdb.DuckDBPyConnection, writer: StoreWriter, config: lake.LakeConfig, grpc: str) -> Mover:
-    """Attach the lake on `con`, put the outbox under `writer`'s store, and return the (unstarted) mover."""
+def attach(
+    con: duckdb.DuckDBPyConnection, file_store: Store, config: lake.LakeConfig, grpc: str
+) -> tuple[LakeStore, Mover]:
+    """Attach the lake on `con`; the server's store (`file_store` with the outbox written in each of its
+    transactions, store/lake_store.py) for its writer, and the (unstarted) mover."""
     lake.attach(con, config)
     lake.create_schema(con)
-    # The writer made its FileStore; a lake server's is that store with the outbox written in each of its
-    # transactions (store/lake_store.py). Before the writer thread starts, so only it ever sees the wrapper.
-    store = LakeStore(writer._store, con)
-    writer._store = store
+    store = LakeStore(file_store, con)
 
     def publish(runs: Mapping[str, LakeRun]) -> None:
         store.lake_runs = runs  # one assignment: the writer thread and the event loop see old or new
 
-    return Mover(con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish)
+    return store, Mover(con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish)

@@ -80,9 +80,13 @@ class WriterStats:
 
 class StoreWriter:
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, max_queued_points: int = 8_000_000, slow_down_us_per_point: float = 0.0
+        self,
+        con: duckdb.DuckDBPyConnection,
+        max_queued_points: int = 8_000_000,
+        slow_down_us_per_point: float = 0.0,
+        store: Store | None = None,
     ) -> None:
-        self._store: Store = FileStore(con)
+        self._store: Store = store if store is not None else FileStore(con)  # a lake server passes its own
         self._max_queued_points = max_queued_points
         # A testing knob (serve --test-slow-writer-us): an artificially slow disk, to show backpressure.
         self._slow_down = slow_down_us_per_point * 1e-6
