@@ -182,3 +182,29 @@ def test_points_piling_up_in_the_hot_table_are_compacted_between_a_merges_steps(
     _arrive(whole, FAN_IN)
     Compactor(whole, CompactionPolicy(hot_points=10**9))._compact_hot()
     assert _rollups(con) == _rollups(whole)
+
+
+def test_a_compactions_steps_are_counted_again_as_points_keep_arriving() -> None:
+    con = _store()
+    _arrive(con, 0)  # about 1,000 points per series
+    compactor = Compactor(con, CompactionPolicy(hot_points=10**9))
+    real = compactor._move_chunk
+    sizes: list[int] = []
+    firsts: list[int] = []
+
+    def step(*args: object) -> int:
+        moved = real(*args)  # type: ignore[arg-type]
+        firsts.append(args[0].last)  # type: ignore[attr-defined]
+        if not sizes:
+            for part in range(1, 6):  # after the first step, each series grows to about 6,000 points
+                _arrive(con, part)
+        sizes.append(moved)
+        return moved
+
+    with patch.object(compactor_module, "CHUNK_POINTS", 2500), patch.object(compactor, "_move_chunk", step):
+        compactor._compact_hot()
+    largest = max(n for (n,) in con.execute("SELECT count(*) FROM scalar_points GROUP BY series_id").fetchall())
+    assert all(moved < 2500 + largest for moved in sizes), sizes  # planned from the first count: 3 series of 6,000
+    # What arrived for the series of the first step waits for the next compaction; the rest was moved.
+    assert con.execute("SELECT max(series_id) FROM scalar_points_hot").fetchall() == [(firsts[0],)]
+    assert sum(sizes) == con.execute("SELECT count(*) FROM scalar_points").fetchall()[0][0]

@@ -218,15 +218,20 @@ class Compactor:
             self.stats.seconds += time.perf_counter() - started
 
     def _compact_hot(self) -> None:
-        """Move the hot points into a new generation, one transaction per chunk of series."""
-        counts = self._cur.execute(
-            "SELECT series_id, count(*) FROM scalar_points_hot GROUP BY series_id ORDER BY series_id"
-        ).fetchall()
+        """Move the hot points into a new generation, one transaction per chunk of series.
+
+        The series of each step are chosen by counting again just before it: points keep arriving
+        meanwhile, and a range planned from the first count grew to 8M points by its turn (8 series
+        of a slice of runs that had just started)."""
+        counts = self._hot_counts(None, None)
+        final = counts[-1][0] if counts else -1  # series that appear later wait for the next compaction
         generation = self._next_generation
         moved = 0
-        for first, last in chunks(counts, CHUNK_POINTS):
+        while counts:
             self._wait_for_burst_end()
+            first, last = chunks(counts, CHUNK_POINTS)[0]
             moved += self._move_chunk(Move(generation, first, last), None)
+            counts = self._hot_counts(last, final) if last < final else []
         self._last_compaction = self._clock()
         self.stats.compactions += 1
         self.stats.points_compacted += moved
@@ -253,6 +258,14 @@ class Compactor:
             )
         self.stats.merges += 1
         self.stats.points_merged += moved
+
+    def _hot_counts(self, after: int | None, last: int | None) -> list[tuple[int, int]]:
+        """(series_id, hot points) in series order, of the series after `after` up to `last` (None: all)."""
+        where = "" if after is None or last is None else f"WHERE series_id > {int(after)} AND series_id <= {int(last)}"
+        rows = self._cur.execute(
+            f"SELECT series_id, count(*) FROM scalar_points_hot {where} GROUP BY series_id ORDER BY series_id"
+        ).fetchall()
+        return [(int(series), int(points)) for series, points in rows]
 
     def _hot_overdue(self) -> bool:
         """So many points wait in the hot table that they are compacted even between a merge's steps."""
