@@ -29,6 +29,7 @@ app of the server (the HTTP port's, the Visdom port's) puts in front of its rout
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import re
@@ -195,6 +196,7 @@ def _own_origin(policy: HostPolicy, origin: str, host: tuple[str, int | None] | 
     return name == host_name and origin_port == (host_port if host_port is not None else DEFAULT_PORTS[scheme])
 
 
+@functools.lru_cache(maxsize=1024)  # every request's Host: the same few, parsed once (ipaddress is slow)
 def _split_host(value: str) -> tuple[str, int | None] | None:
     """A Host header as (normalised name, port or None); None when malformed."""
     value = value.strip()
@@ -216,6 +218,7 @@ def _split_host(value: str) -> tuple[str, int | None] | None:
     return normal, int(port_text) if port_text else None
 
 
+@functools.lru_cache(maxsize=1024)
 def _normal_name(text: str) -> str | None:
     """A host name lower-cased without its trailing dot, or an IP address in its canonical form."""
     name = text.strip().lower()
