@@ -47,7 +47,7 @@ def test_charts_are_drawn_for_the_selected_runs(page: Any, demo_server: ServerPr
     open_dashboard(page, demo_server, "?project=demo")
     rows = page.locator("[data-testid=run-row]")
     assert rows.count() == 4
-    names = [next(cell for cell in rows.nth(i).inner_text().split("\t") if cell.strip()).strip() for i in range(4)]
+    names = [rows.nth(i).locator("td.c-name").inner_text().strip() for i in range(4)]
     assert all(names), names
     loss = chart(page, "train/loss")
     loss.scroll_into_view_if_needed()

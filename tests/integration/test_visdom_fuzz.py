@@ -72,7 +72,8 @@ def test_malformed_json(server: LocalServer, kept: tuple[str, str]) -> None:
 
 def test_oversize_body_is_refused_before_it_is_read(server: LocalServer, kept: tuple[str, str]) -> None:
     with socket.create_connection(("127.0.0.1", server.visdom_port), timeout=10) as sock:
-        sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 900000000\r\n\r\n{")
+        host = f"127.0.0.1:{server.visdom_port}".encode()  # a loopback Host: any other is refused first (403)
+        sock.sendall(b"POST /events HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 900000000\r\n\r\n{")
         answer = sock.recv(65536).decode(errors="replace")
     assert answer.startswith("HTTP/1.1 413") and "limit" in answer
     assert stored(server, kept[0]) == kept[1]
