@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -36,7 +36,9 @@ from runstream_service.store.kinds import (
     TEXT,
     VIDEO,
 )
-from runstream_service.store.media import MediaError, parse_video, parse_wav
+from runstream_service.store.media import MediaError, VideoInfo, parse_video, parse_wav
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # store.base imports this module
     from runstream_service.store.base import Transaction
@@ -737,26 +739,29 @@ def _decode_audio(message: pb.Audio, tag_count: int, limits: Limits) -> AudioCol
     tag_index, step, wall_time = _point_keys(message, "audio", tag_count, wav=len(wavs))
     if len(wavs) > MEDIA_MAX_PER_BATCH:
         raise InvalidBatch("audio.wav", f"{len(wavs)} clips in one batch; the limit is {MEDIA_MAX_PER_BATCH}")
-    rates, channels, frames = [], [], []
-    for i, blob in enumerate(wavs):
-        if len(blob) > AUDIO_MAX_BYTES:
-            raise InvalidBatch(f"audio.wav[{i}]", f"{len(blob)} bytes; a clip may have at most {AUDIO_MAX_BYTES}")
-        try:
-            info = parse_wav(blob)
-        except MediaError as exc:
-            raise InvalidBatch(f"audio.wav[{i}]", str(exc)) from None
-        rates.append(info.sample_rate)
-        channels.append(info.channels)
-        frames.append(info.frames)
+    infos = _parse_files("audio.wav", wavs, AUDIO_MAX_BYTES, "a clip", parse_wav)
     return AudioColumns(
         tag_index,
         step,
         wall_time,
-        np.array(rates, np.float64),
-        np.array(channels, np.int32),
-        np.array(frames, np.int64),
+        np.array([info.sample_rate for info in infos], np.float64),
+        np.array([info.channels for info in infos], np.int32),
+        np.array([info.frames for info in infos], np.int64),
         wavs,
     )
+
+
+def _parse_files(field: str, blobs: list[bytes], max_bytes: int, what: str, parse: Callable[[bytes], T]) -> list[T]:
+    """Each encoded file of a media field, size-checked then parsed; InvalidBatch names the one at fault."""
+    parsed = []
+    for i, blob in enumerate(blobs):
+        if len(blob) > max_bytes:
+            raise InvalidBatch(f"{field}[{i}]", f"{len(blob)} bytes; {what} may have at most {max_bytes}")
+        try:
+            parsed.append(parse(blob))
+        except MediaError as exc:
+            raise InvalidBatch(f"{field}[{i}]", str(exc)) from None
+    return parsed
 
 
 def _decode_videos(message: pb.Videos, tag_count: int, limits: Limits) -> VideoColumns:
@@ -767,27 +772,20 @@ def _decode_videos(message: pb.Videos, tag_count: int, limits: Limits) -> VideoC
         raise InvalidBatch("videos.data", f"{len(data)} videos in one batch; the limit is {MEDIA_MAX_PER_BATCH}")
     if not (np.isfinite(fps) & (fps > 0)).all():
         raise InvalidBatch("videos.fps", "frames per second must be finite and > 0")
-    widths, heights, frames, mimes = [], [], [], []
-    for i, blob in enumerate(data):
-        if len(blob) > VIDEO_MAX_BYTES:
-            raise InvalidBatch(f"videos.data[{i}]", f"{len(blob)} bytes; a video may have at most {VIDEO_MAX_BYTES}")
-        try:
-            info = parse_video(blob, limits.max_image_pixels, VIDEO_MAX_PIXELS)
-        except MediaError as exc:
-            raise InvalidBatch(f"videos.data[{i}]", str(exc)) from None
-        widths.append(info.width)
-        heights.append(info.height)
-        frames.append(info.frames)
-        mimes.append(info.mime)
+
+    def parse(blob: bytes) -> VideoInfo:
+        return parse_video(blob, limits.max_image_pixels, VIDEO_MAX_PIXELS)
+
+    infos = _parse_files("videos.data", data, VIDEO_MAX_BYTES, "a video", parse)
     return VideoColumns(
         tag_index,
         step,
         wall_time,
-        np.array(widths, np.int32),
-        np.array(heights, np.int32),
-        np.array(frames, np.int32),
+        np.array([info.width for info in infos], np.int32),
+        np.array([info.height for info in infos], np.int32),
+        np.array([info.frames for info in infos], np.int32),
         fps,
-        mimes,
+        [info.mime for info in infos],
         data,
     )
 
