@@ -158,7 +158,7 @@ class Run:
             start_time=time.time(),
         )
         offline = settings.mode == "offline"
-        open_later: pb.OpenRunRequest | None = None  # the server was unreachable: the sender opens the run
+        opened = False  # else the server was unreachable: the sender opens the run when it answers
         if not offline:
             try:
                 reply = run._transport.open_run(request, timeout=connect_timeout, wait_for_ready=True)
@@ -166,7 +166,6 @@ class Run:
                 if require_server or not exc.unreachable:
                     run._transport.close()
                     raise _open_error(settings.server, exc, connect_timeout, settings.project) from None
-                open_later = request
                 logger.warning(
                     "runstream: cannot reach the server at %s within %.0fs; run %s goes on, spooled to %s, and is "
                     "sent when the server answers (init(require_server=True) raises instead)",
@@ -177,6 +176,7 @@ class Run:
                 )
             else:
                 request.run_id = reply.run_id
+                opened = True
         run.id = request.run_id
         run.rank = settings.rank
         run._buffers = Buffers()
@@ -225,10 +225,10 @@ class Run:
         else:
             run._sender = Sender(
                 run._transport, run.id, settings.rank, writer_id, run._buffers, limits,
-                spool_factory=make_spool, open_request=open_later,
+                spool_factory=make_spool, open_request=request, opened=opened,
             )  # fmt: skip
         run._sender.start()
-        if not offline and open_later is None:  # the server answers: send what earlier (killed) runs left
+        if opened:  # the server answers: send what earlier (killed) runs left
             sync_in_background(settings.dir, settings.server, settings.token)
         _live_runs.add(run)
         return run

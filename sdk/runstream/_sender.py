@@ -208,6 +208,7 @@ class Sender:
         spool: Spool | None = None,
         spool_factory: Callable[[], Spool] | None = None,
         open_request: pb.OpenRunRequest | None = None,
+        opened: bool = False,
         offline: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -219,10 +220,13 @@ class Sender:
         self._spool_only: deque[int] = deque(spool.pending() if spool is not None else ())  # ascending
         self._held: EncodedBatch | None = None  # encoded, waiting for room in a full spool (policy block)
         self._in_hand = False  # a batch is being taken and encoded (see _take_batch)
-        self._open_request = open_request  # what to open on the server while the mode is UNOPENED
+        # The run's OpenRun: sent while the mode is UNOPENED, and again to each server the transport moves to
+        # (a writer given several addresses fails over to a server that may not know the run yet).
+        self._open_request = open_request
+        self._opened_on = transport.server if opened else None
         if offline:
             self._mode = SenderMode.OFFLINE
-        elif open_request is not None:
+        elif open_request is not None and not opened:
             self._mode = SenderMode.UNOPENED
         else:
             self._mode = SenderMode.CONNECTED
@@ -629,7 +633,7 @@ class Sender:
         if self._stream is None or not self._stream.alive:
             if self._clock() < self._retry_at:
                 return
-            if self._mode is SenderMode.UNOPENED and not self._open_run():
+            if self._open_request is not None and self._opened_on != self._transport.server and not self._open_run():
                 return
             with self._cond:
                 if not self._unacked:
@@ -643,9 +647,11 @@ class Sender:
             stream.sent_upto = batch.seq
 
     def _open_run(self) -> bool:
-        """The server was not reachable at init(): open the run now, before sending its batches."""
+        """Open the run on the transport's server before sending its batches there: the server was not
+        reachable at init(), or the transport has moved to another address since."""
         request = self._open_request
-        assert request is not None, "UNOPENED without the request to open"
+        assert request is not None, "no request to open the run with"
+        server = self._transport.server
         try:
             self._transport.open_run(request, timeout=10.0)
         except TransportError as exc:
@@ -657,8 +663,12 @@ class Sender:
             self._backoff = min(self._backoff * 2, self._limits.backoff_max)
             self._retry_at = self._clock() + delay
             return False
-        self._enter(SenderMode.DISCONNECTED, "the run is open on the server; no stream acknowledged yet")
-        logger.warning("runstream: the server is reachable; run %s is open there now", request.run_id)
+        self._opened_on = server
+        if self._mode is SenderMode.UNOPENED:
+            self._enter(SenderMode.DISCONNECTED, "the run is open on the server; no stream acknowledged yet")
+            logger.warning("runstream: the server is reachable; run %s is open there now", request.run_id)
+        else:
+            logger.warning("runstream: run %s is open on %s now; its batches go there", request.run_id, server)
         return True
 
     def _on_ack(self, ack: pb.WriteAck) -> None:

@@ -64,10 +64,12 @@ class FakeServer(Transport):
         self.streams_at: list[float] = []  # clock time of every Write call
         self.errors_at: list[tuple[str, float]] = []  # code and clock time of every stream ended by an error
         self.calls = 0
+        self.address = "fake"  # what the transport says it talks to; a failover changes it
+        self.knows_run = {"fake"}  # the addresses where the run is open (init() opened it on "fake")
 
     @property
     def server(self) -> str:
-        return "fake"
+        return self.address
 
     def set(self, **state: object) -> None:
         with self.cond:
@@ -81,6 +83,7 @@ class FakeServer(Transport):
             if not self.up:
                 raise TransportError("UNAVAILABLE", "connection refused")
             self.opened_runs.append(request.run_id)
+            self.knows_run.add(self.address)
         return pb.OpenRunResponse(run_id=request.run_id, created=True)
 
     def write(self, requests: Iterator[pb.Batch]) -> AckStream:
@@ -153,7 +156,7 @@ class _FakeStream:
                         return
                     server.cond.wait()
                 batch = self._inbox.popleft()
-                if batch.seq in server.reject:
+                if batch.seq in server.reject or server.address not in server.knows_run:
                     raise server.fail("INVALID_ARGUMENT", "bad batch", {REJECTED_SEQ_KEY: str(batch.seq)})
                 duplicate = batch.seq in server.committed
                 server.committed[batch.seq] = len(batch.scalars.value) // 8
@@ -199,11 +202,11 @@ class Harness:
         def make_spool() -> Spool:
             return Spool.create(self.spool_dir, header, budget, policy)
 
-        request = pb.OpenRunRequest(project="p", run_id=RUN_ID) if unopened else None
         self.sender = Sender(
             self.server, RUN_ID, 0, WRITER_ID, self.buffers, limits,
             spool=make_spool() if offline else None, spool_factory=None if offline else make_spool,
-            open_request=request, offline=offline, clock=self.clock,
+            open_request=pb.OpenRunRequest(project="p", run_id=RUN_ID), opened=not unopened, offline=offline,
+            clock=self.clock,
         )  # fmt: skip
         self.sender.start()
 
@@ -349,6 +352,21 @@ def test_server_away_at_init_opens_the_run_later(tmp_path: Path, caplog: pytest.
     assert h.sender.mode is SenderMode.CONNECTED
     transitions = [re.findall(r"(\w+ -> \w+) \(", r.getMessage()) for r in caplog.records]
     assert [t for found in transitions for t in found] == ["UNOPENED -> DISCONNECTED", "DISCONNECTED -> CONNECTED"]
+    assert h.server.points == points
+    assert h.sender.close(5).complete
+
+
+def test_a_failover_to_another_address_opens_the_run_there_first(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    points = h.log(300)
+    assert h.sender.flush(20)
+    assert h.server.opened_runs == []  # init() opened it on "fake"
+    h.server.set(up=False)  # the server goes away; the transport moves to the next address
+    points += h.log(300)
+    wait_until(lambda: h.spooled() > 0, "the batches are spooled")
+    h.server.set(up=True, address="other")
+    assert h.sender.flush(20)
+    assert h.server.opened_runs == [RUN_ID]  # opened on "other" before its first batch
     assert h.server.points == points
     assert h.sender.close(5).complete
 

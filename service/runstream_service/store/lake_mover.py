@@ -124,7 +124,7 @@ class Mover:
     def move_once(self) -> Move:
         cur = self._cur
         keys = _arrow(cur, "SELECT writer_id, seq FROM lake_outbox_batches")
-        runs = _arrow(cur, "SELECT DISTINCT run_id FROM lake_outbox_runs")
+        runs = _arrow(cur, "SELECT note, run_id FROM lake_outbox_runs")
         if not keys.num_rows and not runs.num_rows:
             return Move(0, 0, 0, 0)
         cur.register("moving", keys)
@@ -211,7 +211,10 @@ class Mover:
             cur.execute(
                 "DELETE FROM lake_outbox_batches o USING moving m WHERE o.writer_id = m.writer_id AND o.seq = m.seq"
             )
-            cur.execute("DELETE FROM lake_outbox_runs WHERE run_id IN (SELECT run_id FROM moving_runs)")
+            # by note: a run's note written since the move read them (its finish, say) is moved next time
+            cur.execute(
+                "DELETE FROM lake_outbox_runs WHERE coalesce(note, 0) IN (SELECT coalesce(note, 0) FROM moving_runs)"
+            )
             cur.execute("COMMIT")
         except BaseException:
             rollback(cur)

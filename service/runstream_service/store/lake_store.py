@@ -2,7 +2,8 @@
 
 Every batch commits, in the same local transaction as its points, a row of ``lake_outbox_batches`` (its
 ``(writer_id, seq)``) and its scalar points in the lake's shape (``lake_outbox_scalars``); every opened or
-finished run a row of ``lake_outbox_runs``. The acknowledgement therefore means "in this server's file,
+finished run a row of ``lake_outbox_runs`` (numbered: the mover deletes the notes it moved, not a note
+written meanwhile). The acknowledgement therefore means "in this server's file,
 and on its way to the lake"; the mover (store/lake_mover.py) empties the outbox.
 """
 
@@ -27,8 +28,11 @@ CREATE TABLE IF NOT EXISTS lake_outbox_scalars (
     writer_id VARCHAR NOT NULL, seq UBIGINT NOT NULL,
     run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, wall_time DOUBLE, value DOUBLE
 );
-CREATE TABLE IF NOT EXISTS lake_outbox_runs (run_id VARCHAR NOT NULL, rank INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS lake_outbox_runs (run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, note BIGINT);
+ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS note BIGINT;
 """
+# (A column DEFAULT nextval(sequence) would number the notes, but DuckDB 1.5.5 then fails to replay its WAL
+# after a crash: "GetDefaultDatabase with no default database set". The store numbers them itself.)
 
 
 def create_outbox(con: duckdb.DuckDBPyConnection) -> None:
@@ -93,6 +97,7 @@ class LakeStore:
         self._inner = inner
         self._con = con
         self.lake_runs: Mapping[str, LakeRun] = {}  # replaced whole by the mover; read here
+        self._last_note: int = con.execute("SELECT coalesce(max(note), 0) FROM lake_outbox_runs").fetchall()[0][0]
         self._merged: tuple[RunsSnapshot, Mapping[str, LakeRun], RunsSnapshot] | None = None
 
     @property
@@ -146,7 +151,8 @@ class LakeStore:
     def _note_run(self, run_id: str, rank: int) -> None:
         # Its own small commit after the run's: a crash between them loses only this note, and the mover
         # copies the runs of every batch it moves anyway. (It reads the run's rows from run_meta, run_ranks.)
-        self._con.execute("INSERT INTO lake_outbox_runs VALUES (?, ?)", [run_id, rank])
+        self._last_note += 1
+        self._con.execute("INSERT INTO lake_outbox_runs VALUES (?, ?, ?)", [run_id, rank, self._last_note])
 
     def transact(self, job: Transaction) -> Any:
         return self._inner.transact(job)
