@@ -99,6 +99,8 @@ class LocalServer:
 
     def start(self, timeout: float = 30.0) -> Self:
         """Start (or start again, on the same ports and data) and return once /healthz answers."""
+        if self.running:  # a second process would find the ports answering and leak the first
+            raise RuntimeError(f"the server on {self.address} is running already; stop() it first")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)

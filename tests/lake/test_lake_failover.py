@@ -79,7 +79,7 @@ print(con.execute("SELECT name, project FROM lake.runs WHERE run_id = 'nb'").fet
 
 
 def test_a_separate_duckdb_client_reads_the_lake_while_ingest_runs(tmp_path: Path, lake_config: LakeConfig) -> None:
-    with lake_server(tmp_path / "a", lake_config).start() as server:
+    with lake_server(tmp_path / "a", lake_config) as server:
         run = runstream.init(project="p", name="notebook", run_id="nb", server=server.address)
         for step in range(1000):
             run.log({"loss": float(step)}, step=step)

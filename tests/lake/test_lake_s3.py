@@ -32,7 +32,7 @@ def test_a_server_writes_the_lake_to_s3(
     s3.create_bucket(Bucket=bucket)
     config = LakeConfig(lake_config.catalog, f"s3://{bucket}/runs", s3_endpoint=ENDPOINT)
     args = ["--lake", config.catalog, "--data-path", config.data_path, "--lake-s3-endpoint", ENDPOINT]
-    with LocalServer(tmp_path / "a", args).start() as server:
+    with LocalServer(tmp_path / "a", args) as server:
         run = runstream.init(project="p", name="s3", run_id="s3", server=server.address)
         for step in range(50_000):
             run.log({"loss": float(step)}, step=step)
