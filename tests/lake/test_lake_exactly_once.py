@@ -4,6 +4,7 @@ The interleaving of issue 17: server A acknowledges a writer's seq 5 and dies be
 writer goes on at server B, which commits and moves seq 6; A comes back and moves seq 5, which must land
 (a "highest seq per writer" rule would drop it). And a batch both servers committed (A's ack was lost and
 the writer replayed it to B) lands once, as does a move interrupted between its lake and local commits.
+A server that comes back with an old note of a run (its OpenRun) does not undo the run's finish elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from conftest import lake_query
 
 from runstream._encode import encode_batch
 from runstream_service.store import lake
-from runstream_service.store.base import OpenRun
+from runstream_service.store.base import FinishRun, OpenRun
 from runstream_service.store.file import FileStore
 from runstream_service.store.lake import LakeConfig
 from runstream_service.store.lake_mover import Mover
@@ -30,13 +31,14 @@ STEPS_PER_BATCH = 10
 class LakeServer:
     """What a lake server keeps: its file, the store with the outbox, the mover (not started: moves on demand)."""
 
-    def __init__(self, data: Path, config: LakeConfig, name: str) -> None:
+    def __init__(self, data: Path, config: LakeConfig, name: str, open_run: bool = True) -> None:
         self.con = duckdb.connect(str(data), config={"enable_external_access": True})
         lake.attach(self.con, config)
         lake.create_schema(self.con)
         self.store = LakeStore(FileStore(self.con), self.con)
         self.mover = Mover(self.con, config, server=name)
-        self.store.open_run(OpenRun("run", "p", "run", "{}", 0, 1, "host", 0.0))
+        if open_run:
+            self.store.open_run(OpenRun("run", "p", "run", "{}", 0, 1, "host", 0.0))
 
     def commit(self, seq: int) -> None:
         self.store.append([batch(seq)], {WRITER: seq})
@@ -103,3 +105,22 @@ def test_move_interrupted_before_its_local_commit_moves_nothing_twice(tmp_path: 
     assert a.mover.move_once().already == 1
     assert lake_steps(lake_config) == expected(range(1, 2))
     assert lake_query(lake_config, "SELECT run_id, name, status FROM lake.runs") == [("run", "run", "running")]
+
+
+def test_a_stale_run_note_does_not_undo_a_finish_moved_by_another_server(
+    tmp_path: Path, lake_config: LakeConfig
+) -> None:
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")  # the run opened at A; its note is not moved
+    a.crash()
+    b = LakeServer(tmp_path / "b.duckdb", lake_config, "b")  # the writer went on at B, and finished there
+    b.commit(1)
+    b.store.finish_run(FinishRun("run", 0, "finished", 10.0))
+    b.mover.move_once()
+    status = "SELECT status, finished_at IS NOT NULL FROM lake.runs"
+    assert lake_query(lake_config, status) == [("finished", True)]
+    assert lake_query(lake_config, "SELECT rank, status FROM lake.run_ranks") == [(0, "finished")]
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a", open_run=False)  # A comes back with its old note
+    a.mover.move_once()
+    assert lake_query(lake_config, status) == [("finished", True)]
+    assert lake_query(lake_config, "SELECT rank, status FROM lake.run_ranks") == [(0, "finished")]
+    assert a.con.execute("SELECT count(*) FROM lake_outbox_runs").fetchall() == [(0,)]

@@ -26,7 +26,11 @@ The design, and why
 * Global identifiers: the lake keys points by ``(run_id, tag)``, the documented views' columns, so the
   small series ids each server hands out never leave it and cannot collide. Runs: ``lake_runs`` holds
   rank 0's metadata (name, config, project) whichever server rank 0 reached, ``lake_run_ranks`` one row
-  per rank, so the ranks of one run may reach different servers.
+  per rank, so the ranks of one run may reach different servers. A run's row changes on whichever server
+  its writer reached last, so each row carries ``noted_at``, the wall time of the OpenRun or FinishRun
+  it reflects, and a server replaces a row only with a newer one: a server that comes back with an old
+  note (its OpenRun, unmoved when it died) does not turn a run that finished elsewhere back to running.
+  (Servers' clocks are assumed in step to well under the time between a run's open and its finish.)
 * Maintenance: DuckLake's own ``ducklake_merge_adjacent_files`` and ``ducklake_expire_snapshots`` /
   ``ducklake_cleanup_old_files``, run by whichever server takes a second advisory lock (one at a time).
 * Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs`` and
@@ -165,11 +169,14 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_scalars (
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_batches (writer_id VARCHAR, seq UBIGINT, server VARCHAR, moved_at DOUBLE);
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_runs (
     run_id VARCHAR, project VARCHAR, name VARCHAR, config VARCHAR, status VARCHAR, created_at DOUBLE,
-    finished_at DOUBLE, host VARCHAR, world_size INTEGER
+    finished_at DOUBLE, host VARCHAR, world_size INTEGER, noted_at DOUBLE
 );
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_run_ranks (
-    run_id VARCHAR, rank INTEGER, host VARCHAR, started_at DOUBLE, finished_at DOUBLE, status VARCHAR
+    run_id VARCHAR, rank INTEGER, host VARCHAR, started_at DOUBLE, finished_at DOUBLE, status VARCHAR,
+    noted_at DOUBLE
 );
+ALTER TABLE {LAKE}.lake_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
+ALTER TABLE {LAKE}.lake_run_ranks ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE OR REPLACE VIEW {LAKE}.scalars AS SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;
 CREATE OR REPLACE VIEW {LAKE}.runs AS
 SELECT run_id, project, name, config, status,
@@ -177,7 +184,8 @@ SELECT run_id, project, name, config, status,
        make_timestamp(CAST(finished_at * 1e6 AS BIGINT)) AS finished_at,
        host, world_size
 FROM {LAKE}.lake_runs;
-CREATE OR REPLACE VIEW {LAKE}.run_ranks AS SELECT * FROM {LAKE}.lake_run_ranks;
+CREATE OR REPLACE VIEW {LAKE}.run_ranks AS
+SELECT run_id, rank, host, started_at, finished_at, status FROM {LAKE}.lake_run_ranks;
 """
 
 

@@ -124,7 +124,7 @@ class Mover:
     def move_once(self) -> Move:
         cur = self._cur
         keys = _arrow(cur, "SELECT writer_id, seq FROM lake_outbox_batches")
-        runs = _arrow(cur, "SELECT note, run_id FROM lake_outbox_runs")
+        runs = _arrow(cur, "SELECT note, run_id, rank, noted_at FROM lake_outbox_runs")
         if not keys.num_rows and not runs.num_rows:
             return Move(0, 0, 0, 0)
         cur.register("moving", keys)
@@ -166,7 +166,8 @@ class Mover:
         return Move(new.num_rows, len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows, points, runs)
 
     def _runs_to_lake(self, cur: duckdb.DuckDBPyConnection) -> int:
-        """Runs noted in the outbox, and runs of moved points the lake lacks: their rows, rank 0's winning."""
+        """Runs noted in the outbox, and runs of moved points the lake lacks: their rows, rank 0's winning,
+        each replacing the lake's only if the lake lacks it or holds an older note (``noted_at``)."""
         moving_runs = _arrow(
             cur,
             "SELECT run_id FROM moving_runs UNION "
@@ -176,11 +177,23 @@ class Mover:
         cur.register("lake_runs_moving", moving_runs)
         metas = _arrow(
             cur,
-            "SELECT m.* FROM run_meta m SEMI JOIN lake_runs_moving USING (run_id) "
-            f"WHERE m.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs) "
-            "OR m.run_id IN (SELECT run_id FROM run_ranks WHERE rank = 0)",
+            "WITH noted AS (SELECT run_id, max(noted_at) AS noted_at FROM moving_runs GROUP BY run_id) "
+            "SELECT m.run_id, m.project, m.name, CAST(m.config AS VARCHAR) AS config, m.status, m.created_at, "
+            "m.finished_at, m.host, m.world_size, coalesce(n.noted_at, 0) AS noted_at "
+            "FROM run_meta m SEMI JOIN lake_runs_moving USING (run_id) LEFT JOIN noted n USING (run_id) "
+            f"LEFT JOIN {LAKE}.lake_runs l USING (run_id) "
+            "WHERE l.run_id IS NULL OR (m.run_id IN (SELECT run_id FROM run_ranks WHERE rank = 0) "
+            "AND coalesce(n.noted_at, 0) > coalesce(l.noted_at, 0))",
         )
-        ranks = _arrow(cur, "SELECT r.* FROM run_ranks r SEMI JOIN lake_runs_moving USING (run_id)")
+        ranks = _arrow(
+            cur,
+            "WITH noted AS (SELECT run_id, rank, max(noted_at) AS noted_at FROM moving_runs GROUP BY ALL) "
+            "SELECT r.run_id, r.rank, r.host, r.started_at, r.finished_at, r.status, "
+            "coalesce(n.noted_at, 0) AS noted_at "
+            "FROM run_ranks r SEMI JOIN lake_runs_moving USING (run_id) LEFT JOIN noted n USING (run_id, rank) "
+            f"LEFT JOIN {LAKE}.lake_run_ranks l USING (run_id, rank) "
+            "WHERE l.run_id IS NULL OR coalesce(n.noted_at, 0) > coalesce(l.noted_at, 0)",
+        )
         cur.unregister("lake_runs_moving")
         cur.register("metas", metas)
         cur.register("ranks", ranks)
@@ -188,14 +201,17 @@ class Mover:
             if metas.num_rows:
                 cur.execute(f"DELETE FROM {LAKE}.lake_runs WHERE run_id IN (SELECT run_id FROM metas)")
                 cur.execute(
-                    f"INSERT INTO {LAKE}.lake_runs SELECT run_id, project, name, CAST(config AS VARCHAR), status, "
-                    "created_at, finished_at, host, world_size FROM metas"
+                    f"INSERT INTO {LAKE}.lake_runs (run_id, project, name, config, status, created_at, finished_at, "
+                    "host, world_size, noted_at) SELECT * FROM metas"
                 )
             if ranks.num_rows:
                 cur.execute(
                     f"DELETE FROM {LAKE}.lake_run_ranks l USING ranks r WHERE l.run_id = r.run_id AND l.rank = r.rank"
                 )
-                cur.execute(f"INSERT INTO {LAKE}.lake_run_ranks SELECT * FROM ranks")
+                cur.execute(
+                    f"INSERT INTO {LAKE}.lake_run_ranks (run_id, rank, host, started_at, finished_at, status, "
+                    "noted_at) SELECT * FROM ranks"
+                )
         finally:
             cur.unregister("metas")
             cur.unregister("ranks")

@@ -10,6 +10,7 @@ and on its way to the lake"; the mover (store/lake_mover.py) empties the outbox.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,8 +29,11 @@ CREATE TABLE IF NOT EXISTS lake_outbox_scalars (
     writer_id VARCHAR NOT NULL, seq UBIGINT NOT NULL,
     run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, wall_time DOUBLE, value DOUBLE
 );
-CREATE TABLE IF NOT EXISTS lake_outbox_runs (run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, note BIGINT);
+CREATE TABLE IF NOT EXISTS lake_outbox_runs (
+    run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, note BIGINT, noted_at DOUBLE
+);
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS note BIGINT;
+ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 """
 # (A column DEFAULT nextval(sequence) would number the notes, but DuckDB 1.5.5 then fails to replay its WAL
 # after a crash: "GetDefaultDatabase with no default database set". The store numbers them itself.)
@@ -152,7 +156,10 @@ class LakeStore:
         # Its own small commit after the run's: a crash between them loses only this note, and the mover
         # copies the runs of every batch it moves anyway. (It reads the run's rows from run_meta, run_ranks.)
         self._last_note += 1
-        self._con.execute("INSERT INTO lake_outbox_runs VALUES (?, ?, ?)", [run_id, rank, self._last_note])
+        self._con.execute(
+            "INSERT INTO lake_outbox_runs (run_id, rank, note, noted_at) VALUES (?, ?, ?, ?)",
+            [run_id, rank, self._last_note, time.time()],
+        )
 
     def transact(self, job: Transaction) -> Any:
         return self._inner.transact(job)
