@@ -218,7 +218,17 @@ def _serve(args: argparse.Namespace) -> int:
     if args.lake:
         from runstream_service.store.lake import LakeConfig
 
-        lake = LakeConfig(args.lake, args.data_path, s3_endpoint=args.lake_s3_endpoint)
+        try:
+            max_backlog = int(args.lake_max_backlog)
+        except ValueError:
+            max_backlog = -1
+        if max_backlog < 1:
+            print(
+                f"runstream: --lake-max-backlog must be a positive number of points, not {args.lake_max_backlog!r}",
+                file=sys.stderr,
+            )
+            return 2
+        lake = LakeConfig(args.lake, args.data_path, s3_endpoint=args.lake_s3_endpoint, max_backlog_points=max_backlog)
     settings = ServerSettings(
         lake=lake,
         data=Path(args.data),

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,10 @@ logger = logging.getLogger("runstream.ingest")
 Context = grpc.aio.ServicerContext[Any, Any]
 
 REJECTED_SEQ_KEY = "runstream-rejected-seq"
+RETRY_AFTER_KEY = "runstream-retry-after"  # trailing metadata of RESOURCE_EXHAUSTED: seconds to wait
+
+# Whether the server takes batches now: None, or why not and after how many seconds to send again.
+Admission = Callable[[], "tuple[str, float] | None"]
 MAX_PROGRESS_WRITERS = 100_000  # writer ids in one GetProgress call (an importer asks for its files' writers)
 RUN_STATUSES = ("finished", "failed")
 
@@ -63,12 +67,20 @@ class _Denied:
     error: AuthError
 
 
+@dataclass(frozen=True)
+class _Held:
+    """The server takes no batch now (Admission said why); the client sends again after `retry_after` s."""
+
+    reason: str
+    retry_after: float
+
+
 class _Draining:
     """Put into every open stream's queue at shutdown: ack what came before, then end the stream."""
 
 
 _DRAINING = _Draining()
-_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Failed | _Denied | _Draining | None
+_Pending = tuple[DecodedBatch, "asyncio.Future[bool]"] | _Rejected | _Failed | _Denied | _Held | _Draining | None
 
 
 class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated, untyped
@@ -80,8 +92,10 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         reader: Reads | None = None,
         visdom: Visdom | None = None,
         crashes: CrashWatch | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._writer = writer
+        self._admission = admission  # a lake server's backlog cap (store/lake.py); None: every batch is taken
         self._crashes = crashes  # told of OpenRun calls, open streams and their runs (crashed runs); None: not
         self._reader = reader  # for ReadScalars and GetProgress; None: they answer UNIMPLEMENTED
         self._visdom = visdom  # the Visdom side (runstream.visdom.Visdom's calls and reads); None: refused
@@ -292,6 +306,9 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
                     await context.abort(code, f"batch {item.seq}: {message}")
                 if isinstance(item, _Denied):
                     await context.abort(*grpc_status(item.error))
+                if isinstance(item, _Held):
+                    context.set_trailing_metadata(((RETRY_AFTER_KEY, f"{item.retry_after:g}"),))
+                    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, item.reason)
                 if isinstance(item, _Failed):
                     await context.abort(grpc.StatusCode.INTERNAL, f"the server failed to take a batch ({item.error})")
                 batch, commit = item
@@ -325,6 +342,9 @@ class IngestService(pb_grpc.IngestServicer):  # type: ignore[misc]  # generated,
         try:
             async for message in request_iterator:
                 if self._draining:
+                    return
+                if self._admission is not None and (held := self._admission()) is not None:
+                    await pending.put(_Held(*held))
                     return
                 try:
                     batch = await self._decode(message)

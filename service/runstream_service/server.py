@@ -87,7 +87,12 @@ class Server:
         self.retention = Retention(settings.retention, self.reader, self.writer.submit, self.run_actions.delete)
         self._retention_task: asyncio.Task[None] | None = None
         self.ingest = IngestService(
-            self.writer, tokens=settings.tokens, reader=self.reader, visdom=self.visdom, crashes=self.crashes
+            self.writer,
+            tokens=settings.tokens,
+            reader=self.reader,
+            visdom=self.visdom,
+            crashes=self.crashes,
+            admission=lake_server.admission(self.mover, settings.lake) if self.mover and settings.lake else None,
         )
         self._grpc: grpc.aio.Server | None = None
         self._http: web.AppRunner | None = None

@@ -52,6 +52,13 @@ SERVE_SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("data_path", "--data-path", None, "the lake's Parquet files: a shared directory or s3://BUCKET/PREFIX"),
     Setting("lake_s3_endpoint", "--lake-s3-endpoint", None, "HOST:PORT of an S3-compatible server for s3:// paths"),
+    Setting(
+        "lake_max_backlog",
+        "--lake-max-backlog",
+        "20000000",
+        "POINTS: acknowledged here and not yet moved to the lake, at most; beyond, batches are refused with "
+        "RESOURCE_EXHAUSTED (clients spool and retry) until the lake takes them, so a lost disk loses at most this",
+    ),
 )
 
 DATABASE_FILE = "runstream.duckdb"

@@ -37,14 +37,16 @@ The design, and why
   ``run_ranks`` (views over the lake tables, created in the lake itself). A point is visible there
   ``move_seconds`` plus one lake commit after its acknowledgement.
 * Loss of one server's disk loses exactly the batches it acknowledged and had not moved yet: at most
-  ``move_seconds`` plus one move's duration of that server's ingest (at the defaults, about 1-2 s). The
-  lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
+  ``move_seconds`` plus one move's duration of that server's ingest (at the defaults, about 1-2 s), and
+  never more than ``max_backlog_points`` (``--lake-max-backlog``): while the lake is unreachable the
+  outbox grows, and past that many points the server refuses batches with RESOURCE_EXHAUSTED and a
+  retry-after (clients keep them, spooling, and send them again; to another server if they know one).
+  The lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
 
 What is not built yet: the page and ``/api/events`` of a server read its local file only (not the lake);
 only scalars and run metadata go to the lake (histograms, images and the other kinds stay local); the
 rollup tiers and series_stats are not kept in the lake; run deletion, retention, backup and crash
-detection act on the local file only; no cap makes a server refuse batches when its outbox grows
-(the lake unreachable), which would bound the loss above by size as well as by time.
+detection act on the local file only.
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.
@@ -84,6 +86,10 @@ class LakeConfig:
     s3_endpoint: str | None = None  # HOST:PORT of an S3-compatible server, for an s3:// data path
     move_seconds: float = 1.0  # how often the mover moves the outbox to the lake
     maintenance_seconds: float = 300.0  # how often a server tries to compact the lake's small files
+    # Points acknowledged and not yet moved, at most: beyond, the server refuses batches until the lake takes
+    # them (RESOURCE_EXHAUSTED with a retry-after; clients spool and send again), so that the loss of its
+    # disk while the lake is unreachable is bounded by size as well as by time.
+    max_backlog_points: int = 20_000_000
 
     @property
     def is_s3(self) -> bool:

@@ -22,9 +22,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from runstream_service.store.lake import LAKE, MAINTENANCE_LOCK, MOVER_LOCK, LakeConfig, LakeError, catalog_dsn
 from runstream_service.store.lake_store import LakeRun
@@ -58,6 +60,7 @@ class Mover:
         config: LakeConfig,
         server: str | None = None,
         on_runs: Callable[[Mapping[str, LakeRun]], None] | None = None,
+        outboxed: Callable[[], int] = lambda: 0,
     ) -> None:
         try:
             import psycopg2  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -65,8 +68,15 @@ class Mover:
             raise LakeError("the lake needs psycopg2: pip install 'runstream[lake]'") from exc
         self._cur = con.cursor()
         self._config = config
-        self._pg = psycopg2.connect(catalog_dsn(config.catalog))
-        self._pg.autocommit = True
+        dsn = catalog_dsn(config.catalog)
+
+        def connect_pg() -> Any:
+            connection = psycopg2.connect(dsn)
+            connection.autocommit = True
+            return connection
+
+        self._connect_pg = connect_pg
+        self._pg = connect_pg()
         self._server = server or socket.gethostname()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -75,6 +85,14 @@ class Mover:
         self._on_runs = on_runs  # told the lake's runs after each move (LakeStore.lake_runs)
         self.moves = 0
         self.last_error: str | None = None
+        self._outboxed = outboxed  # points put into the outbox since start (LakeStore.outboxed_points)
+        self._looked = (0, 0)  # (the outbox's points, outboxed()) when the mover last counted them
+
+    @property
+    def backlog_points(self) -> int:
+        """Points acknowledged here and not moved yet: as the mover last counted them, plus those since."""
+        in_outbox, outboxed = self._looked
+        return in_outbox + self._outboxed() - outboxed
 
     def start(self) -> None:
         self._thread.start()
@@ -108,6 +126,8 @@ class Mover:
 
     @contextmanager
     def _locked(self, key: int, wait: bool = True) -> Iterator[bool]:
+        if self._pg.closed:  # PostgreSQL went away since: a new session (its locks went with the old one)
+            self._pg = self._connect_pg()
         with self._pg.cursor() as pg:
             if wait:
                 pg.execute("SELECT pg_advisory_lock(%s)", (key,))
@@ -123,7 +143,9 @@ class Mover:
 
     def move_once(self) -> Move:
         cur = self._cur
-        keys = _arrow(cur, "SELECT writer_id, seq FROM lake_outbox_batches")
+        outboxed = self._outboxed()  # before the count: a batch committed in between is counted twice, not missed
+        keys = _arrow(cur, "SELECT writer_id, seq, points FROM lake_outbox_batches")
+        self._looked = (int(pc.sum(keys.column("points")).as_py() or 0), outboxed)
         runs = _arrow(cur, "SELECT note, run_id, rank, noted_at FROM lake_outbox_runs")
         if not keys.num_rows and not runs.num_rows:
             return Move(0, 0, 0, 0)
@@ -133,6 +155,9 @@ class Mover:
             with self._locked(MOVER_LOCK):
                 report = self._to_lake(cur)
             self._from_outbox(cur)
+            outboxed = self._outboxed()
+            left = cur.execute("SELECT coalesce(sum(points), 0) FROM lake_outbox_batches").fetchall()
+            self._looked = (int(left[0][0]), outboxed)
         finally:
             cur.unregister("moving")
             cur.unregister("moving_runs")

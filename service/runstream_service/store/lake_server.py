@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import duckdb
 
@@ -25,4 +25,28 @@ def attach(
     def publish(runs: Mapping[str, LakeRun]) -> None:
         store.lake_runs = runs  # one assignment: the writer thread and the event loop see old or new
 
-    return store, Mover(con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish)
+    mover = Mover(
+        con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish, outboxed=lambda: store.outboxed_points
+    )
+    return store, mover
+
+
+RETRY_SECONDS = 5.0
+
+
+def admission(mover: Mover, config: lake.LakeConfig) -> Callable[[], tuple[str, float] | None]:
+    """The ingest's admission (ingest.py): batches are refused while more than the configured backlog of
+    acknowledged points waits to move (the lake unreachable, or slower than ingest)."""
+
+    def admit() -> tuple[str, float] | None:
+        waiting = mover.backlog_points
+        if waiting <= config.max_backlog_points:
+            return None
+        why = f" (the last move failed: {mover.last_error})" if mover.last_error else ""
+        return (
+            f"the lake is behind: {waiting:,} points acknowledged here wait to move, more than "
+            f"--lake-max-backlog {config.max_backlog_points:,}{why}; send again later, or to another server",
+            RETRY_SECONDS,
+        )
+
+    return admit

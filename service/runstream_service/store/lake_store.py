@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,13 +64,14 @@ def outbox_rows(batch: DecodedBatch) -> pa.Table | None:
     )
 
 
-def _outbox_write(batch: DecodedBatch) -> Transaction:
+def _outbox_write(batch: DecodedBatch, written: Callable[[int], None]) -> Transaction:
     rows = outbox_rows(batch)
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("INSERT INTO lake_outbox_batches VALUES (?, ?, ?)", [batch.writer_id, batch.seq, batch.points])
         if rows is not None:
             insert_rows(con, "lake_outbox_scalars", rows)
+        written(batch.points)
 
     return Transaction(work=work)
 
@@ -102,6 +103,9 @@ class LakeStore:
         self._con = con
         self.lake_runs: Mapping[str, LakeRun] = {}  # replaced whole by the mover; read here
         self._last_note: int = con.execute("SELECT coalesce(max(note), 0) FROM lake_outbox_runs").fetchall()[0][0]
+        # Points put into the outbox since start (on the writer thread; a rolled-back batch's count too,
+        # which the mover's next look at the outbox corrects): the mover's backlog between its moves.
+        self.outboxed_points = 0
         self._merged: tuple[RunsSnapshot, Mapping[str, LakeRun], RunsSnapshot] | None = None
 
     @property
@@ -131,6 +135,9 @@ class LakeStore:
             )
         )
 
+    def _outboxed(self, points: int) -> None:
+        self.outboxed_points += points
+
     def committed_seq(self, writer_id: str) -> int:
         return self._inner.committed_seq(writer_id)
 
@@ -138,7 +145,8 @@ class LakeStore:
         for batch in batches:
             self._adopt(batch.run_id, batch.rank)
         with_outbox = [
-            dataclasses.replace(batch, with_commit=(*batch.with_commit, _outbox_write(batch))) for batch in batches
+            dataclasses.replace(batch, with_commit=(*batch.with_commit, _outbox_write(batch, self._outboxed)))
+            for batch in batches
         ]
         self._inner.append(with_outbox, progress)
 
