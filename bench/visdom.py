@@ -12,6 +12,11 @@ the calling thread's CPU time per call, over 100,000 calls; `dropin_complete` sa
 back), and `first_draw_ms` the time for the Visdom view in headless Chromium to draw the 1M-point line
 (goal <= 1,000).
 
+`client_floor_ms` is what the unchanged client spends on an append's two HTTP round trips (it asks
+`win_exists` before each append, then posts it) when the server does no work: the median of two
+`win_exists` calls in a row, which runstream answers from memory. `ratio_ceiling` is Visdom's median over
+that floor: the ratio a server that stored nothing could reach with this client on this machine.
+
 The real Visdom server runs from the installed package (`visdom.server.run_server.main()`, as
 `python -m visdom.server` would, minus its download of JavaScript) on a free loopback port.
 
@@ -48,6 +53,17 @@ def append_times(client: Any, window: str, first_x: int, calls: int) -> list[flo
         x = first_x + i
         started = time.perf_counter()
         client.line(X=np.array([x]), Y=np.array([np.sin(x / 50.0)]), win=window, update="append")
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def floor_times(client: Any, window: str, env: str, calls: int = 1000) -> list[float]:
+    """Seconds of each of `calls` pairs of win_exists calls: an append's round trips, with no server work."""
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        client.win_exists(window, env=env)
+        client.win_exists(window, env=env)
         times.append(time.perf_counter() - started)
     return times
 
@@ -128,6 +144,8 @@ def main() -> int:
         runstream_times = append_times(client, window, 1, args.appends)
         runstream_ms = statistics.median(runstream_times[-last:]) * 1e3
         print(f"runstream: {args.appends} appends, median of the last {last} {runstream_ms:.2f} ms")
+        floor = statistics.median(floor_times(client, window, "bench"))
+        print(f"the client's two round trips of an append, no server work: {floor * 1e3:.2f} ms")
 
         small = new_line(client, 1000, "bench_flat")
         small_p99 = p99(append_times(client, small, 1000, 1000))
@@ -171,6 +189,8 @@ def main() -> int:
         appends=args.appends,
         runstream_p99_ms=p99(runstream_times[-last:]) * 1e3,
         visdom_median_ms=visdom_median * 1e3 if visdom_median is not None else None,
+        client_floor_ms=floor * 1e3,
+        ratio_ceiling=visdom_median / floor if visdom_median is not None else None,
         p99_1k_ms=small_p99 * 1e3,
         p99_big_ms=big_p99 * 1e3,
         big_points=args.big,
