@@ -4,7 +4,8 @@ The interleaving of issue 17: server A acknowledges a writer's seq 5 and dies be
 writer goes on at server B, which commits and moves seq 6; A comes back and moves seq 5, which must land
 (a "highest seq per writer" rule would drop it). And a batch both servers committed (A's ack was lost and
 the writer replayed it to B) lands once, as does a move interrupted between its lake and local commits.
-A server that comes back with an old note of a run (its OpenRun) does not undo the run's finish elsewhere.
+A server that comes back with an old note of a run (its OpenRun) does not undo the run's finish elsewhere,
+and a run deleted on one server leaves the lake, other servers' unmoved points of it included.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import numpy as np
 from conftest import lake_query
 
 from runstream._encode import encode_batch
-from runstream_service.store import lake
-from runstream_service.store.base import FinishRun, OpenRun
+from runstream_service.store import lake, lifecycle
+from runstream_service.store.base import FinishRun, OpenRun, Transaction
 from runstream_service.store.file import FileStore
 from runstream_service.store.lake import LakeConfig
 from runstream_service.store.lake_mover import Mover
@@ -124,3 +125,23 @@ def test_a_stale_run_note_does_not_undo_a_finish_moved_by_another_server(
     assert lake_query(lake_config, status) == [("finished", True)]
     assert lake_query(lake_config, "SELECT rank, status FROM lake.run_ranks") == [(0, "finished")]
     assert a.con.execute("SELECT count(*) FROM lake_outbox_runs").fetchall() == [(0,)]
+
+
+def test_a_run_deleted_on_one_server_leaves_the_lake_and_stays_out(tmp_path: Path, lake_config: LakeConfig) -> None:
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
+    b = LakeServer(tmp_path / "b.duckdb", lake_config, "b")
+    a.commit(1)
+    a.mover.move_once()
+    b.commit(2)  # B's points of the run, not moved yet
+    a.commit(3)
+    a.store.transact(Transaction(lambda con: lifecycle.delete_run(con, "run", "tester"), forget_runs=("run",)))
+    a.mover.move_once()
+    assert lake_query(lake_config, "SELECT run_id, server FROM lake.deleted_runs") == [("run", "a")]
+    assert lake_steps(lake_config) == []
+    assert lake_query(lake_config, "SELECT count(*) FROM lake.runs") == [(0,)]
+    b.mover.move_once()  # left out: the run is deleted in the lake
+    assert lake_steps(lake_config) == []
+    assert lake_query(lake_config, "SELECT count(*) FROM lake.runs") == [(0,)]
+    assert b.con.execute("SELECT count(*) FROM lake_outbox_scalars").fetchall() == [(0,)]
+    b.store.lake_deleted = b.mover.lake_deleted()  # as the mover thread publishes it after a move
+    assert "run" in b.store.runs.deleted and "run" not in b.store.runs

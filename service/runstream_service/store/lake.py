@@ -31,6 +31,12 @@ The design, and why
   it reflects, and a server replaces a row only with a newer one: a server that comes back with an old
   note (its OpenRun, unmoved when it died) does not turn a run that finished elsewhere back to running.
   (Servers' clocks are assumed in step to well under the time between a run's open and its finish.)
+* Deletion: a run deleted on any server (CLI, API, page, retention) is deleted there as on a single
+  server and, in the same local transaction, noted in the outbox (``lake_outbox_deletions``); the mover
+  then, in one lake transaction, records it in ``lake_deleted_runs`` and deletes its points and rows
+  from the lake. Every mover leaves out points of a run deleted in the lake (another server's unmoved
+  ones included), and every server refuses the run's later batches, as a single server does. Other
+  servers' own files keep what they took of the run (their pages read the lake).
 * Maintenance: DuckLake's own ``ducklake_merge_adjacent_files`` and ``ducklake_expire_snapshots`` /
   ``ducklake_cleanup_old_files``, run by whichever server takes a second advisory lock (one at a time).
 * Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs`` and
@@ -45,8 +51,8 @@ The design, and why
 
 What is not built yet: the page and ``/api/events`` of a server read its local file only (not the lake);
 only scalars and run metadata go to the lake (histograms, images and the other kinds stay local); the
-rollup tiers and series_stats are not kept in the lake; run deletion, retention, backup and crash
-detection act on the local file only.
+rollup tiers and series_stats are not kept in the lake; backup and crash detection act on the local file
+only (retention deletes through the deletion above).
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.
@@ -181,6 +187,7 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_run_ranks (
     run_id VARCHAR, rank INTEGER, host VARCHAR, started_at DOUBLE, finished_at DOUBLE, status VARCHAR,
     noted_at DOUBLE
 );
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_deleted_runs (run_id VARCHAR, deleted_at DOUBLE, server VARCHAR);
 ALTER TABLE {LAKE}.lake_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 ALTER TABLE {LAKE}.lake_run_ranks ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE OR REPLACE VIEW {LAKE}.scalars AS SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;
@@ -190,6 +197,8 @@ SELECT run_id, project, name, config, status,
        make_timestamp(CAST(finished_at * 1e6 AS BIGINT)) AS finished_at,
        host, world_size
 FROM {LAKE}.lake_runs;
+CREATE OR REPLACE VIEW {LAKE}.deleted_runs AS
+SELECT run_id, make_timestamp(CAST(deleted_at * 1e6 AS BIGINT)) AS deleted_at, server FROM {LAKE}.lake_deleted_runs;
 CREATE OR REPLACE VIEW {LAKE}.run_ranks AS
 SELECT run_id, rank, host, started_at, finished_at, status FROM {LAKE}.lake_run_ranks;
 """

@@ -59,7 +59,7 @@ class Mover:
         con: duckdb.DuckDBPyConnection,
         config: LakeConfig,
         server: str | None = None,
-        on_runs: Callable[[Mapping[str, LakeRun]], None] | None = None,
+        on_runs: Callable[[Mapping[str, LakeRun], frozenset[str]], None] | None = None,
         outboxed: Callable[[], int] = lambda: 0,
     ) -> None:
         try:
@@ -82,7 +82,7 @@ class Mover:
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="runstream-lake-mover", daemon=True)
         self._next_maintenance = time.monotonic() + config.maintenance_seconds
-        self._on_runs = on_runs  # told the lake's runs after each move (LakeStore.lake_runs)
+        self._on_runs = on_runs  # told the lake's runs and deleted runs after each move (LakeStore.lake_runs)
         self.moves = 0
         self.last_error: str | None = None
         self._outboxed = outboxed  # points put into the outbox since start (LakeStore.outboxed_points)
@@ -111,7 +111,7 @@ class Mover:
             try:
                 self.move_once()
                 if self._on_runs is not None:
-                    self._on_runs(self.lake_runs())
+                    self._on_runs(self.lake_runs(), self.lake_deleted())
                 if not stopping and time.monotonic() >= self._next_maintenance:
                     self._next_maintenance = time.monotonic() + self._config.maintenance_seconds
                     self.maintain()
@@ -147,10 +147,12 @@ class Mover:
         keys = _arrow(cur, "SELECT writer_id, seq, points FROM lake_outbox_batches")
         self._looked = (int(pc.sum(keys.column("points")).as_py() or 0), outboxed)
         runs = _arrow(cur, "SELECT note, run_id, rank, noted_at FROM lake_outbox_runs")
-        if not keys.num_rows and not runs.num_rows:
+        deletions = _arrow(cur, "SELECT run_id, deleted_at FROM lake_outbox_deletions")
+        if not keys.num_rows and not runs.num_rows and not deletions.num_rows:
             return Move(0, 0, 0, 0)
         cur.register("moving", keys)
         cur.register("moving_runs", runs)
+        cur.register("moving_deletions", deletions)
         try:
             with self._locked(MOVER_LOCK):
                 report = self._to_lake(cur)
@@ -161,6 +163,7 @@ class Mover:
         finally:
             cur.unregister("moving")
             cur.unregister("moving_runs")
+            cur.unregister("moving_deletions")
         self.moves += 1
         return report
 
@@ -172,9 +175,11 @@ class Mover:
             )
             cur.register("moving_new", new)
             try:
+                self._deletions_to_lake(cur)
                 points: int = cur.execute(
                     f"INSERT INTO {LAKE}.lake_scalars SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value "
                     "FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
+                    f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) "
                     "ORDER BY o.run_id, o.tag, o.step"
                 ).fetchall()[0][0]
                 cur.execute(
@@ -190,6 +195,16 @@ class Mover:
             raise
         return Move(new.num_rows, len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows, points, runs)
 
+    def _deletions_to_lake(self, cur: duckdb.DuckDBPyConnection) -> None:
+        """Runs deleted here: recorded in the lake, their points and rows deleted from it."""
+        cur.execute(
+            f"INSERT INTO {LAKE}.lake_deleted_runs SELECT DISTINCT ON (run_id) run_id, deleted_at, ? "
+            f"FROM moving_deletions WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)",
+            [self._server],
+        )
+        for table in ("lake_scalars", "lake_runs", "lake_run_ranks"):
+            cur.execute(f"DELETE FROM {LAKE}.{table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
+
     def _runs_to_lake(self, cur: duckdb.DuckDBPyConnection) -> int:
         """Runs noted in the outbox, and runs of moved points the lake lacks: their rows, rank 0's winning,
         each replacing the lake's only if the lake lacks it or holds an older note (``noted_at``)."""
@@ -197,7 +212,8 @@ class Mover:
             cur,
             "SELECT run_id FROM moving_runs UNION "
             "SELECT DISTINCT o.run_id FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
-            f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs)",
+            f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs) "
+            f"EXCEPT SELECT run_id FROM {LAKE}.lake_deleted_runs",
         )
         cur.register("lake_runs_moving", moving_runs)
         metas = _arrow(
@@ -256,6 +272,10 @@ class Mover:
             cur.execute(
                 "DELETE FROM lake_outbox_runs WHERE coalesce(note, 0) IN (SELECT coalesce(note, 0) FROM moving_runs)"
             )
+            cur.execute(
+                "DELETE FROM lake_outbox_deletions o USING moving_deletions m "
+                "WHERE o.run_id = m.run_id AND o.deleted_at = m.deleted_at"
+            )
             cur.execute("COMMIT")
         except BaseException:
             rollback(cur)
@@ -266,6 +286,9 @@ class Mover:
             f"SELECT run_id, project, name, config, world_size, host, created_at FROM {LAKE}.lake_runs"
         ).fetchall()
         return {run: LakeRun(p, n, c or "{}", w, h or "", t) for run, p, n, c, w, h, t in rows}
+
+    def lake_deleted(self) -> frozenset[str]:
+        return frozenset(run for (run,) in self._cur.execute(f"SELECT run_id FROM {LAKE}.lake_deleted_runs").fetchall())
 
     def maintain(self) -> bool:
         """DuckLake's compaction of small files and snapshot expiry, if no other server is at it (True: ran)."""

@@ -22,8 +22,10 @@ def attach(
     lake.create_schema(con)
     store = LakeStore(file_store, con)
 
-    def publish(runs: Mapping[str, LakeRun]) -> None:
-        store.lake_runs = runs  # one assignment: the writer thread and the event loop see old or new
+    def publish(runs: Mapping[str, LakeRun], deleted: frozenset[str]) -> None:
+        # one assignment each: the writer thread and the event loop see old or new
+        store.lake_deleted = deleted
+        store.lake_runs = runs
 
     mover = Mover(
         con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish, outboxed=lambda: store.outboxed_points

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS lake_outbox_runs (
 );
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS note BIGINT;
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
+CREATE TABLE IF NOT EXISTS lake_outbox_deletions (run_id VARCHAR NOT NULL, deleted_at DOUBLE NOT NULL);
 """
 # (A column DEFAULT nextval(sequence) would number the notes, but DuckDB 1.5.5 then fails to replay its WAL
 # after a crash: "GetDefaultDatabase with no default database set". The store numbers them itself.)
@@ -102,20 +103,26 @@ class LakeStore:
         self._inner = inner
         self._con = con
         self.lake_runs: Mapping[str, LakeRun] = {}  # replaced whole by the mover; read here
+        self.lake_deleted: frozenset[str] = frozenset()  # runs deleted in the lake (by any server): the mover's
         self._last_note: int = con.execute("SELECT coalesce(max(note), 0) FROM lake_outbox_runs").fetchall()[0][0]
         # Points put into the outbox since start (on the writer thread; a rolled-back batch's count too,
         # which the mover's next look at the outbox corrects): the mover's backlog between its moves.
         self.outboxed_points = 0
-        self._merged: tuple[RunsSnapshot, Mapping[str, LakeRun], RunsSnapshot] | None = None
+        self._merged: tuple[RunsSnapshot, Mapping[str, LakeRun], frozenset[str], RunsSnapshot] | None = None
 
     @property
     def runs(self) -> RunsSnapshot:
-        inner, lake_runs, merged = self._inner.runs, self.lake_runs, self._merged
-        if merged is not None and merged[0] is inner and merged[1] is lake_runs:
-            return merged[2]
-        extra = {run: r.project for run, r in lake_runs.items() if run not in inner and run not in inner.deleted}
-        snapshot = RunsSnapshot.of({**extra, **inner.projects}, inner.deleted) if extra else inner
-        self._merged = (inner, lake_runs, snapshot)
+        inner, lake_runs, lake_deleted, merged = self._inner.runs, self.lake_runs, self.lake_deleted, self._merged
+        if merged is not None and merged[0] is inner and merged[1] is lake_runs and merged[2] is lake_deleted:
+            return merged[3]
+        deleted = inner.deleted | lake_deleted
+        extra = {run: r.project for run, r in lake_runs.items() if run not in inner and run not in deleted}
+        if extra or not lake_deleted <= inner.deleted:
+            projects = {run: p for run, p in {**extra, **inner.projects}.items() if run not in deleted}
+            snapshot = RunsSnapshot.of(projects, deleted)
+        else:
+            snapshot = inner
+        self._merged = (inner, lake_runs, lake_deleted, snapshot)
         return snapshot
 
     def _adopt(self, run_id: str, rank: int) -> None:
@@ -170,7 +177,23 @@ class LakeStore:
         )
 
     def transact(self, job: Transaction) -> Any:
-        return self._inner.transact(job)
+        if not job.forget_runs:
+            return self._inner.transact(job)
+        # A deletion (store/lifecycle.py; its job names the runs it deletes): a run only the lake knows is
+        # opened here first, so that it is deleted as a local one is; the lake's deletion is noted in the
+        # same transaction, for the mover.
+        for run_id in job.forget_runs:
+            self._adopt(run_id, 0)
+        delete = job.work
+
+        def work(con: duckdb.DuckDBPyConnection) -> Any:
+            result = delete(con)
+            now = time.time()
+            for run_id in job.forget_runs:
+                con.execute("INSERT INTO lake_outbox_deletions VALUES (?, ?)", [run_id, now])
+            return result
+
+        return self._inner.transact(dataclasses.replace(job, work=work, single=None))
 
     def close(self) -> None:
         self._inner.close()
