@@ -102,6 +102,14 @@ class CrashWatch:
             self._reviving.add(task)
             task.add_done_callback(self._reviving.discard)
 
+    def alive_runs(self, within: float = 10.0) -> list[str]:
+        """Runs with an open stream, or written within `within` seconds (for store/lake_crashes.py; safe
+        to call from another thread: each dict is copied whole under the GIL)."""
+        now = self.clock()
+        streams = list(self.open_streams.items())
+        seen = list(self.last_seen.items())
+        return [run for run, n in streams if n > 0] + [run for run, at in seen if now - at < within]
+
     def forget(self, run_id: str) -> None:
         """The run was deleted."""
         self.last_seen.pop(run_id, None)

@@ -71,7 +71,9 @@ class Server:
         store: Store = FileStore(self.con)
         self.mover: Mover | None = None
         if settings.lake:
-            store, self.mover = lake_server.attach(self.con, store, settings.lake, settings.grpc)
+            store, self.mover = lake_server.attach(
+                self.con, store, settings.lake, settings.grpc, settings.crash_after, self._alive_runs
+            )
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us, store=store)
         self.reader = StoreReader(self.con)
         self.bulk = BulkCursors(self.con)  # backups and exports: long reads off the dashboard's cursors
@@ -192,6 +194,10 @@ class Server:
             projector=self.projector,
             run_actions=self.run_actions,
         )
+
+    def _alive_runs(self) -> list[str]:
+        """The runs this server sees alive (a lake server publishes them for crash detection across servers)."""
+        return self.crashes.alive_runs()
 
     def health(self) -> Health:
         """The counters of the writer, the ingest service and the compactor, copied at one moment."""

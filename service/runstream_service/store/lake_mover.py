@@ -29,12 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runstream_service.store.lake import LAKE, MAINTENANCE_LOCK, MOVER_LOCK, LakeConfig, LakeError, catalog_dsn
+from runstream_service.store.lake_crashes import CRASH_LOCK, LakeCrashes
 from runstream_service.store.lake_store import LakeRun
 from runstream_service.store.transactions import rollback
 
 logger = logging.getLogger("runstream.lake")
 
 SNAPSHOT_KEEP = "1 hour"  # DuckLake snapshots older than this are expired by maintenance
+CRASH_CHECK_SECONDS = 2.0  # how often a server publishes its live runs and (one at a time) marks crashed ones
 
 
 def _arrow(cur: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
@@ -61,6 +63,7 @@ class Mover:
         server: str | None = None,
         on_runs: Callable[[Mapping[str, LakeRun], frozenset[str]], None] | None = None,
         outboxed: Callable[[], int] = lambda: 0,
+        crashes: LakeCrashes | None = None,
     ) -> None:
         try:
             import psycopg2  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -87,6 +90,8 @@ class Mover:
         self.last_error: str | None = None
         self._outboxed = outboxed  # points put into the outbox since start (LakeStore.outboxed_points)
         self._looked = (0, 0)  # (the outbox's points, outboxed()) when the mover last counted them
+        self._crashes = crashes  # crashed runs across servers (store/lake_crashes.py); None: not watched
+        self._next_crash_check = 0.0
 
     @property
     def backlog_points(self) -> int:
@@ -110,6 +115,9 @@ class Mover:
             stopping = self._stop.is_set()
             try:
                 self.move_once()
+                if self._crashes is not None and not stopping and time.monotonic() >= self._next_crash_check:
+                    self._next_crash_check = time.monotonic() + CRASH_CHECK_SECONDS
+                    self.check_crashes(self._crashes)
                 if self._on_runs is not None:
                     self._on_runs(self.lake_runs(), self.lake_deleted())
                 if not stopping and time.monotonic() >= self._next_maintenance:
@@ -286,6 +294,29 @@ class Mover:
             f"SELECT run_id, project, name, config, world_size, host, created_at FROM {LAKE}.lake_runs"
         ).fetchall()
         return {run: LakeRun(p, n, c or "{}", w, h or "", t) for run, p, n, c, w, h, t in rows}
+
+    def check_crashes(self, crashes: LakeCrashes) -> None:
+        """Publish what this server sees alive; if no other server is at it, mark crashed and revived runs."""
+        if self._pg.closed:
+            self._pg = self._connect_pg()
+        with self._pg.cursor() as pg:
+            crashes.publish(pg)
+            now = time.time()
+            if not crashes.due(now):
+                return
+            with self._locked(CRASH_LOCK, wait=False) as got:
+                if not got:
+                    return
+                with self._locked(MOVER_LOCK):
+                    crashed, revived = crashes.mark(pg, self._cur, now)
+        if crashed:
+            logger.warning(
+                "runstream: run(s) %s crashed: no server saw a writer for %g s (--crash-after)",
+                ", ".join(crashed),
+                crashes.crash_after,
+            )
+        if revived:
+            logger.info("runstream: run(s) %s are running again (a writer came back)", ", ".join(revived))
 
     def lake_deleted(self) -> frozenset[str]:
         return frozenset(run for (run,) in self._cur.execute(f"SELECT run_id FROM {LAKE}.lake_deleted_runs").fetchall())

@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import duckdb
 
 from runstream_service.store import lake
 from runstream_service.store.base import Store
+from runstream_service.store.lake_crashes import LakeCrashes
 from runstream_service.store.lake_mover import Mover
 from runstream_service.store.lake_store import LakeRun, LakeStore
 
 
 def attach(
-    con: duckdb.DuckDBPyConnection, file_store: Store, config: lake.LakeConfig, grpc: str
+    con: duckdb.DuckDBPyConnection,
+    file_store: Store,
+    config: lake.LakeConfig,
+    grpc: str,
+    crash_after: float,
+    alive: Callable[[], Iterable[str]],
 ) -> tuple[LakeStore, Mover]:
     """Attach the lake on `con`; the server's store (`file_store` with the outbox written in each of its
-    transactions, store/lake_store.py) for its writer, and the (unstarted) mover."""
+    transactions, store/lake_store.py) for its writer, and the (unstarted) mover, which also watches for
+    crashed runs across servers (store/lake_crashes.py) with `alive`, the runs this server sees alive."""
     lake.attach(con, config)
     lake.create_schema(con)
     store = LakeStore(file_store, con)
@@ -27,9 +34,9 @@ def attach(
         store.lake_deleted = deleted
         store.lake_runs = runs
 
-    mover = Mover(
-        con, config, server=f"{socket.gethostname()}/{grpc}", on_runs=publish, outboxed=lambda: store.outboxed_points
-    )
+    server = f"{socket.gethostname()}/{grpc}"
+    crashes = LakeCrashes(server, crash_after, alive)
+    mover = Mover(con, config, server=server, on_runs=publish, outboxed=lambda: store.outboxed_points, crashes=crashes)
     return store, mover
 
 
