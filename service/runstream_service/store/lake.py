@@ -51,8 +51,8 @@ The design, and why
 
 What is not built yet: the page and ``/api/events`` of a server read its local file only (not the lake);
 only scalars and run metadata go to the lake (histograms, images and the other kinds stay local); the
-rollup tiers and series_stats are not kept in the lake; backup and crash detection act on the local file
-only (retention deletes through the deletion above).
+rollup tiers and series_stats are not kept in the lake; backup acts on the local file only (retention
+deletes through the deletion above; crashed runs are watched across servers by store/lake_crashes.py).
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.
