@@ -89,14 +89,16 @@ async def runs(request: web.Request) -> web.Response:
     project = request.query.get("project") or None
     text = request.query.get("q") or None
     config = {k[len("config.") :]: v for k, v in request.query.items() if k.startswith("config.") and len(k) > 7}
-    found = await _deps(request).reader.run(lambda cur: queries.list_runs(cur, project, text, config))
+    deps = _deps(request)
+    found = await deps.reader.run(lambda cur: deps.reads.list_runs(cur, project, text, config))
     keys = sorted({key for run in found for key in run["config"]})
     return _json({"runs": found, "config_keys": keys})
 
 
 async def tags(request: web.Request) -> web.Response:
     ids = params.run_ids(request)
-    return _json(await _deps(request).reader.run(lambda cur: queries.list_tags(cur, ids)))
+    deps = _deps(request)
+    return _json(await deps.reader.run(lambda cur: deps.reads.list_tags(cur, ids)))
 
 
 async def scalars(request: web.Request) -> web.Response:
@@ -108,9 +110,8 @@ async def scalars(request: web.Request) -> web.Response:
         raise BadRequest(f"x_min ({x_min}) must not be greater than x_max ({x_max})")
     width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
     bands = params.choice(request, "bands", ("0", "1")) == "1"  # the envelope, only when it is drawn
-    found = await _deps(request).reader.run(
-        lambda cur: queries.scalar_series(cur, ids, tag, x_axis, x_min, x_max, width)
-    )
+    deps = _deps(request)
+    found = await deps.reader.run(lambda cur: deps.reads.scalar_series(cur, ids, tag, x_axis, x_min, x_max, width))
     series = [
         {"run_id": run_id, "exact": d.exact, "count": d.count, "x": d.x, "y": d.y}
         | ({"band_x": d.band_x, "band_min": d.band_min, "band_max": d.band_max} if bands else {})

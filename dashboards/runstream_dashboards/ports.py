@@ -14,6 +14,8 @@ from typing import Any, Protocol, TypeVar
 import duckdb
 
 from runstream_service.auth import TokenTable
+from runstream_service.store import queries
+from runstream_service.store.downsample import Downsampled
 
 T = TypeVar("T")
 
@@ -31,6 +33,28 @@ class ChangeFeed(Protocol):
     def commit_number(self) -> int: ...
 
     def runs_changed_since(self, commit_number: int) -> list[str]: ...
+
+
+class RunReads(Protocol):
+    """The runs, tags and scalar series the page reads, on a cursor: store/queries.py's functions (this
+    server's file), or a lake server's store/lake_queries.LakeReads (the whole lake)."""
+
+    def list_runs(
+        self, cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]
+    ) -> list[dict[str, Any]]: ...
+
+    def list_tags(self, cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, list[str]]: ...
+
+    def scalar_series(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_ids: list[str],
+        tag: str,
+        x_axis: str,
+        x_min: float | None,
+        x_max: float | None,
+        width: int,
+    ) -> list[tuple[str, Downsampled]]: ...
 
 
 class VisdomReads(Protocol):
@@ -119,3 +143,4 @@ class AppDeps:
     projector: ProjectorReads | None = None  # None: no Projector (its routes answer 404)
     run_actions: RunActions | None = None  # None: runs cannot be changed (those routes answer 404)
     sql_max_bytes: int = 2 << 30  # the byte cap of an Arrow answer of POST /api/sql (--sql-max-bytes)
+    reads: RunReads = queries  # runs, tags and scalar series: the server's file (a lake server: the lake)

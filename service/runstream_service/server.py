@@ -22,7 +22,7 @@ from aiohttp import web
 
 from runstream_dashboards import origin
 from runstream_dashboards.app import make_app
-from runstream_dashboards.ports import AppDeps, Health
+from runstream_dashboards.ports import AppDeps, ChangeFeed, Health, RunReads
 from runstream_service.bulk_http import BulkCursors, BulkRoutes, require_admin
 from runstream_service.crashes import CrashWatch
 from runstream_service.ingest import IngestService, add_to_server
@@ -33,11 +33,13 @@ from runstream_service.projector.worker import default_memory_bytes
 from runstream_service.retention_job import Retention
 from runstream_service.run_actions import RunActions
 from runstream_service.settings import ServerSettings, split_address
-from runstream_service.store import embeddings, lake_server
+from runstream_service.store import embeddings, lake_server, queries
 from runstream_service.store.base import Store
 from runstream_service.store.compactor import Compactor
 from runstream_service.store.file import FileStore
+from runstream_service.store.lake_changes import LakeChanges, LakeWatch
 from runstream_service.store.lake_mover import Mover
+from runstream_service.store.lake_queries import LakeReads
 from runstream_service.store.reader import StoreReader
 from runstream_service.store.writer import COMMIT_SECONDS_BUCKETS, StoreWriter
 from runstream_service.visdom import routes as visdom_routes
@@ -76,6 +78,15 @@ class Server:
             )
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us, store=store)
         self.reader = StoreReader(self.con)
+        # A lake server's page reads the whole lake, and its events announce what any server moved there.
+        self.changes: ChangeFeed = self.writer.stats
+        self.reads: RunReads = queries
+        self.lake_watch: LakeWatch | None = None
+        if settings.lake:
+            self.changes = LakeChanges(self.writer.stats)
+            self.lake_watch = LakeWatch(self.con, self.changes)
+            watch = self.lake_watch
+            self.reads = LakeReads(lambda: watch.progress)
         self.bulk = BulkCursors(self.con)  # backups and exports: long reads off the dashboard's cursors
         self.compactor = Compactor(self.con, settings.compaction)
         self.writer.on_scalars_committed = self.compactor.notify
@@ -110,6 +121,8 @@ class Server:
         self.writer.start(loop)
         if self.mover is not None:
             self.mover.start()
+        if self.lake_watch is not None:
+            self.lake_watch.start()
         self.compactor.start()
         await self.visdom.load()
         await self.crashes.load()
@@ -186,13 +199,14 @@ class Server:
         return AppDeps(
             reader=self.reader,
             health=self.health,
-            changes=self.writer.stats,
+            changes=self.changes,
             sql_timeout=self.settings.sql_timeout,
             sql_max_bytes=self.settings.sql_max_bytes,
             tokens=self.settings.tokens,
             visdom=ViewReads(self.reader, self.visdom.changes),
             projector=self.projector,
             run_actions=self.run_actions,
+            reads=self.reads,
         )
 
     def _alive_runs(self) -> list[str]:
@@ -248,6 +262,8 @@ class Server:
         await asyncio.to_thread(self.writer.stop)
         if self.mover is not None:
             await asyncio.to_thread(self.mover.stop)  # a last move: what was acknowledged goes to the lake
+        if self.lake_watch is not None:
+            await asyncio.to_thread(self.lake_watch.stop)
         self.reader.close()
         self.bulk.close()
         self.con.close()

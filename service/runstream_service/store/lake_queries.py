@@ -1,0 +1,273 @@
+"""The page's reads on a lake server (store/lake.py): runs, tags and scalar series of the whole lake, not
+only of this server's file. Same signatures and shapes as store/queries.py's list_runs, list_tags and
+scalar_series, so the dashboard picks one or the other through one seam (AppDeps.reads).
+
+What a read sees, and why it is exact
+-------------------------------------
+A point is in the lake (``lake.lake_scalars``, put there by some server's mover) or still in this server's
+outbox (acknowledged here, not moved yet). A read takes both: the lake's points UNION ALL the outbox rows
+whose batch key is not in ``lake.lake_batches``. The mover commits a batch's points and its key in one lake
+transaction, and deletes the batch from the outbox only after that commit; a read pins its local snapshot
+before its lake snapshot (`_pinned`), so whichever instant it runs in, each point counts once:
+outbox row seen and key not in its lake snapshot -> the row counts; key in its lake snapshot -> the
+lake's copy counts; outbox row already deleted -> the lake commit came earlier, so its lake snapshot has it.
+Other servers' unmoved points are not visible until their movers move them (about ``move_seconds``).
+
+Downsampling is the local path's M4 (store/downsample.py's `assemble` and `exact`: first, last, smallest and
+largest value per pixel column, so no spike is hidden), computed here from the points themselves: the lake
+has no rollup tiers, so every x axis aggregates the points in range. The run and tag filters are pushed
+into the lake scan, where Parquet row-group statistics skip the groups of other runs and tags (the mover
+writes points sorted by run, tag and step). Still, a read costs O(points in range), not O(columns): see
+README "Scale-out on DuckLake" for the measured cost.
+
+What the runs list adds from elsewhere: labels (tags, note, archived) are this server's own; a run deleted
+through this server is left out here (deletion does not reach the lake); last step and time come from
+`progress`, which store/lake_changes.py keeps from the lake's insertions, and this server's series_stats.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import duckdb
+import numpy as np
+
+from runstream_service.errors import NotFound
+from runstream_service.store.downsample import Downsampled, assemble, exact
+from runstream_service.store.kinds import BY_NAME, KINDS
+from runstream_service.store.lake import LAKE
+
+T = TypeVar("T")
+
+# The outbox rows whose batch is not in the lake yet: exactly the acknowledged points not moved.
+UNMOVED = (
+    "(SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value FROM lake_outbox_scalars o "
+    f"ANTI JOIN {LAKE}.lake_batches b USING (writer_id, seq))"
+)
+RUNS = f"""(
+    SELECT run_id, project, name, status, created_at, finished_at, host, world_size, config FROM {LAKE}.lake_runs
+    UNION ALL
+    SELECT run_id, project, name, status, created_at, finished_at, host, world_size, CAST(config AS VARCHAR)
+    FROM run_meta WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs)
+)"""
+
+Progress = Mapping[str, tuple[int, float]]  # run id -> (last step, last wall time) of its points in the lake
+
+
+def _pinned(cur: duckdb.DuckDBPyConnection, read: Callable[[], T]) -> T:
+    """`read()` in one read transaction whose local snapshot is taken before its lake snapshot (the order
+    the module docstring's exactness argument needs): DuckDB starts each attached database's transaction
+    when the transaction first touches it."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        cur.execute("SELECT count(*) FROM lake_outbox_batches").fetchall()
+        return read()
+    finally:
+        cur.execute("ROLLBACK")
+
+
+def _marks(values: list[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+class LakeReads:
+    """store/queries.py's runs, tags and scalar series, over the lake and this server's unmoved outbox."""
+
+    def __init__(self, progress: Callable[[], Progress] = dict) -> None:
+        self._progress = progress
+
+    def list_runs(
+        self, cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        where, params = ["r.run_id NOT IN (SELECT run_id FROM deleted_runs)"], []
+        if project:
+            where.append("r.project = ?")
+            params.append(project)
+        if text:
+            where.append("(r.name ILIKE ? OR r.run_id ILIKE ?)")
+            params += [f"%{text}%", f"%{text}%"]
+        for key, value in config.items():
+            where.append("json_extract_string(r.config, ?) = ?")
+            params += [f"$.{json.dumps(key)}", value]
+        rows = cur.execute(
+            f"""
+            SELECT r.run_id, r.project, r.name, r.status, r.created_at, r.finished_at, r.host, r.world_size,
+                   r.config, s.last_step, s.last_time,
+                   coalesce(l.tags, CAST([] AS VARCHAR[])), coalesce(l.note, ''), coalesce(l.archived, false)
+            FROM {RUNS} r
+            LEFT JOIN run_labels l USING (run_id)
+            LEFT JOIN (
+                SELECT se.run_id, max(st.last_step) AS last_step, max(st.last_wall) AS last_time
+                FROM series_stats st JOIN series se USING (series_id) GROUP BY se.run_id
+            ) s USING (run_id)
+            WHERE {" AND ".join(where)}
+            ORDER BY r.created_at DESC
+            """,
+            params,
+        ).fetchall()
+        progress = self._progress()
+        names = ("run_id", "project", "name", "status", "created_at", "finished_at", "host", "world_size")
+        runs = []
+        for row in rows:
+            run = dict(zip(names, row[:8]))
+            run["config"] = json.loads(row[8]) if row[8] else {}
+            run["last_step"], run["last_time"] = _later((row[9], row[10]), progress.get(row[0]))
+            run["tags"], run["note"], run["archived"] = list(row[11]), row[12], row[13]
+            runs.append(run)
+        return runs
+
+    def list_tags(self, cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, list[str]]:
+        def read() -> list[tuple[str, str]]:
+            _known_runs(cur, run_ids)
+            marks = _marks(run_ids)
+            rows: list[tuple[str, str]] = cur.execute(
+                f"SELECT DISTINCT kind, tag FROM series WHERE run_id IN ({marks}) "
+                f"UNION SELECT 'scalar', tag FROM {LAKE}.lake_scalars WHERE run_id IN ({marks})",
+                run_ids * 2,
+            ).fetchall()
+            return rows
+
+        tags: dict[str, list[str]] = {kind.view: [] for kind in KINDS}
+        for kind, tag in sorted(_pinned(cur, read), key=lambda row: row[1]):
+            tags[BY_NAME[kind].view].append(tag)
+        return tags
+
+    def scalar_series(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_ids: list[str],
+        tag: str,
+        x_axis: str,
+        x_min: float | None,
+        x_max: float | None,
+        width: int,
+    ) -> list[tuple[str, Downsampled]]:
+        """M4-downsampled series of `tag` for each run that has it, in the order of `run_ids`; a series
+        with no more points in range than `width` is read again, exactly (as queries.scalar_series)."""
+        return _pinned(cur, lambda: _scalar_series(cur, run_ids, tag, x_axis, x_min, x_max, width))
+
+
+def _later(local: tuple[Any, Any], lake: tuple[int, float] | None) -> tuple[Any, Any]:
+    if lake is None:
+        return local
+    step, wall = local
+    return (lake[0] if step is None else max(step, lake[0]), lake[1] if wall is None else max(wall, lake[1]))
+
+
+def _known_runs(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
+    found = {
+        r for (r,) in cur.execute(f"SELECT run_id FROM {RUNS} WHERE run_id IN ({_marks(run_ids)})", run_ids).fetchall()
+    }
+    missing = [r for r in run_ids if r not in found]
+    if missing:
+        raise NotFound(f"unknown run id(s): {', '.join(missing)}")
+
+
+def points_sql(runs: int) -> str:
+    """The points of a tag (first parameter) of `runs` runs (the next ones) as (s, step, wall_time, value),
+    s the run's 0-based position: the lake's and the unmoved outbox's. Parameters: (tag, *runs) twice."""
+    marks = ", ".join("?" for _ in range(runs))
+    position = f"list_position([{marks}], run_id) - 1"
+    return f"""(
+    SELECT {position} AS s, step, wall_time, value FROM {LAKE}.lake_scalars WHERE tag = ? AND run_id IN ({marks})
+    UNION ALL
+    SELECT {position} AS s, step, wall_time, value FROM {UNMOVED} WHERE tag = ? AND run_id IN ({marks})
+)"""
+
+
+def _points_params(run_ids: list[str], tag: str) -> list[Any]:
+    return [*run_ids, tag, *run_ids] * 2
+
+
+def x_sql(x_axis: str, starts: Mapping[int, float]) -> str:
+    """The x of a point on `x_axis`: step, wall time, or wall time since the series' first point."""
+    if x_axis == "step":
+        return "CAST(step AS DOUBLE)"
+    if x_axis == "wall":
+        return "wall_time"
+    whens = " ".join(f"WHEN {int(s)} THEN {float(start)!r}" for s, start in starts.items())
+    return f"wall_time - (CASE s {whens} END)"
+
+
+def m4_sql(runs: int, x_axis: str, starts: Mapping[int, float], lo: float, hi: float, width: int) -> str:
+    """One row per series and pixel column, the fields of downsample.m4_sql (store/downsample.py)."""
+    span = hi - lo
+    scale = width / span if span > 0 else 0.0
+    return f"""SELECT s, least(CAST(floor((x - {lo!r}) * {scale!r}) AS BIGINT), {width - 1}) AS px, count(*) AS n,
+       min(x) AS x_first, arg_min(y, x) AS y_first, max(x) AS x_last, arg_max(y, x) AS y_last,
+       arg_min(x, y_number) AS x_low, min(y_number) AS y_low, arg_max(x, y_number) AS x_high, max(y_number) AS y_high
+FROM (SELECT s, {x_sql(x_axis, starts)} AS x, value AS y, CASE WHEN isnan(value) THEN NULL ELSE value END AS y_number
+      FROM {points_sql(runs)})
+WHERE x BETWEEN {lo!r} AND {hi!r}
+GROUP BY ALL"""
+
+
+def exact_sql(runs: int, x_axis: str, starts: Mapping[int, float], lo: float, hi: float) -> str:
+    return f"""SELECT s, x, y FROM (SELECT s, {x_sql(x_axis, starts)} AS x, value AS y FROM {points_sql(runs)})
+WHERE x BETWEEN {lo!r} AND {hi!r}"""
+
+
+def _as_float(values: Any) -> np.ndarray:
+    if isinstance(values, np.ma.MaskedArray):
+        return np.ma.filled(values.astype(np.float64), np.nan)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _scalar_series(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    tag: str,
+    x_axis: str,
+    x_min: float | None,
+    x_max: float | None,
+    width: int,
+) -> list[tuple[str, Downsampled]]:
+    _known_runs(cur, run_ids)
+    params = _points_params(run_ids, tag)
+    stats = {
+        int(row[0]): row[1:]
+        for row in cur.execute(
+            "SELECT s, count(*), min(step), max(step), min(wall_time), max(wall_time) "
+            f"FROM {points_sql(len(run_ids))} GROUP BY s",
+            params,
+        ).fetchall()
+    }
+    if not stats:
+        raise NotFound(f"no scalar tag {tag!r} in run(s) {', '.join(run_ids)}")
+    starts = {s: float(row[3]) for s, row in stats.items()}
+    bounds = {
+        "step": [(row[1], row[2]) for row in stats.values()],
+        "wall": [(row[3], row[4]) for row in stats.values()],
+        "relative": [(0.0, row[4] - row[3]) for row in stats.values()],
+    }[x_axis]
+    lo = float(x_min if x_min is not None else min(b[0] for b in bounds))
+    hi = float(x_max if x_max is not None else max(b[1] for b in bounds))
+    if x_axis == "step":
+        lo, hi = float(math.ceil(lo)), float(math.floor(hi))
+    if lo > hi:
+        return []
+    rows = cur.execute(m4_sql(len(run_ids), x_axis, starts, lo, hi, width), params).fetchnumpy()
+    owner = np.asarray(rows["s"])
+    columns = {name: _as_float(values) for name, values in rows.items() if name != "s"}
+    per_series = np.bincount(owner, weights=columns["n"], minlength=len(run_ids)) if owner.size else np.zeros(0)
+    many = per_series > width
+    chosen = many[owner] if owner.size else np.zeros(0, dtype=bool)
+    found = assemble({"s": owner[chosen]} | {name: values[chosen] for name, values in columns.items()})
+    few = [int(s) for s in np.unique(owner) if not many[s]]
+    if few:
+        few_runs = [run_ids[s] for s in few]
+        few_rows = cur.execute(
+            exact_sql(len(few_runs), x_axis, {few.index(s): start for s, start in starts.items() if s in few}, lo, hi),
+            _points_params(few_runs, tag),
+        ).fetchnumpy()
+        owners = np.asarray(few_rows["s"])
+        for i, s in enumerate(few):
+            mine = owners == i
+            found[s] = exact(s, _as_float(few_rows["x"])[mine], _as_float(few_rows["y"])[mine])
+    if x_axis == "step":  # steps are integers: sent as such, as queries.scalar_series does
+        found = {s: replace(d, x=d.x.astype(np.int64), band_x=d.band_x.astype(np.int64)) for s, d in found.items()}
+    return [(run_ids[s], found[s]) for s in sorted(found)]

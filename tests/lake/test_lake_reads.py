@@ -1,0 +1,125 @@
+"""Two `runstream serve --lake` servers on one lake: the page and HTTP API of each read all of it.
+
+A run written through A is listed by B and its points read through B (once A's mover moved them); A reads
+its own points exactly once whether they are moved yet or not; B's event stream announces A's new data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import runstream
+from runstream_service.launcher import LocalServer
+from runstream_service.store.lake import LakeConfig
+
+STEPS = 3_000
+
+
+@pytest.fixture
+def servers(tmp_path: Path, lake_config: LakeConfig) -> Iterator[tuple[LocalServer, LocalServer]]:
+    args = ["--lake", lake_config.catalog, "--data-path", lake_config.data_path]
+    a = LocalServer(tmp_path / "a", args).start()
+    b = LocalServer(tmp_path / "b", args).start()
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def get(server: LocalServer, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}{path}", timeout=30) as reply:
+        return json.loads(reply.read())
+
+
+def counted(server: LocalServer, run_id: str) -> int | None:
+    """The points of `run_id`'s tag loss that `server` reads (None: it has none), every one (width >= points)."""
+    try:
+        found = get(server, f"/api/scalars?runs={run_id}&tag=loss&width=10000")
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise
+    (series,) = found["series"]
+    assert series["exact"] and len(series["x"]) == series["count"]
+    return int(series["count"])
+
+
+def eventually(read: Any, want: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while (got := read()) != want and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got
+
+
+def write(server: LocalServer, run_id: str, steps: int) -> None:
+    run = runstream.init(project="p", name=run_id, run_id=run_id, server=server.address)
+    for step in range(steps):
+        run.log({"loss": float(step)}, step=step)
+    assert run.flush(timeout=30)
+    report = run.finish(timeout=30)
+    assert report.unsent_points == 0 and report.rejected_batches == 0, report
+
+
+def test_a_run_written_through_one_server_is_read_through_the_other(servers: tuple[LocalServer, LocalServer]) -> None:
+    a, b = servers
+    write(a, "through-a", STEPS)
+    # A: every point exactly once, in the outbox or in the lake, whatever the moment of its mover's move
+    for _ in range(30):
+        assert counted(a, "through-a") == STEPS
+    # B: once A's mover moved them (every 0.2 s here), the run and its points
+    runs = eventually(lambda: [r["run_id"] for r in get(b, "/api/runs")["runs"]], ["through-a"])
+    assert runs == ["through-a"]
+    assert eventually(lambda: counted(b, "through-a"), STEPS) == STEPS
+    assert get(b, "/api/tags?runs=through-a")["scalars"] == ["loss"]
+    listed = get(b, "/api/runs")["runs"][0]
+    assert listed["last_step"] == STEPS - 1 and listed["project"] == "p"
+    # downsampled: M4 keeps each column's first, last, lowest and highest point; no point is lost from count
+    narrow = get(b, "/api/scalars?runs=through-a&tag=loss&width=100&x=wall")["series"][0]
+    assert not narrow["exact"] and narrow["count"] == STEPS and len(narrow["x"]) <= 4 * 100
+    assert min(narrow["y"]) == 0.0 and max(narrow["y"]) == STEPS - 1
+    relative = get(b, "/api/scalars?runs=through-a&tag=loss&width=10000&x=relative")["series"][0]
+    assert relative["count"] == STEPS and relative["x"][0] == 0.0
+
+
+def test_both_servers_runs_overlay_on_either(servers: tuple[LocalServer, LocalServer]) -> None:
+    a, b = servers
+    write(a, "on-a", 500)
+    write(b, "on-b", 700)
+    for server in (a, b):
+        found = eventually(lambda s=server: [counted(s, "on-a"), counted(s, "on-b")], [500, 700])
+        assert found == [500, 700]
+        series = get(server, "/api/scalars?runs=on-b,on-a&tag=loss&width=10000")["series"]
+        assert [s["run_id"] for s in series] == ["on-b", "on-a"]
+
+
+def test_events_of_one_server_announce_what_another_moved(servers: tuple[LocalServer, LocalServer]) -> None:
+    a, b = servers
+    subscribed = threading.Event()
+    announced: list[str] = []
+
+    def listen() -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{b.http_port}/api/events", timeout=60) as stream:
+            for raw in stream:
+                line = raw.decode().strip()
+                if line.startswith("retry:"):
+                    subscribed.set()
+                elif line.startswith("data:"):
+                    announced.extend(json.loads(line[5:])["runs"])
+                    if "from-a" in announced:
+                        return
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert subscribed.wait(30)
+    write(a, "from-a", 100)
+    listener.join(30)
+    assert "from-a" in announced
