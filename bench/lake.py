@@ -43,8 +43,10 @@ The last line (JSON) has:
   `overlay_ms_b`). Goal <= 200. `overlay_complete` says, per server, whether its answer had all 20 runs
   with 1M points each: a server whose HTTP API reads only its own file answers with the runs it took, and
   its figure is then over partial data.
-- `failover`: when A was killed (seconds into the phase, points committed by then), each writer's
-  report; `killed_server_restart_s`: A's restart until /healthz answered.
+- `failover`: when A was killed (seconds into the phase, points committed by then, and the two servers'
+  points/s until then), each writer's report (seconds from the release until its last log call and until
+  its finish returned); `runs_finished`: runs the lake has as finished (each writer's finish reached a
+  server); `killed_server_restart_s`: A's restart until /healthz answered.
 """
 
 from __future__ import annotations
@@ -349,6 +351,7 @@ def main() -> int:
     parser.add_argument("--overlay-points", type=int, default=1_000_000, help="points per overlaid run")
     parser.add_argument("--overlay-repeat", type=int, default=10)
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress lines in order with the writers'
     if not args.catalog:
         parser.error("give --catalog 'host=... port=... user=...' or set RUNSTREAM_LAKE_PG (a PostgreSQL server)")
     import duckdb
@@ -382,7 +385,11 @@ def main() -> int:
                         return None
                     a.kill()
                     print(f"  {elapsed:.1f}s: SIGKILL server A ({committed:,} points committed by A and B)")
-                    return {"killed_at_s": round(elapsed, 2), "committed_at_kill": committed}
+                    return {
+                        "killed_at_s": round(elapsed, 2),
+                        "committed_at_kill": committed,
+                        "points_per_s_before_kill": round(committed / elapsed),  # both servers up, no failover
+                    }
 
                 print(f"lake: {args.writers} writers, {points:,} points into servers A and B; A killed at half")
                 phase = ingest([a.address, b.address], run_ids, steps, tmp / "spool-lake", kill_a_at_half)
