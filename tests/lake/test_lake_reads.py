@@ -123,3 +123,46 @@ def test_events_of_one_server_announce_what_another_moved(servers: tuple[LocalSe
     write(a, "from-a", 100)
     listener.join(30)
     assert "from-a" in announced
+
+
+def test_a_batch_between_the_lake_commit_and_the_outbox_delete_counts_once(
+    tmp_path: Path, lake_config: LakeConfig
+) -> None:
+    """The mover's two commits, played by hand on a real file and lake: before, between and after them,
+    the batch's points count once."""
+    import duckdb
+
+    from runstream_service.store import lake
+    from runstream_service.store.file import FileStore
+    from runstream_service.store.lake_queries import LakeReads
+    from runstream_service.store.lake_store import create_outbox
+
+    con = duckdb.connect(str(tmp_path / "local.duckdb"), config={"enable_external_access": True})
+    try:
+        FileStore(con)
+        lake.attach(con, lake_config)
+        lake.create_schema(con)
+        create_outbox(con)
+        con.execute(
+            "INSERT INTO lake.lake_runs (run_id, project, name, status, created_at, world_size) "
+            "VALUES ('r', 'p', 'r', 'running', 0, 1)"
+        )
+        con.execute("INSERT INTO lake_outbox_batches VALUES ('w', 1, 50)")
+        con.execute("INSERT INTO lake_outbox_scalars SELECT 'w', 1, 'r', 'loss', i, 0, i, i FROM range(50) t(i)")
+
+        def count() -> int:
+            ((_, found),) = LakeReads().scalar_series(con.cursor(), ["r"], "loss", "step", None, None, 1000)
+            assert found.exact and found.x.tolist() == list(range(50))
+            return found.count
+
+        assert count() == 50  # acknowledged, not moved
+        con.execute("BEGIN")  # the mover's lake commit: points and key together
+        con.execute("INSERT INTO lake.lake_scalars SELECT 'r', 'loss', i, 0, i, i FROM range(50) t(i)")
+        con.execute("INSERT INTO lake.lake_batches VALUES ('w', 1, 'a', 0)")
+        con.execute("COMMIT")
+        assert count() == 50  # in the lake and still in the outbox
+        con.execute("DELETE FROM lake_outbox_scalars")
+        con.execute("DELETE FROM lake_outbox_batches")
+        assert count() == 50  # moved
+    finally:
+        con.close()
