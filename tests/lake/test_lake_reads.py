@@ -166,3 +166,21 @@ def test_a_batch_between_the_lake_commit_and_the_outbox_delete_counts_once(
         assert count() == 50  # moved
     finally:
         con.close()
+
+
+def test_the_change_feed_merges_local_commits_and_lake_changes() -> None:
+    from runstream_service.store.lake_changes import LakeChanges
+    from runstream_service.store.writer import WriterStats
+
+    local = WriterStats()
+    local.mark_changed({"old"})
+    feed = LakeChanges(local)
+    seen = feed.commit_number
+    assert feed.runs_changed_since(seen) == []
+    local.mark_changed({"here"})
+    feed.lake_changed(["there"])
+    assert feed.commit_number > seen
+    assert sorted(feed.runs_changed_since(seen)) == ["here", "there"]
+    seen = feed.commit_number
+    feed.lake_changed([])  # the lake changed, no run's points: still an update (the page refreshes its runs)
+    assert feed.commit_number > seen and feed.runs_changed_since(seen) == []
