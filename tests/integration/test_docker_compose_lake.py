@@ -9,7 +9,9 @@ and depends_on conditions are the user's.
 
 The test writes one run through each server with the SDK and reads the lake the way a notebook does: DuckDB 1.5.5
 attached read-only, here run inside lake-a's container (its image has DuckDB 1.5.5, the extensions, and the
-catalog's password and S3 keys in its environment). Each run is also read back from the server that took it.
+catalog's password and S3 keys in its environment). Then each server's page API (/api/runs, /api/scalars), which
+reads the whole lake, must show both runs with every point once; and each run's points come back exactly from the
+server that took it.
 
 Needs a Docker engine, docker-compose and the three images (`.ci/run` installs and builds them;
 RUNSTREAM_DOCKER_LAKE_IMAGE, RUNSTREAM_DOCKER_POSTGRES_IMAGE and RUNSTREAM_DOCKER_S3_IMAGE name others). Without
@@ -277,11 +279,13 @@ def _write(name: str, server: str, offset: float) -> str:
     return run.id
 
 
+def _get(http: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=60) as answer:
+        return json.loads(answer.read())
+
+
 def _server_points(http: int, run_id: str) -> np.ndarray:
-    with urllib.request.urlopen(
-        f"http://127.0.0.1:{http}/api/points?run={run_id}&tag=loss&format=json", timeout=60
-    ) as r:
-        answer = json.loads(r.read())
+    answer = _get(http, f"/api/points?run={run_id}&tag=loss&format=json")
     assert answer["count"] == STEPS
     return np.asarray(answer["value"], dtype=np.float64)
 
@@ -318,7 +322,14 @@ def test_two_lake_servers_write_each_run_once_into_one_lake(compose: Compose) ->
     assert runs == {run_a: ["lake-compose", "through-a", "finished"], run_b: ["lake-compose", "through-b", "finished"]}
     assert lake["parquet_files"] > 0, "the lake's data files are not on the S3 server"
 
-    # Each server also serves the run it took, from its own file.
+    # Each server's page reads the whole lake: both runs, each point once (its chart's series counts them).
+    for http in compose.ports.http:
+        listed = {run["run_id"]: run["last_step"] for run in _get(http, "/api/runs?project=lake-compose")["runs"]}
+        assert listed == {run_a: STEPS - 1, run_b: STEPS - 1}, (http, listed)
+        series = _get(http, f"/api/scalars?runs={run_a},{run_b}&tag=loss")["series"]
+        assert {(s["run_id"], s["count"]) for s in series} == {(run_a, STEPS), (run_b, STEPS)}, (http, series)
+
+    # Each server also serves the run it took, from its own file (/api/points reads the server's file).
     steps = np.arange(STEPS, dtype=np.float64)
     np.testing.assert_array_equal(_server_points(compose.ports.http[0], run_a), steps * 0.25)
     np.testing.assert_array_equal(_server_points(compose.ports.http[1], run_b), steps * 0.25 + 1000.0)
