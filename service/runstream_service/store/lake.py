@@ -188,6 +188,11 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_run_ranks (
     noted_at DOUBLE
 );
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_deleted_runs (run_id VARCHAR, deleted_at DOUBLE, server VARCHAR);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_rollups (
+    run_id VARCHAR, tag VARCHAR, level TINYINT, bucket BIGINT, points BIGINT, numbers BIGINT, sum DOUBLE,
+    first_step BIGINT, first_value DOUBLE, last_step BIGINT, last_value DOUBLE,
+    min_step BIGINT, min_value DOUBLE, max_step BIGINT, max_value DOUBLE
+);
 ALTER TABLE {LAKE}.lake_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 ALTER TABLE {LAKE}.lake_run_ranks ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE OR REPLACE VIEW {LAKE}.scalars AS SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;

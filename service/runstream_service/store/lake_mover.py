@@ -4,7 +4,8 @@ One move, under the movers' PostgreSQL advisory lock (one server at a time, so t
 in the lake and the insert cannot race with another server's):
   1. the outbox's batch keys, read once (a batch's rows and its key committed together locally);
   2. ONE lake transaction: the points of the batches whose keys are not in ``lake_batches`` yet, sorted by
-     run, tag and step (so the Parquet files' zone maps prune a one-series read), their keys, and the
+     run, tag and step (so the Parquet files' zone maps prune a one-series read), their rollup partials
+     (``lake_rollups``, every level, as the local compactor keeps them), their keys, and the
      metadata of the runs noted in the outbox (rank 0's name and config win, whichever server it reached);
   3. a local transaction deleting those batches (moved now, or by another server earlier) from the outbox.
 A crash between 2 and 3 leaves keys that are in the lake: the next move skips their points and deletes them.
@@ -25,16 +26,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from runstream_service.store.lake import LAKE, MAINTENANCE_LOCK, MOVER_LOCK, LakeConfig, LakeError, catalog_dsn
 from runstream_service.store.lake_crashes import CRASH_LOCK, LakeCrashes
 from runstream_service.store.lake_store import LakeRun
+from runstream_service.store.rollups import FIELDS, all_levels
 from runstream_service.store.transactions import rollback
 
 logger = logging.getLogger("runstream.lake")
 
+# The points a move puts into the lake: the outbox rows of batches not in the lake yet, runs deleted left out.
+MOVED = (
+    "(SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value "
+    "FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
+    f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs))"
+)
 SNAPSHOT_KEEP = "1 hour"  # DuckLake snapshots older than this are expired by maintenance
 CRASH_CHECK_SECONDS = 2.0  # how often a server publishes its live runs and (one at a time) marks crashed ones
 
@@ -185,11 +194,10 @@ class Mover:
             try:
                 self._deletions_to_lake(cur)
                 points: int = cur.execute(
-                    f"INSERT INTO {LAKE}.lake_scalars SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value "
-                    "FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
-                    f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) "
-                    "ORDER BY o.run_id, o.tag, o.step"
+                    f"INSERT INTO {LAKE}.lake_scalars SELECT run_id, tag, step, rank, wall_time, value FROM {MOVED} "
+                    "ORDER BY run_id, tag, step"
                 ).fetchall()[0][0]
+                _rollups_to_lake(cur)
                 cur.execute(
                     f"INSERT INTO {LAKE}.lake_batches SELECT writer_id, seq, ?, ? FROM moving_new",
                     [self._server, time.time()],
@@ -210,7 +218,7 @@ class Mover:
             f"FROM moving_deletions WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)",
             [self._server],
         )
-        for table in ("lake_scalars", "lake_runs", "lake_run_ranks"):
+        for table in ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks"):
             cur.execute(f"DELETE FROM {LAKE}.{table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
 
     def _runs_to_lake(self, cur: duckdb.DuckDBPyConnection) -> int:
@@ -334,3 +342,49 @@ class Mover:
                 f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"
             )
             return True
+
+
+def _rollups_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
+    """The moved points' rollup partials (store/rollups.py), every level, into ``lake_rollups``: in the move's
+    lake transaction, so they land exactly once with the points they summarise. Partials of one bucket from
+    several moves or servers are combined by the reads (store/lake_queries.py)."""
+    series = _arrow(cur, f"SELECT DISTINCT run_id, tag FROM {MOVED} ORDER BY run_id, tag")
+    if not series.num_rows:
+        return
+    series = series.append_column("series_id", pa.array(np.arange(series.num_rows, dtype=np.int32)))
+    cur.register("moving_series", series)
+    try:
+        points = cur.execute(
+            f"SELECT s.series_id, p.step, p.value FROM {MOVED} p JOIN moving_series s USING (run_id, tag) "
+            "ORDER BY s.series_id, p.step, p.rank"
+        ).fetchnumpy()
+    finally:
+        cur.unregister("moving_series")
+    rows = rollup_rows(series, points["series_id"], points["step"], points["value"])
+    cur.register("moving_rollups", rows)
+    try:
+        cur.execute(f"INSERT INTO {LAKE}.lake_rollups BY NAME SELECT * FROM moving_rollups")
+    finally:
+        cur.unregister("moving_rollups")
+
+
+def rollup_rows(series: pa.Table, series_id: np.ndarray, step: np.ndarray, value: np.ndarray) -> pa.Table:
+    """The ``lake_rollups`` rows of points sorted by (series_id, step), ordered by (run_id, tag, level, bucket).
+
+    `series` names each series: row i is series i's (run_id, tag), in (run_id, tag) order. A bucket's smallest
+    and largest number (and their steps) are NULL when it holds only NaN.
+    """
+    levels = all_levels(np.asarray(series_id), np.asarray(step), np.asarray(value, dtype=np.float64))
+    level = np.concatenate([np.full(p.size, lv, np.int8) for lv, p in levels])
+    stacked = {name: np.concatenate([getattr(p, name) for _, p in levels]) for name in FIELDS}
+    order = np.lexsort((stacked["bucket"], level, stacked["series_id"]))
+    rows = {name: values[order] for name, values in stacked.items()}
+    owner = pa.array(rows.pop("series_id"))
+    no_numbers = rows["numbers"] == 0
+    return pa.table(
+        {"run_id": series.column("run_id").take(owner), "tag": series.column("tag").take(owner), "level": level[order]}
+        | {
+            name: pa.array(values, mask=no_numbers if name.startswith(("min_", "max_")) else None)
+            for name, values in rows.items()
+        }
+    )

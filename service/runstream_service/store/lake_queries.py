@@ -14,11 +14,15 @@ lake's copy counts; outbox row already deleted -> the lake commit came earlier, 
 Other servers' unmoved points are not visible until their movers move them (about ``move_seconds``).
 
 Downsampling is the local path's M4 (store/downsample.py's `assemble` and `exact`: first, last, smallest and
-largest value per pixel column, so no spike is hidden), computed here from the points themselves: the lake
-has no rollup tiers, so every x axis aggregates the points in range. The run and tag filters are pushed
-into the lake scan, where Parquet row-group statistics skip the groups of other runs and tags (the mover
-writes points sorted by run, tag and step). Still, a read costs O(points in range), not O(columns): see
-README "Scale-out on DuckLake" for the measured cost.
+largest value per pixel column, so no spike is hidden). On the step axis it reads rollup partials, as one
+server's file does (store/queries.py): the mover puts every move's partials, every level, into
+``lake.lake_rollups`` in the same lake transaction as the points (so they count exactly once, as the points
+do); a read combines the lake's partials of the level it needs (several per bucket: one per move and server
+that had points there) with partials of the unmoved outbox points (store/rollups.py), so it costs
+O(columns x moves), not O(points), and equals M4 over every point. The wall-time axes still aggregate the
+points in range (the lake keeps no time tiers): their run and tag filters are pushed into the lake scan, where
+Parquet row-group statistics skip the groups of other runs and tags (the mover writes points sorted by run,
+tag and step), but a read costs O(points in range): see README "Scale-out on DuckLake" for the measured cost.
 
 What the runs list adds from elsewhere: labels (tags, note, archived) are this server's own; a run deleted
 through this server is left out here (deletion does not reach the lake); last step and time come from
@@ -35,11 +39,25 @@ from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from runstream_service.errors import NotFound
 from runstream_service.store.downsample import Downsampled, assemble, exact
 from runstream_service.store.kinds import BY_NAME, KINDS
 from runstream_service.store.lake import LAKE
+from runstream_service.store.queries import _downsampled_or_few
+from runstream_service.store.rollups import (
+    FIELDS,
+    LEVEL_MAX,
+    LEVEL_MIN,
+    NO_STEP,
+    Partials,
+    columns_of,
+    combine,
+    from_points,
+    level_for,
+)
 
 T = TypeVar("T")
 
@@ -227,6 +245,8 @@ def _scalar_series(
     width: int,
 ) -> list[tuple[str, Downsampled]]:
     _known_runs(cur, run_ids)
+    if x_axis == "step":  # from the rollup partials; the time axes below from the points
+        return _step_series(cur, run_ids, tag, x_min, x_max, width)
     params = _points_params(run_ids, tag)
     stats = {
         int(row[0]): row[1:]
@@ -240,14 +260,11 @@ def _scalar_series(
         raise NotFound(f"no scalar tag {tag!r} in run(s) {', '.join(run_ids)}")
     starts = {s: float(row[3]) for s, row in stats.items()}
     bounds = {
-        "step": [(row[1], row[2]) for row in stats.values()],
         "wall": [(row[3], row[4]) for row in stats.values()],
         "relative": [(0.0, row[4] - row[3]) for row in stats.values()],
     }[x_axis]
     lo = float(x_min if x_min is not None else min(b[0] for b in bounds))
     hi = float(x_max if x_max is not None else max(b[1] for b in bounds))
-    if x_axis == "step":
-        lo, hi = float(math.ceil(lo)), float(math.floor(hi))
     if lo > hi:
         return []
     rows = cur.execute(m4_sql(len(run_ids), x_axis, starts, lo, hi, width), params).fetchnumpy()
@@ -268,6 +285,188 @@ def _scalar_series(
         for i, s in enumerate(few):
             mine = owners == i
             found[s] = exact(s, _as_float(few_rows["x"])[mine], _as_float(few_rows["y"])[mine])
-    if x_axis == "step":  # steps are integers: sent as such, as queries.scalar_series does
-        found = {s: replace(d, x=d.x.astype(np.int64), band_x=d.band_x.astype(np.int64)) for s, d in found.items()}
     return [(run_ids[s], found[s]) for s in sorted(found)]
+
+
+STEPS = (-(2**63), 2**63 - 1)  # every step
+
+
+def _step_series(
+    cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str, x_min: float | None, x_max: float | None, width: int
+) -> list[tuple[str, Downsampled]]:
+    """The step axis from rollup partials, as queries.scalar_series reads one server's file: the lake's
+    partials (``lake_rollups``, put there with the points they summarise) combined with partials of the
+    unmoved outbox points, so the read costs O(columns), not O(points). The range and point counts come from
+    the coarsest level. A series with no more points than `width` is read exactly (so are lake points
+    without partials, which only a lake written before ``lake_rollups`` holds: read exactly, slowly)."""
+    unmoved = _unmoved(cur, run_ids, tag)
+    coarse = _combined([_lake_partials(cur, run_ids, run_ids, tag, LEVEL_MAX), _of_points(unmoved, LEVEL_MAX)])
+    totals = np.bincount(coarse.series_id, weights=coarse.points, minlength=len(run_ids))
+    large = [s for s in range(len(run_ids)) if totals[s] > width]
+    small = _exact_points(cur, run_ids, [s for s in range(len(run_ids)) if totals[s] <= width], tag, STEPS)
+    bounds = [(int(x.min()), int(x.max())) for x, _ in small.values() if x.size]
+    for s in large:
+        mine = coarse.series_id == s
+        bounds.append((int(coarse.first_step[mine].min()), int(coarse.last_step[mine].max())))
+    if not bounds:
+        raise NotFound(f"no scalar tag {tag!r} in run(s) {', '.join(run_ids)}")
+    lo = math.ceil(x_min) if x_min is not None else min(b[0] for b in bounds)
+    hi = math.floor(x_max) if x_max is not None else max(b[1] for b in bounds)
+    if lo > hi:
+        return []
+    found, few = _step_columns(cur, run_ids, large, tag, unmoved, lo, hi, width)
+    for s, (x, y) in (small | _exact_points(cur, run_ids, few, tag, (lo, hi))).items():
+        shown = (x >= lo) & (x <= hi)
+        if shown.any():
+            found[s] = exact(s, x[shown].astype(np.float64), y[shown])
+    # steps are integers: sent as such, as queries.scalar_series does
+    found = {s: replace(d, x=d.x.astype(np.int64), band_x=d.band_x.astype(np.int64)) for s, d in found.items()}
+    return [(run_ids[s], found[s]) for s in sorted(found)]
+
+
+def _step_columns(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    large: list[int],
+    tag: str,
+    unmoved: dict[str, np.ndarray],
+    lo: int,
+    hi: int,
+    width: int,
+) -> tuple[dict[int, Downsampled], list[int]]:
+    """queries._step_columns over the lake: M4 per column of whole buckets of level `level_for`, for the
+    series (positions in `run_ids`) in `large`; and the series with at most `width` points in [lo, hi]."""
+    if not large:
+        return {}, []
+    level = level_for(hi - lo + 1, width)
+    first_bucket, last_bucket = lo >> level, hi >> level
+    steps = (first_bucket << level, min(((last_bucket + 1) << level) - 1, STEPS[1]))  # whole buckets
+    if level < LEVEL_MIN:  # fewer than 16 steps a column: no stored level, the points themselves
+        partials = _of_points(_points_in(cur, run_ids, large, tag, steps), level)
+    else:
+        step = unmoved["step"]
+        in_range = (step >= steps[0]) & (step <= steps[1]) & np.isin(unmoved["s"], large)
+        partials = _combined(
+            [
+                _lake_partials(cur, run_ids, [run_ids[s] for s in large], tag, level, (first_bucket, last_bucket)),
+                _of_points({name: values[in_range] for name, values in unmoved.items()}, level),
+            ]
+        )
+    partials = columns_of(partials, first_bucket, last_bucket - first_bucket + 1, width)
+    chosen, few = _downsampled_or_few(partials.series_id, partials.points, width)
+    no_low, no_high = partials.min_step == NO_STEP, partials.max_step == NO_STEP
+    found = assemble(
+        {
+            "s": partials.series_id[chosen],
+            "px": partials.bucket[chosen].astype(np.float64),
+            "n": partials.points[chosen].astype(np.float64),
+            "x_first": partials.first_step[chosen].astype(np.float64),
+            "y_first": partials.first_value[chosen],
+            "x_last": partials.last_step[chosen].astype(np.float64),
+            "y_last": partials.last_value[chosen],
+            "x_low": np.where(no_low, np.nan, partials.min_step)[chosen],
+            "y_low": partials.min_value[chosen],
+            "x_high": np.where(no_high, np.nan, partials.max_step)[chosen],
+            "y_high": partials.max_value[chosen],
+        }
+    )
+    return found, few
+
+
+def _position(run_ids: list[str]) -> str:
+    """A run's position in `run_ids` (given as parameters), as the series id of its partials."""
+    return f"CAST(list_position([{_marks(run_ids)}], run_id) - 1 AS INTEGER)"
+
+
+def _unmoved(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str) -> dict[str, np.ndarray]:
+    """This server's unmoved points of `tag` as arrays s (position in `run_ids`), step, value; by s and step."""
+    rows = cur.execute(
+        f"SELECT {_position(run_ids)} AS s, step, value FROM {UNMOVED} WHERE tag = ? AND run_id IN ({_marks(run_ids)}) "
+        "ORDER BY s, step, rank",
+        [*run_ids, tag, *run_ids],
+    ).fetchnumpy()
+    return _point_arrays(rows)
+
+
+def _points_in(
+    cur: duckdb.DuckDBPyConnection, run_ids: list[str], chosen: list[int], tag: str, steps: tuple[int, int]
+) -> dict[str, np.ndarray]:
+    """The points (lake and unmoved) of the runs at positions `chosen` with steps in `steps`, by s and step;
+    s is the position in `run_ids`."""
+    if not chosen:
+        return _point_arrays({})
+    runs = [run_ids[s] for s in chosen]
+    rows = cur.execute(
+        f"SELECT s, step, value FROM {points_sql(len(runs))} WHERE step BETWEEN ? AND ? ORDER BY s, step",
+        [*_points_params(runs, tag), *steps],
+    ).fetchnumpy()
+    points = _point_arrays(rows)
+    points["s"] = np.asarray(chosen, dtype=np.int32)[points["s"]] if points["s"].size else points["s"]
+    return points
+
+
+def _point_arrays(rows: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    return {
+        "s": np.asarray(rows.get("s", []), dtype=np.int32),
+        "step": np.asarray(rows.get("step", []), dtype=np.int64),
+        "value": _as_float(rows.get("value", [])),
+    }
+
+
+def _exact_points(
+    cur: duckdb.DuckDBPyConnection, run_ids: list[str], chosen: list[int], tag: str, steps: tuple[int, int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Every point (step, value) of the runs at positions `chosen` with steps in `steps`, per position."""
+    points = _points_in(cur, run_ids, chosen, tag, steps)
+    return {s: (points["step"][mine], points["value"][mine]) for s in chosen if (mine := points["s"] == s).any()}
+
+
+def _of_points(points: dict[str, np.ndarray], level: int) -> Partials:
+    """Partials at `level` of points sorted by (s, step)."""
+    return from_points(points["s"], points["step"], points["value"], level)
+
+
+def _lake_partials(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    runs: list[str],
+    tag: str,
+    level: int,
+    buckets: tuple[int, int] = STEPS,
+) -> Partials:
+    """The lake's partials of `tag` of `runs` at `level`, buckets in `buckets`, as stored (several per bucket:
+    one per move that had points there); series ids are positions in `run_ids`."""
+    table = cur.execute(
+        f"SELECT {_position(run_ids)} AS series_id, bucket, points, numbers, sum, first_step, first_value, last_step, "
+        f"last_value, min_step, min_value, max_step, max_value FROM {LAKE}.lake_rollups "
+        f"WHERE tag = ? AND run_id IN ({_marks(runs)}) AND level = ? AND bucket BETWEEN ? AND ?",
+        [*run_ids, tag, *runs, level, *buckets],
+    ).to_arrow_table()
+    assert table is not None  # a SELECT always has a result
+
+    def column(name: str, fill: Any = None) -> np.ndarray:
+        values: pa.ChunkedArray = table.column(name)
+        if fill is not None and values.null_count:
+            values = pc.fill_null(values, fill)
+        return np.asarray(values.to_numpy())
+
+    return Partials(
+        series_id=column("series_id").astype(np.int32),
+        bucket=column("bucket").astype(np.int64),
+        points=column("points").astype(np.int64),
+        numbers=column("numbers").astype(np.int64),
+        sum=column("sum").astype(np.float64),
+        first_step=column("first_step").astype(np.int64),
+        first_value=column("first_value", math.nan).astype(np.float64),
+        last_step=column("last_step").astype(np.int64),
+        last_value=column("last_value", math.nan).astype(np.float64),
+        min_step=column("min_step", NO_STEP).astype(np.int64),
+        min_value=column("min_value", math.nan).astype(np.float64),
+        max_step=column("max_step", NO_STEP).astype(np.int64),
+        max_value=column("max_value", math.nan).astype(np.float64),
+    )
+
+
+def _combined(parts: list[Partials]) -> Partials:
+    """One row per (series, bucket) of partials from several sources."""
+    return combine(Partials(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS}))
