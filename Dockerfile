@@ -7,8 +7,8 @@
 #   --build-arg PYTHON_IMAGE=...  the Python base (default python:3.11-slim): any Debian-like image with
 #                                 python3 and its venv module (CI makes one offline with debootstrap)
 #   --build-arg NODE_IMAGE=...    the image that builds the web UI (default node:20-slim)
-#   --build-arg EXTRAS=lake       the package's extras (default server); lake adds DuckDB 1.5.5 and its DuckLake
-#                                 extensions, for the servers of docker-compose.yml's lake profile
+#   --build-arg EXTRAS=lake       extras installed over the server extra (default none): lake puts DuckDB 1.5.5
+#                                 and its DuckLake extensions in place of 2.x, for docker-compose.yml's lake profile
 #   --build-arg UI=context        take the web UI already built into the checkout by `make ui`
 #                                 (dashboards/runstream_dashboards/static) instead of building it with
 #                                 npm in NODE_IMAGE (UI=npm, the default); then no Node image is needed
@@ -22,7 +22,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG NODE_IMAGE=node:20-slim
 ARG UI=npm
-ARG EXTRAS=server
+ARG EXTRAS=
 
 # The web UI is built with npm (package-lock.json pins uPlot and esbuild) and shipped inside the package.
 FROM ${NODE_IMAGE} AS ui-npm
@@ -39,15 +39,19 @@ FROM ui-${UI} AS ui
 # The package and its dependencies go into a venv (Debian's python3 refuses system-wide installs); only
 # the venv is copied into the final image, without the source or anything the build was given.
 FROM ${PYTHON_IMAGE} AS venv
-ARG EXTRAS
 COPY . /src
 COPY --from=ui /runstream_dashboards/static /src/dashboards/runstream_dashboards/static
 RUN python3 -m venv /opt/runstream
 ENV PATH=/opt/runstream/bin:$PATH
-# The same install the README tells users to do: the package with its server extra (or the lake extra).
+# The same install the README tells users to do: the package with its server extra.
 RUN --mount=type=secret,id=ca \
     if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
-    && pip install --no-cache-dir "/src[${EXTRAS}]"
+    && pip install --no-cache-dir '/src[server]'
+# Declared only here, so that the layer above is the same (and cached) whatever the extras.
+ARG EXTRAS
+RUN --mount=type=secret,id=ca \
+    if [ -f /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi \
+    && if [ -n "$EXTRAS" ]; then pip install --no-cache-dir "/src[$EXTRAS]"; fi
 
 FROM ${PYTHON_IMAGE}
 
