@@ -179,6 +179,7 @@ class Run:
                 opened = True
         run.id = request.run_id
         run.rank = settings.rank
+        run._open_request = request
         run._buffers = Buffers()
         run._scalars = run._buffers.scalars
         run._max_points = max_buffered_points
@@ -238,6 +239,7 @@ class Run:
     rank: int
     _settings: SdkConfig
     _transport: Transport
+    _open_request: pb.OpenRunRequest  # sent again to another server when a finish fails over
     _buffers: Buffers
     _scalars: Any  # the deque of _buffers, bound here to save a lookup per call
     _sender: Sender
@@ -671,16 +673,29 @@ class Run:
             )
         # With batches left in the spool, `runstream sync` marks the rank finished after uploading them.
         if not report.spool_dir:
-            try:
-                self._transport.finish_run(
-                    pb.FinishRunRequest(run_id=self.id, rank=self.rank, status=status, end_time=time.time()),
-                    timeout=10.0,
-                )
-            except TransportError as exc:
-                logger.error("runstream: could not mark run %s as %s: %s", self.id, status, exc.details)
+            finish = pb.FinishRunRequest(run_id=self.id, rank=self.rank, status=status, end_time=time.time())
+            self._mark_finished(finish)
         self._transport.close()
         _live_runs.discard(self)
         return report
+
+    def _mark_finished(self, request: pb.FinishRunRequest) -> None:
+        """FinishRun; if the server does not answer and the transport moves to another address (several were
+        given), the run is opened there (OpenRun is idempotent) and finished there."""
+        server = self._transport.server
+        try:
+            self._transport.finish_run(request, timeout=10.0)
+            return
+        except TransportError as exc:
+            error = exc
+        if error.unreachable and self._transport.server != server:
+            try:
+                self._transport.open_run(self._open_request, timeout=10.0)
+                self._transport.finish_run(request, timeout=10.0)
+                return
+            except TransportError as exc:
+                error = exc
+        logger.error("runstream: could not mark run %s as %s: %s", self.id, request.status, error.details)
 
     def __enter__(self) -> Run:
         return self

@@ -259,9 +259,10 @@ class GrpcTransport(Transport):
         return grpc.secure_channel(target, credentials, options=options)
 
     def _failed(self, index: int, exc: grpc.RpcError) -> TransportError:
-        """Turn a gRPC error into a TransportError; on UNAVAILABLE, later calls try the next address."""
+        """Turn a gRPC error into a TransportError; when the server did not answer (UNAVAILABLE, or a call's
+        deadline passed), later calls try the next address."""
         error = _transport_error(exc)
-        if error.code == "UNAVAILABLE" and len(self._servers) > 1:
+        if error.unreachable and len(self._servers) > 1:
             with self._lock:
                 if self._index == index:
                     self._index = (index + 1) % len(self._servers)

@@ -415,6 +415,27 @@ def test_spool_budget_block_holds_and_log_waits(tmp_path: Path, caplog: pytest.L
     assert sorted(server.committed) == list(range(1, len(server.committed) + 1))
 
 
+class FailingOverServer(FakeServer):
+    """Its first FinishRun finds the server gone, and the transport moves to another address (as
+    GrpcTransport does with several)."""
+
+    def finish_run(self, request: pb.FinishRunRequest, timeout: float) -> None:
+        if self.address == "fake":
+            self.address = "other"
+            raise TransportError("UNAVAILABLE", "connection refused")
+        super().finish_run(request, timeout)
+
+
+def test_a_finish_that_fails_over_opens_the_run_on_the_next_server_and_finishes_it(tmp_path: Path) -> None:
+    server = FailingOverServer(FakeClock())
+    run = _run_on(server, tmp_path, budget=1 << 30, policy="block", max_points=8_192)
+    opened_at_init = list(server.opened_runs)
+    run.log({"loss": 1.0}, step=0)
+    assert run.finish(timeout=30).complete
+    assert server.opened_runs == [*opened_at_init, run.id]  # opened again on "other", then finished there
+    assert server.finished_runs == [(run.id, "finished")]
+
+
 def test_spool_budget_drop_counts_dropped_points(tmp_path: Path) -> None:
     server = FakeServer(FakeClock())
     server.set(up=False)  # away at init: every batch goes to the spool, whose budget is small
