@@ -279,7 +279,8 @@ class Mover:
         try:
             cur.execute("BEGIN")
             cur.execute(
-                "DELETE FROM lake_outbox_scalars o USING moving m WHERE o.writer_id = m.writer_id AND o.seq = m.seq"
+                "DELETE FROM lake_outbox_points WHERE batch_key IN "
+                "(SELECT b.batch_key FROM lake_outbox_batches b SEMI JOIN moving m USING (writer_id, seq))"
             )
             cur.execute(
                 "DELETE FROM lake_outbox_batches o USING moving m WHERE o.writer_id = m.writer_id AND o.seq = m.seq"
@@ -369,7 +370,9 @@ def _rollups_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
 
 
 def rollup_rows(series: pa.Table, series_id: np.ndarray, step: np.ndarray, value: np.ndarray) -> pa.Table:
-    """The ``lake_rollups`` rows of points sorted by (series_id, step), ordered by (run_id, tag, level, bucket).
+    """The ``lake_rollups`` rows of points sorted by (series_id, step), ordered by (level, run_id, tag, bucket):
+    a read takes one level, so the Parquet row groups' statistics skip the others (ordered by run first, every
+    row group held all levels of its runs, and a 20-run overlay read them all: measured 2x slower).
 
     `series` names each series: row i is series i's (run_id, tag), in (run_id, tag) order. A bucket's smallest
     and largest number (and their steps) are NULL when it holds only NaN.
@@ -377,7 +380,7 @@ def rollup_rows(series: pa.Table, series_id: np.ndarray, step: np.ndarray, value
     levels = all_levels(np.asarray(series_id), np.asarray(step), np.asarray(value, dtype=np.float64))
     level = np.concatenate([np.full(p.size, lv, np.int8) for lv, p in levels])
     stacked = {name: np.concatenate([getattr(p, name) for _, p in levels]) for name in FIELDS}
-    order = np.lexsort((stacked["bucket"], level, stacked["series_id"]))
+    order = np.lexsort((stacked["bucket"], stacked["series_id"], level))
     rows = {name: values[order] for name, values in stacked.items()}
     owner = pa.array(rows.pop("series_id"))
     no_numbers = rows["numbers"] == 0

@@ -54,7 +54,6 @@ from runstream_service.store.rollups import (
     NO_STEP,
     Partials,
     columns_of,
-    combine,
     from_points,
     level_for,
 )
@@ -177,12 +176,16 @@ def _later(local: tuple[Any, Any], lake: tuple[int, float] | None) -> tuple[Any,
 
 
 def _known_runs(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
-    found = {
-        r for (r,) in cur.execute(f"SELECT run_id FROM {RUNS} WHERE run_id IN ({_marks(run_ids)})", run_ids).fetchall()
-    }
-    missing = [r for r in run_ids if r not in found]
-    if missing:
-        raise NotFound(f"unknown run id(s): {', '.join(missing)}")
+    """Raise NotFound naming the runs neither this file nor the lake knows (the file first: no lake scan
+    when it knows them all)."""
+    missing = run_ids
+    for table in ("run_meta", f"{LAKE}.lake_runs"):
+        query = f"SELECT run_id FROM {table} WHERE run_id IN ({_marks(missing)})"
+        found = {r for (r,) in cur.execute(query, missing).fetchall()}
+        missing = [r for r in missing if r not in found]
+        if not missing:
+            return
+    raise NotFound(f"unknown run id(s): {', '.join(missing)}")
 
 
 def points_sql(runs: int) -> str:
@@ -300,7 +303,7 @@ def _step_series(
     the coarsest level. A series with no more points than `width` is read exactly (so are lake points
     without partials, which only a lake written before ``lake_rollups`` holds: read exactly, slowly)."""
     unmoved = _unmoved(cur, run_ids, tag)
-    coarse = _combined([_lake_partials(cur, run_ids, run_ids, tag, LEVEL_MAX), _of_points(unmoved, LEVEL_MAX)])
+    coarse = _stacked([_lake_partials(cur, run_ids, run_ids, tag, LEVEL_MAX), _of_points(unmoved, LEVEL_MAX)])
     totals = np.bincount(coarse.series_id, weights=coarse.points, minlength=len(run_ids))
     large = [s for s in range(len(run_ids)) if totals[s] > width]
     small = _exact_points(cur, run_ids, [s for s in range(len(run_ids)) if totals[s] <= width], tag, STEPS)
@@ -346,7 +349,7 @@ def _step_columns(
     else:
         step = unmoved["step"]
         in_range = (step >= steps[0]) & (step <= steps[1]) & np.isin(unmoved["s"], large)
-        partials = _combined(
+        partials = _stacked(
             [
                 _lake_partials(cur, run_ids, [run_ids[s] for s in large], tag, level, (first_bucket, last_bucket)),
                 _of_points({name: values[in_range] for name, values in unmoved.items()}, level),
@@ -379,7 +382,11 @@ def _position(run_ids: list[str]) -> str:
 
 
 def _unmoved(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str) -> dict[str, np.ndarray]:
-    """This server's unmoved points of `tag` as arrays s (position in `run_ids`), step, value; by s and step."""
+    """This server's unmoved points of `tag` as arrays s (position in `run_ids`), step, value; by s and step.
+    The lake's batch keys are read only when the outbox holds points of the tag (in the read's local snapshot)."""
+    outboxed = f"SELECT 1 FROM lake_outbox_scalars WHERE tag = ? AND run_id IN ({_marks(run_ids)})"
+    if not cur.execute(f"SELECT EXISTS ({outboxed})", [tag, *run_ids]).fetchall()[0][0]:
+        return _point_arrays({})
     rows = cur.execute(
         f"SELECT {_position(run_ids)} AS s, step, value FROM {UNMOVED} WHERE tag = ? AND run_id IN ({_marks(run_ids)}) "
         "ORDER BY s, step, rank",
@@ -467,6 +474,6 @@ def _lake_partials(
     )
 
 
-def _combined(parts: list[Partials]) -> Partials:
-    """One row per (series, bucket) of partials from several sources."""
-    return combine(Partials(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS}))
+def _stacked(parts: list[Partials]) -> Partials:
+    """Partials of several sources in one, not combined (several rows per bucket: what columns_of takes)."""
+    return Partials(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS})
