@@ -147,8 +147,11 @@ def test_a_batch_between_the_lake_commit_and_the_outbox_delete_counts_once(
             "INSERT INTO lake.lake_runs (run_id, project, name, status, created_at, world_size) "
             "VALUES ('r', 'p', 'r', 'running', 0, 1)"
         )
-        con.execute("INSERT INTO lake_outbox_batches VALUES ('w', 1, 50)")
-        con.execute("INSERT INTO lake_outbox_scalars SELECT 'w', 1, 'r', 'loss', i, 0, i, i FROM range(50) t(i)")
+        con.execute(
+            "INSERT INTO lake_outbox_batches (writer_id, seq, points, batch_key, run_id, rank, tags) "
+            "VALUES ('w', 1, 50, 1, 'r', 0, ['loss'])"
+        )
+        con.execute("INSERT INTO lake_outbox_points SELECT 1, 0, i, i, i FROM range(50) t(i)")
 
         def count() -> int:
             ((_, found),) = LakeReads().scalar_series(con.cursor(), ["r"], "loss", "step", None, None, 1000)
@@ -161,7 +164,7 @@ def test_a_batch_between_the_lake_commit_and_the_outbox_delete_counts_once(
         con.execute("INSERT INTO lake.lake_batches VALUES ('w', 1, 'a', 0)")
         con.execute("COMMIT")
         assert count() == 50  # in the lake and still in the outbox
-        con.execute("DELETE FROM lake_outbox_scalars")
+        con.execute("DELETE FROM lake_outbox_points")
         con.execute("DELETE FROM lake_outbox_batches")
         assert count() == 50  # moved
     finally:

@@ -25,9 +25,12 @@ from runstream_service.validate import DecodedBatch
 
 OUTBOX_SCHEMA = """
 CREATE TABLE IF NOT EXISTS lake_outbox_batches (writer_id VARCHAR NOT NULL, seq UBIGINT NOT NULL, points BIGINT);
-CREATE TABLE IF NOT EXISTS lake_outbox_scalars (
-    writer_id VARCHAR NOT NULL, seq UBIGINT NOT NULL,
-    run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, wall_time DOUBLE, value DOUBLE
+ALTER TABLE lake_outbox_batches ADD COLUMN IF NOT EXISTS batch_key BIGINT;
+ALTER TABLE lake_outbox_batches ADD COLUMN IF NOT EXISTS run_id VARCHAR;
+ALTER TABLE lake_outbox_batches ADD COLUMN IF NOT EXISTS rank INTEGER;
+ALTER TABLE lake_outbox_batches ADD COLUMN IF NOT EXISTS tags VARCHAR[];
+CREATE TABLE IF NOT EXISTS lake_outbox_points (
+    batch_key BIGINT NOT NULL, tag_index INTEGER NOT NULL, step BIGINT, wall_time DOUBLE, value DOUBLE
 );
 CREATE TABLE IF NOT EXISTS lake_outbox_runs (
     run_id VARCHAR NOT NULL, rank INTEGER NOT NULL, note BIGINT, noted_at DOUBLE
@@ -39,39 +42,78 @@ CREATE TABLE IF NOT EXISTS lake_outbox_deletions (run_id VARCHAR NOT NULL, delet
 # (A column DEFAULT nextval(sequence) would number the notes, but DuckDB 1.5.5 then fails to replay its WAL
 # after a crash: "GetDefaultDatabase with no default database set". The store numbers them itself.)
 
+# A batch's points in the lake's shape. The points are stored as numbers only (the batch's key, the index of
+# their tag in the batch's tags): with the writer id, run id and tag as strings on every row, putting them
+# here took the writer about four times as long as the points' own insert (bench/lake.py's profile).
+SCALARS_VIEW = """
+CREATE OR REPLACE VIEW lake_outbox_scalars AS
+SELECT b.writer_id, b.seq, b.run_id, list_extract(b.tags, p.tag_index + 1) AS tag, p.step, b.rank, p.wall_time,
+       p.value
+FROM lake_outbox_points p JOIN lake_outbox_batches b USING (batch_key)
+"""
+
 
 def create_outbox(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(OUTBOX_SCHEMA)
+    _convert_strings_outbox(con)
+    con.execute(SCALARS_VIEW)
 
 
-def outbox_rows(batch: DecodedBatch) -> pa.Table | None:
-    """The batch's scalar points as lake_outbox_scalars rows, or None. Pure."""
+def _convert_strings_outbox(con: duckdb.DuckDBPyConnection) -> None:
+    """An outbox written by the first lake build (strings on every row, in a table named like today's view)
+    becomes today's, rows unmoved included."""
+    kind = con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'lake_outbox_scalars'"
+    ).fetchall()
+    if kind != [("BASE TABLE",)]:
+        return
+    con.execute("BEGIN")
+    try:
+        con.execute(
+            "UPDATE lake_outbox_batches b SET batch_key = k.batch_key, run_id = k.run_id, rank = k.rank, tags = k.tags "
+            "FROM (SELECT writer_id, seq, -row_number() OVER () AS batch_key, any_value(run_id) AS run_id, "
+            "any_value(rank) AS rank, list(DISTINCT tag) AS tags FROM lake_outbox_scalars GROUP BY writer_id, seq) k "
+            "WHERE b.writer_id = k.writer_id AND b.seq = k.seq"
+        )
+        con.execute(
+            "INSERT INTO lake_outbox_points SELECT b.batch_key, list_position(b.tags, s.tag) - 1, s.step, "
+            "s.wall_time, s.value FROM lake_outbox_scalars s JOIN lake_outbox_batches b USING (writer_id, seq)"
+        )
+        con.execute("DROP TABLE lake_outbox_scalars")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def outbox_points(batch: DecodedBatch, batch_key: int) -> pa.Table | None:
+    """The batch's scalar points as lake_outbox_points rows, or None. Pure."""
     scalars = batch.scalars
     if scalars is None or len(scalars.step) == 0:
         return None
     n = len(scalars.step)
-    tags = pa.array(batch.tags, pa.string()).take(pa.array(scalars.tag_index.astype(np.int64)))
     return pa.table(
         {
-            "writer_id": pa.array([batch.writer_id] * n, pa.string()),
-            "seq": pa.array(np.full(n, batch.seq, dtype=np.uint64)),
-            "run_id": pa.array([batch.run_id] * n, pa.string()),
-            "tag": tags,
+            "batch_key": pa.array(np.full(n, batch_key, dtype=np.int64)),
+            "tag_index": pa.array(scalars.tag_index.astype(np.int32, copy=False)),
             "step": pa.array(scalars.step, pa.int64()),
-            "rank": pa.array(np.full(n, batch.rank, dtype=np.int32)),
             "wall_time": pa.array(scalars.wall_time, pa.float64()),
             "value": pa.array(scalars.value, pa.float64()),
         }
     )
 
 
-def _outbox_write(batch: DecodedBatch, written: Callable[[int], None]) -> Transaction:
-    rows = outbox_rows(batch)
+def _outbox_write(batch: DecodedBatch, batch_key: int, written: Callable[[int], None]) -> Transaction:
+    rows = outbox_points(batch, batch_key)
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
-        con.execute("INSERT INTO lake_outbox_batches VALUES (?, ?, ?)", [batch.writer_id, batch.seq, batch.points])
+        con.execute(
+            "INSERT INTO lake_outbox_batches (writer_id, seq, points, batch_key, run_id, rank, tags) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [batch.writer_id, batch.seq, batch.points, batch_key, batch.run_id, batch.rank, list(batch.tags)],
+        )
         if rows is not None:
-            insert_rows(con, "lake_outbox_scalars", rows)
+            insert_rows(con, "lake_outbox_points", rows)
         written(batch.points)
 
     return Transaction(work=work)
@@ -108,6 +150,9 @@ class LakeStore:
         # Points put into the outbox since start (on the writer thread; a rolled-back batch's count too,
         # which the mover's next look at the outbox corrects): the mover's backlog between its moves.
         self.outboxed_points = 0
+        self._last_batch_key: int = con.execute(
+            "SELECT greatest(coalesce(max(batch_key), 0), 0) FROM lake_outbox_batches"
+        ).fetchall()[0][0]
         self._merged: tuple[RunsSnapshot, Mapping[str, LakeRun], frozenset[str], RunsSnapshot] | None = None
 
     @property
@@ -142,6 +187,12 @@ class LakeStore:
             )
         )
 
+    def _batch_keys(self, count: int) -> range:
+        """Keys for the next `count` batches (the writer thread's; a rolled-back batch's key is not reused)."""
+        first = self._last_batch_key + 1
+        self._last_batch_key += count
+        return range(first, first + count)
+
     def _outboxed(self, points: int) -> None:
         self.outboxed_points += points
 
@@ -152,8 +203,8 @@ class LakeStore:
         for batch in batches:
             self._adopt(batch.run_id, batch.rank)
         with_outbox = [
-            dataclasses.replace(batch, with_commit=(*batch.with_commit, _outbox_write(batch, self._outboxed)))
-            for batch in batches
+            dataclasses.replace(batch, with_commit=(*batch.with_commit, _outbox_write(batch, key, self._outboxed)))
+            for batch, key in zip(batches, self._batch_keys(len(batches)), strict=True)
         ]
         self._inner.append(with_outbox, progress)
 
