@@ -63,6 +63,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,7 @@ EXTENSIONS = (
     ("duckdb_extension_ducklake", "ducklake"),
     ("duckdb_extension_httpfs", "httpfs"),
 )
+ATTACH_ATTEMPTS = 5
 MOVER_LOCK = 0x72756E01  # PostgreSQL advisory lock keys (pg_advisory_lock): one mover at a time
 MAINTENANCE_LOCK = 0x72756E02  # ... and one maintainer
 
@@ -145,15 +147,22 @@ def attach(con: duckdb.DuckDBPyConnection, config: LakeConfig, *, read_only: boo
     options = [f"DATA_PATH '{_quote(data_path)}'", "METADATA_SCHEMA 'runstream_lake'"]
     if read_only:
         options.append("READ_ONLY")
-    try:
-        con.execute(
-            f"ATTACH IF NOT EXISTS 'ducklake:postgres:{_quote(catalog_dsn(config.catalog))}' AS {LAKE} "
-            f"({', '.join(options)})"
-        )
-    except duckdb.Error as exc:
-        raise LakeError(
-            f"cannot attach the lake (catalog {config.catalog!r}, data {config.data_path!r}): {exc}"
-        ) from exc
+    for attempt in range(ATTACH_ATTEMPTS):
+        try:
+            con.execute(
+                f"ATTACH IF NOT EXISTS 'ducklake:postgres:{_quote(catalog_dsn(config.catalog))}' AS {LAKE} "
+                f"({', '.join(options)})"
+            )
+            return
+        except duckdb.Error as exc:
+            # Servers started together on an empty catalog race to create DuckLake's schema there; the loser
+            # gets PostgreSQL's duplicate key error, and its next try finds the schema made.
+            if attempt + 1 < ATTACH_ATTEMPTS and "duplicate key" in str(exc):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise LakeError(
+                f"cannot attach the lake (catalog {config.catalog!r}, data {config.data_path!r}): {exc}"
+            ) from exc
 
 
 def s3_secret(config: LakeConfig, env: Mapping[str, str]) -> str:
