@@ -536,7 +536,11 @@ def run_read_only(
         cur.execute(statement)
         columns = [str(d[0]) for d in cur.description or ()]
         fetched = cur.fetchmany(limit + 1)
-        cur.abort()  # drop the rest of a streamed result now, not at the cursor's next query
+        # Drop the rest of a streamed result now, not at the cursor's next query. DuckDB 1.5.5 (a lake
+        # server's) has no abort(): there the rest goes at the next query.
+        abort = getattr(cur, "abort", None)
+        if abort is not None:
+            abort()
     elapsed_ms = (time.perf_counter() - started) * 1000.0
     return {
         "columns": columns,
