@@ -39,9 +39,12 @@ The design, and why
   servers' own files keep what they took of the run (their pages read the lake).
 * Maintenance: DuckLake's own ``ducklake_merge_adjacent_files`` and ``ducklake_expire_snapshots`` /
   ``ducklake_cleanup_old_files``, run by whichever server takes a second advisory lock (one at a time).
-* Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs`` and
-  ``run_ranks`` (views over the lake tables, created in the lake itself). A point is visible there
-  ``move_seconds`` plus one lake commit after its acknowledgement.
+* Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs``,
+  ``run_ranks`` and ``deleted_runs`` (views over the lake tables, created in the lake itself). A point is
+  visible there ``move_seconds`` plus one lake commit after its acknowledgement. A lake server's page
+  reads the lake plus its own unmoved outbox (store/lake_queries.py): runs, tags, and scalar series, whose
+  step axis reads ``lake_rollups``, the rollup partials the mover writes with the points they summarise;
+  its ``/api/events`` announce what any server moved (store/lake_changes.py).
 * Loss of one server's disk loses exactly the batches it acknowledged and had not moved yet: at most
   ``move_seconds`` plus one move's duration of that server's ingest (at the defaults, about 1-2 s), and
   never more than ``max_backlog_points`` (``--lake-max-backlog``): while the lake is unreachable the
@@ -49,10 +52,11 @@ The design, and why
   retry-after (clients keep them, spooling, and send them again; to another server if they know one).
   The lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
 
-What is not built yet: the page and ``/api/events`` of a server read its local file only (not the lake);
-only scalars and run metadata go to the lake (histograms, images and the other kinds stay local); the
-rollup tiers and series_stats are not kept in the lake; backup acts on the local file only (retention
-deletes through the deletion above; crashed runs are watched across servers by store/lake_crashes.py).
+What is not built yet: only scalars and run metadata go to the lake (histograms, images and the other
+kinds stay local, and a lake server's pages of them read its own file, as do ``/api/points`` and
+``/api/scalar_groups``); the time axes of a chart aggregate the lake's points (no tiers for them); run
+labels stay per server; backup acts on the local file only (retention deletes through the deletion above;
+crashed runs are watched across servers by store/lake_crashes.py).
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.
