@@ -18,7 +18,7 @@ import pytest
 from conftest import lake_query
 
 from runstream._encode import encode_batch
-from runstream_service.store import lake, lifecycle, queries
+from runstream_service.store import lake, lake_mover, lifecycle, queries
 from runstream_service.store.base import OpenRun, Transaction
 from runstream_service.store.downsample import Downsampled
 from runstream_service.store.file import FileStore
@@ -68,10 +68,12 @@ class LakeServer:
 
 @pytest.fixture
 def servers(
-    tmp_path: Path, lake_config: LakeConfig
+    tmp_path: Path, lake_config: LakeConfig, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[LakeServer, LakeServer, duckdb.DuckDBPyConnection]]:
     """Servers A and B on one lake, and one server's file (no lake) holding the same points, for reference.
-    A has moved all but its last batches; B has moved everything (its unmoved points A could not see)."""
+    A has moved all but its last batches; B has moved everything (its unmoved points A could not see).
+    Movers summarise 1,000 points at a time, so chunks split buckets too."""
+    monkeypatch.setattr(lake_mover, "ROLLUP_CHUNK", 1_000)
     a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
     b = LakeServer(tmp_path / "b.duckdb", lake_config, "b")
     one = duckdb.connect(str(tmp_path / "one.duckdb"))

@@ -44,6 +44,9 @@ MOVED = (
     "FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
     f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs))"
 )
+# Points summarised at a time (a backlog moved at once may hold millions): partials of a bucket split between
+# two chunks are two rows, which reads combine as they do the rows of two moves.
+ROLLUP_CHUNK = 1_000_000
 SNAPSHOT_KEEP = "1 hour"  # DuckLake snapshots older than this are expired by maintenance
 CRASH_CHECK_SECONDS = 2.0  # how often a server publishes its live runs and (one at a time) marks crashed ones
 
@@ -355,14 +358,18 @@ def _rollups_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
     series = series.append_column("series_id", pa.array(np.arange(series.num_rows, dtype=np.int32)))
     cur.register("moving_series", series)
     try:
-        points = cur.execute(
+        chunks = cur.execute(
             f"SELECT s.series_id, p.step, p.value FROM {MOVED} p JOIN moving_series s USING (run_id, tag) "
             "ORDER BY s.series_id, p.step, p.rank"
-        ).fetchnumpy()
+        ).to_arrow_reader(ROLLUP_CHUNK)
+        assert chunks is not None  # a SELECT always has a result
+        rows = [
+            rollup_rows(series, *(chunk.column(name).to_numpy() for name in ("series_id", "step", "value")))
+            for chunk in chunks
+        ]
     finally:
         cur.unregister("moving_series")
-    rows = rollup_rows(series, points["series_id"], points["step"], points["value"])
-    cur.register("moving_rollups", rows)
+    cur.register("moving_rollups", pa.concat_tables(rows))
     try:
         cur.execute(f"INSERT INTO {LAKE}.lake_rollups BY NAME SELECT * FROM moving_rollups")
     finally:
