@@ -458,7 +458,7 @@ def _lake_partials(
     runs: list[str],
     tag: str,
     level: int,
-    buckets: tuple[int, int] = STEPS,
+    buckets: tuple[int, int],
 ) -> Partials:
     """The lake's partials of `tag` of `runs` at `level`, buckets in `buckets`, as stored (several per bucket:
     one per move that had points there); series ids are positions in `run_ids`."""
