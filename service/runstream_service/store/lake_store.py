@@ -1,10 +1,12 @@
 """The local side of the lake (store/lake.py): a Store that is the server's own file plus an outbox.
 
 Every batch commits, in the same local transaction as its points, a row of ``lake_outbox_batches`` (its
-``(writer_id, seq)``) and its scalar points in the lake's shape (``lake_outbox_scalars``); every opened or
+``(writer_id, seq)``, a local key, its run, rank and tags) and its scalar points as numbers
+(``lake_outbox_points``; the view ``lake_outbox_scalars`` reads them in the lake's shape); every opened or
 finished run a row of ``lake_outbox_runs`` (numbered: the mover deletes the notes it moved, not a note
-written meanwhile). The acknowledgement therefore means "in this server's file,
-and on its way to the lake"; the mover (store/lake_mover.py) empties the outbox.
+written meanwhile); every deleted run a row of ``lake_outbox_deletions``, in the delete's transaction.
+The acknowledgement therefore means "in this server's file, and on its way to the lake"; the mover
+(store/lake_mover.py) empties the outbox.
 """
 
 from __future__ import annotations
