@@ -24,7 +24,7 @@ from runstream_service.store.downsample import Downsampled
 from runstream_service.store.file import FileStore
 from runstream_service.store.lake import LakeConfig
 from runstream_service.store.lake_mover import Mover
-from runstream_service.store.lake_queries import LakeReads
+from runstream_service.store.lake_queries import LakeReads, double
 from runstream_service.store.lake_store import LakeStore
 from runstream_service.validate import DecodedBatch, decode_batch
 
@@ -143,3 +143,9 @@ def test_each_moves_partials_are_in_the_lake_and_a_deleted_runs_leave_it(
     a.store.transact(Transaction(lambda con: lifecycle.delete_run(con, "r2", "tester"), forget_runs=("r2",)))
     a.mover.move_once()
     assert lake_query(lake_config, "SELECT DISTINCT run_id FROM lake.lake_rollups") == [("r1",)]
+
+
+@pytest.mark.parametrize("value", [0.9179887596012393, 0.23994526705765962, 1764607345.1234567, 1e-05, math.inf])
+def test_a_float_in_lake_sql_is_exactly_that_double(value: float) -> None:
+    """The wall-time axes' range bounds (a bare 0.9179887596012393 is a DECIMAL that DuckDB rounds one unit off)."""
+    assert duckdb.connect().execute(f"SELECT ?::DOUBLE = {double(value)}", [value]).fetchall() == [(True,)]
