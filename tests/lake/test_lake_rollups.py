@@ -20,11 +20,11 @@ from conftest import lake_query
 from runstream._encode import encode_batch
 from runstream_service.store import lake, lake_mover, lifecycle, queries
 from runstream_service.store.base import OpenRun, Transaction
-from runstream_service.store.downsample import Downsampled
+from runstream_service.store.downsample import Downsampled, sql_double
 from runstream_service.store.file import FileStore
 from runstream_service.store.lake import LakeConfig
 from runstream_service.store.lake_mover import Mover
-from runstream_service.store.lake_queries import LakeReads, double
+from runstream_service.store.lake_queries import LakeReads
 from runstream_service.store.lake_store import LakeStore
 from runstream_service.validate import DecodedBatch, decode_batch
 
@@ -148,4 +148,4 @@ def test_each_moves_partials_are_in_the_lake_and_a_deleted_runs_leave_it(
 @pytest.mark.parametrize("value", [0.9179887596012393, 0.23994526705765962, 1764607345.1234567, 1e-05, math.inf])
 def test_a_float_in_lake_sql_is_exactly_that_double(value: float) -> None:
     """The wall-time axes' range bounds (a bare 0.9179887596012393 is a DECIMAL that DuckDB rounds one unit off)."""
-    assert duckdb.connect().execute(f"SELECT ?::DOUBLE = {double(value)}", [value]).fetchall() == [(True,)]
+    assert duckdb.connect().execute(f"SELECT ?::DOUBLE = {sql_double(value)}", [value]).fetchall() == [(True,)]

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runstream_service.errors import NotFound
-from runstream_service.store.downsample import Downsampled, assemble, exact
+from runstream_service.store.downsample import Downsampled, assemble, exact, sql_double
 from runstream_service.store.kinds import BY_NAME, KINDS
 from runstream_service.store.lake import LAKE
 from runstream_service.store.queries import _downsampled_or_few
@@ -204,20 +204,13 @@ def _points_params(run_ids: list[str], tag: str) -> list[Any]:
     return [*run_ids, tag, *run_ids] * 2
 
 
-def double(value: float) -> str:
-    """`value` as an SQL DOUBLE literal, exactly. A bare literal such as 0.9179887596012393 is a DECIMAL,
-    and DuckDB turns it into a double one unit off now and then: the last point of a range compared with
-    it fell out of the range (tests/lake/test_lake_reads.py saw 2,999 of 3,000 points on the relative axis)."""
-    return f"CAST('{float(value)!r}' AS DOUBLE)"
-
-
 def x_sql(x_axis: str, starts: Mapping[int, float]) -> str:
     """The x of a point on `x_axis`: step, wall time, or wall time since the series' first point."""
     if x_axis == "step":
         return "CAST(step AS DOUBLE)"
     if x_axis == "wall":
         return "wall_time"
-    whens = " ".join(f"WHEN {int(s)} THEN {double(start)}" for s, start in starts.items())
+    whens = " ".join(f"WHEN {int(s)} THEN {sql_double(start)}" for s, start in starts.items())
     return f"wall_time - (CASE s {whens} END)"
 
 
@@ -225,19 +218,19 @@ def m4_sql(runs: int, x_axis: str, starts: Mapping[int, float], lo: float, hi: f
     """One row per series and pixel column, the fields of downsample.m4_sql (store/downsample.py)."""
     span = hi - lo
     scale = width / span if span > 0 else 0.0
-    px = f"least(CAST(floor((x - {double(lo)}) * {double(scale)}) AS BIGINT), {width - 1})"
+    px = f"least(CAST(floor((x - {sql_double(lo)}) * {sql_double(scale)}) AS BIGINT), {width - 1})"
     return f"""SELECT s, {px} AS px, count(*) AS n,
        min(x) AS x_first, arg_min(y, x) AS y_first, max(x) AS x_last, arg_max(y, x) AS y_last,
        arg_min(x, y_number) AS x_low, min(y_number) AS y_low, arg_max(x, y_number) AS x_high, max(y_number) AS y_high
 FROM (SELECT s, {x_sql(x_axis, starts)} AS x, value AS y, CASE WHEN isnan(value) THEN NULL ELSE value END AS y_number
       FROM {points_sql(runs)})
-WHERE x BETWEEN {double(lo)} AND {double(hi)}
+WHERE x BETWEEN {sql_double(lo)} AND {sql_double(hi)}
 GROUP BY ALL"""
 
 
 def exact_sql(runs: int, x_axis: str, starts: Mapping[int, float], lo: float, hi: float) -> str:
     return f"""SELECT s, x, y FROM (SELECT s, {x_sql(x_axis, starts)} AS x, value AS y FROM {points_sql(runs)})
-WHERE x BETWEEN {double(lo)} AND {double(hi)}"""
+WHERE x BETWEEN {sql_double(lo)} AND {sql_double(hi)}"""
 
 
 def _as_float(values: Any) -> np.ndarray:

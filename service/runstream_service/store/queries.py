@@ -30,6 +30,7 @@ from runstream_service.store.downsample import (
     id_list,
     m4_sql,
     raw_points,
+    sql_double,
 )
 from runstream_service.store.kinds import BY_NAME, KINDS
 from runstream_service.store.rollups import NO_STEP, Partials, columns_of, level_for
@@ -392,11 +393,11 @@ def scalar_groups(
         span = hi - lo
         scale = width / span if span > 0 else 0.0
         x = "wall_time" if x_axis == "wall" else "wall_time - " + _case("series_id", starts)
-        col = f"least(CAST(floor((x - {float(lo)!r}) * {scale!r}) AS BIGINT), {width - 1})"
+        col = f"least(CAST(floor((x - {sql_double(lo)}) * {sql_double(scale)}) AS BIGINT), {width - 1})"
         per_run = f"""SELECT series_id, {col} AS col, avg(CASE WHEN isnan(value) THEN NULL ELSE value END) AS mean,
             avg(x) AS x
         FROM (SELECT series_id, {x} AS x, value FROM {raw_points(f"series_id IN ({id_list(ids)})")})
-        WHERE x BETWEEN {float(lo)!r} AND {float(hi)!r}
+        WHERE x BETWEEN {sql_double(lo)} AND {sql_double(hi)}
         GROUP BY series_id, col"""
     rows = cur.sql(f"""
         SELECT {_case("series_id", group_of)} AS grp, col, avg(x) AS x, avg(mean) AS mean,
@@ -421,7 +422,7 @@ def scalar_groups(
 def _case(column: str, mapping: dict[int, Any]) -> str:
     """A SQL CASE mapping small integer keys to numbers."""
     whens = " ".join(
-        f"WHEN {int(k)} THEN {float(v)!r}" if isinstance(v, float) else f"WHEN {int(k)} THEN {int(v)}"
+        f"WHEN {int(k)} THEN {sql_double(v)}" if isinstance(v, float) else f"WHEN {int(k)} THEN {int(v)}"
         for k, v in mapping.items()
     )
     return f"(CASE {column} {whens} END)"
