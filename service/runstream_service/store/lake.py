@@ -159,9 +159,10 @@ def attach(con: duckdb.DuckDBPyConnection, config: LakeConfig, *, read_only: boo
             )
             return
         except duckdb.Error as exc:
-            # Servers started together on an empty catalog race to create DuckLake's schema there; the loser
-            # gets PostgreSQL's duplicate key error, and its next try finds the schema made.
-            if attempt + 1 < ATTACH_ATTEMPTS and "duplicate key" in str(exc):
+            # Servers started together on an empty catalog race to create DuckLake's schema and tables there;
+            # the loser gets PostgreSQL's "duplicate key" or "relation ... already exists", and its next
+            # try finds them made.
+            if attempt + 1 < ATTACH_ATTEMPTS and ("duplicate key" in str(exc) or "already exists" in str(exc)):
                 time.sleep(0.5 * (attempt + 1))
                 continue
             raise LakeError(
