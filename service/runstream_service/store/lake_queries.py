@@ -46,14 +46,13 @@ from runstream_service.errors import NotFound
 from runstream_service.store.downsample import Downsampled, assemble, exact, sql_double
 from runstream_service.store.kinds import BY_NAME, KINDS
 from runstream_service.store.lake import LAKE
-from runstream_service.store.queries import _downsampled_or_few
+from runstream_service.store.queries import columns_downsampled
 from runstream_service.store.rollups import (
     FIELDS,
     LEVEL_MAX,
     LEVEL_MIN,
     NO_STEP,
     Partials,
-    columns_of,
     from_points,
     level_for,
 )
@@ -375,25 +374,7 @@ def _step_columns(
                 _of_points({name: values[in_range] for name, values in unmoved.items()}, level),
             ]
         )
-    partials = columns_of(partials, first_bucket, last_bucket - first_bucket + 1, width)
-    chosen, few = _downsampled_or_few(partials.series_id, partials.points, width)
-    no_low, no_high = partials.min_step == NO_STEP, partials.max_step == NO_STEP
-    found = assemble(
-        {
-            "s": partials.series_id[chosen],
-            "px": partials.bucket[chosen].astype(np.float64),
-            "n": partials.points[chosen].astype(np.float64),
-            "x_first": partials.first_step[chosen].astype(np.float64),
-            "y_first": partials.first_value[chosen],
-            "x_last": partials.last_step[chosen].astype(np.float64),
-            "y_last": partials.last_value[chosen],
-            "x_low": np.where(no_low, np.nan, partials.min_step)[chosen],
-            "y_low": partials.min_value[chosen],
-            "x_high": np.where(no_high, np.nan, partials.max_step)[chosen],
-            "y_high": partials.max_value[chosen],
-        }
-    )
-    return found, few
+    return columns_downsampled(partials, first_bucket, last_bucket, width)
 
 
 def _position(run_ids: list[str]) -> str:

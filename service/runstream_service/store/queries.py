@@ -199,6 +199,14 @@ def _step_columns(
     level = level_for(hi - lo + 1, width)
     first_bucket, last_bucket = lo >> level, hi >> level
     buckets = step_partials(cur, ids, level, first_bucket, last_bucket)  # as stored: not yet combined
+    return columns_downsampled(buckets, first_bucket, last_bucket, width)
+
+
+def columns_downsampled(
+    buckets: Partials, first_bucket: int, last_bucket: int, width: int
+) -> tuple[dict[int, Downsampled], list[int]]:
+    """Partials of buckets (several per bucket allowed) as `width` M4 columns per series (rollups.columns_of):
+    the downsampled series, and the series with at most `width` points (to read exactly)."""
     partials = columns_of(buckets, first_bucket, last_bucket - first_bucket + 1, width)
     chosen, few = _downsampled_or_few(partials.series_id, partials.points, width)
     no_low, no_high = partials.min_step == NO_STEP, partials.max_step == NO_STEP
