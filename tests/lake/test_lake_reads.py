@@ -167,6 +167,9 @@ def test_a_batch_between_the_lake_commit_and_the_outbox_delete_counts_once(
         con.execute("DELETE FROM lake_outbox_points")
         con.execute("DELETE FROM lake_outbox_batches")
         assert count() == 50  # moved
+        # a run moved since the lake watch last looked (it looks once a second) is listed with its progress
+        (listed,) = LakeReads(progress=dict).list_runs(con.cursor(), None, None, {})
+        assert (listed["run_id"], listed["last_step"], listed["last_time"]) == ("r", 49, 49.0)
     finally:
         con.close()
 

@@ -126,6 +126,9 @@ class LakeReads:
             params,
         ).fetchall()
         progress = self._progress()
+        unseen = [row[0] for row in rows if row[0] not in progress]
+        if unseen:  # moved into the lake since the watch's last look (once a second): read here, not left empty
+            progress = {**progress, **_lake_progress(cur, unseen)}
         names = ("run_id", "project", "name", "status", "created_at", "finished_at", "host", "world_size")
         runs = []
         for row in rows:
@@ -165,6 +168,16 @@ class LakeReads:
         """M4-downsampled series of `tag` for each run that has it, in the order of `run_ids`; a series
         with no more points in range than `width` is read again, exactly (as queries.scalar_series)."""
         return _pinned(cur, lambda: _scalar_series(cur, run_ids, tag, x_axis, x_min, x_max, width))
+
+
+def _lake_progress(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> Progress:
+    """run id -> (last step, last wall time) of its scalars in the lake (runs without any are left out)."""
+    rows = cur.execute(
+        f"SELECT run_id, max(step), max(wall_time) FROM {LAKE}.lake_scalars WHERE run_id IN ({_marks(run_ids)}) "
+        "GROUP BY run_id",
+        run_ids,
+    ).fetchall()
+    return {run_id: (int(step), float(wall)) for run_id, step, wall in rows}
 
 
 def _later(local: tuple[Any, Any], lake: tuple[int, float] | None) -> tuple[Any, Any]:
