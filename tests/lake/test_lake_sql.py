@@ -45,3 +45,20 @@ def test_sql_on_a_lake_server_reads_its_file_and_the_lake(tmp_path: Path, lake_c
         assert wait_for_rows(server, in_lake, [[100, 4950.0]]) == [[100, 4950.0]]  # JSON, from the lake
         status = "SELECT status FROM lake.runs WHERE run_id = 'sql'"
         assert wait_for_rows(server, status, [["finished"]]) == [["finished"]]
+
+
+def test_a_notebook_reads_the_lakes_snapshots_with_their_times(lake_config: LakeConfig) -> None:
+    """`SELECT * FROM lake.snapshots()` in a notebook: its TIMESTAMP WITH TIME ZONE column reaches Python
+    (DuckDB needs pytz for that; the lake extra brings it)."""
+    import duckdb
+
+    from runstream_service.store import lake
+
+    con = duckdb.connect()
+    try:
+        lake.attach(con, lake_config)
+        lake.create_schema(con)
+        rows = con.execute(f"SELECT * FROM {lake.LAKE}.snapshots()").fetchall()
+        assert rows and all(row[1].tzinfo is not None for row in rows)  # snapshot_time
+    finally:
+        con.close()
