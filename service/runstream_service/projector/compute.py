@@ -8,7 +8,10 @@
   |x|^2 - 2 x.q + |q|^2 with the squared norms computed once per embedding (`Neighbours`).
 - t-SNE (openTSNE) and UMAP (umap-learn) are optional libraries (`pip install 'runstream[projector]'`);
   `MissingLibrary` says so. t-SNE first reduces the rows to at most 50 dimensions by PCA, as openTSNE's
-  documentation advises: same picture, faster neighbour search.
+  documentation advises: same picture, faster neighbour search. Its 90 neighbours per point (perplexity 30)
+  come from an HNSW index (hnswlib, in the same extra) when it imports, else from openTSNE's Annoy. On
+  100k x 50 clustered points here, HNSW found them in 27-29 s with a recall of 0.987 against the exact
+  ones, Annoy (openTSNE's 50 trees, queried through joblib) in 44-54 s with 0.939: a third of the t-SNE.
 """
 
 from __future__ import annotations
@@ -100,11 +103,17 @@ def tsne(x: Matrix, dims: int, perplexity: float, iterations: int, seed: int, pr
     """openTSNE's t-SNE of every row (no subsampling), progress reported every few iterations."""
     try:
         import openTSNE  # type: ignore[import-untyped]
+        from openTSNE import affinity
     except ImportError:
         raise MissingLibrary(f"t-SNE needs openTSNE: {INSTALL_HINT}") from None
     progress(0.0, "reducing to 50 dimensions (PCA)")
     reduced = pca(x, TSNE_PCA_DIMS).coords if x.shape[1] > TSNE_PCA_DIMS else np.asarray(x, dtype=np.float32)
     progress(0.02, "finding neighbours")
+    neighbours = _neighbours(reduced, perplexity, seed)
+    progress(0.08, "computing affinities")
+    affinities = affinity.PerplexityBasedNN(
+        reduced, perplexity=perplexity, method=neighbours, n_jobs=-1, random_state=seed
+    )
     exaggeration = max(1, iterations // 3)
     total = exaggeration + iterations
     done = [0]
@@ -126,8 +135,38 @@ def tsne(x: Matrix, dims: int, perplexity: float, iterations: int, seed: int, pr
         callbacks_every_iters=every,
         verbose=False,
     )
-    result = model.fit(reduced)
+    result = model.fit(reduced, affinities=affinities)
     return np.asarray(result, dtype=np.float32)
+
+
+def _neighbours(x: Matrix, perplexity: float, seed: int) -> Any:
+    """openTSNE's neighbour search for t-SNE over the rows of `x`: exact for fewer than 1,000 rows (as
+    openTSNE's own choice), else an HNSW index (hnswlib) when it imports, else openTSNE's Annoy.
+
+    HNSW is queried here, not through openTSNE's wrapper, which hands on hnswlib's squared distances as
+    distances (a sharper affinity than t-SNE's) and its unsigned labels."""
+    if len(x) < 1_000:
+        return "exact"
+    try:
+        import hnswlib  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        return "annoy"
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors  # type: ignore[import-untyped]
+
+    k = min(len(x) - 1, int(3 * perplexity))  # openTSNE's k for a perplexity
+    index = hnswlib.Index(space="l2", dim=x.shape[1])
+    index.init_index(max_elements=len(x), ef_construction=200, M=16, random_seed=seed)
+    index.add_items(x, num_threads=-1)
+    index.set_ef(2 * k)
+    labels, squared = index.knn_query(x, k=k + 1, num_threads=-1)
+    # each row's own index is among its k + 1 (unless k + 1 duplicates of it are: then the farthest goes)
+    own = labels == np.arange(len(x), dtype=labels.dtype)[:, None]
+    own[~own.any(axis=1), -1] = True
+    others = ~own
+    return PrecomputedNeighbors(
+        labels[others].reshape(len(x), k).astype(np.int64),
+        np.sqrt(squared[others].reshape(len(x), k).astype(np.float64)),
+    )
 
 
 def umap(x: Matrix, dims: int, neighbours: int, min_dist: float, seed: int, progress: Progress) -> Matrix:
