@@ -3,6 +3,8 @@ and the request checks."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -80,3 +82,26 @@ def test_requests_are_checked_and_named() -> None:
 def test_estimates_grow_with_the_points() -> None:
     tsne = projection_request({"method": "tsne"})
     assert tsne.estimate_seconds(100_000) > tsne.estimate_seconds(10_000) > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hnswlib") is None, reason="needs the projector extra (hnswlib)")
+def test_tsne_neighbours_are_the_true_ones_with_true_distances_and_never_the_point_itself() -> None:
+    x = clustered(n=1500, d=8)
+    x[:200] = x[0]  # 200 copies of one point: more than k + 1 at distance 0
+    found = compute._neighbours(x, perplexity=30.0, seed=0)
+    indices, distances = found.build()
+    k = 90
+    assert indices.shape == distances.shape == (1500, k) and indices.dtype == np.int64
+    assert not (indices == np.arange(1500)[:, None]).any()  # a point is not its own neighbour
+    true = np.sqrt(((x[:, None, :].astype(np.float64) - x[indices].astype(np.float64)) ** 2).sum(axis=2))
+    np.testing.assert_allclose(distances, true, rtol=1e-4, atol=1e-4)  # distances, not their squares
+    assert (np.diff(distances, axis=1) >= -1e-6).all()  # nearest first
+    squared = ((x[:, None, :] - x[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(squared, np.inf)
+    exact = np.argsort(squared, axis=1, kind="stable")[:, :k]
+    recall = np.mean([len(set(a) & set(b)) / k for a, b in zip(indices[200:], exact[200:], strict=True)])
+    assert recall > 0.95, recall
+
+
+def test_tsne_neighbours_of_few_points_are_openTSNEs_exact_search() -> None:
+    assert compute._neighbours(clustered(n=999, d=4), perplexity=30.0, seed=0) == "exact"
