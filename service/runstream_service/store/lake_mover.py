@@ -48,6 +48,7 @@ MOVED = (
 # two chunks are two rows, which reads combine as they do the rows of two moves.
 ROLLUP_CHUNK = 1_000_000
 SNAPSHOT_KEEP = "1 hour"  # DuckLake snapshots older than this are expired by maintenance
+RUNS_REFRESH_SECONDS = 2.0  # how often the lake's runs are read again when this server's moves changed none
 CRASH_CHECK_SECONDS = 2.0  # how often a server publishes its live runs and (one at a time) marks crashed ones
 
 
@@ -65,6 +66,7 @@ class Move:
     already: int
     points: int
     runs: int
+    deleted: bool = False  # it carried run deletions
 
 
 class Mover:
@@ -104,6 +106,7 @@ class Mover:
         self._looked = (0, 0)  # (the outbox's points, outboxed()) when the mover last counted them
         self._crashes = crashes  # crashed runs across servers (store/lake_crashes.py); None: not watched
         self._next_crash_check = 0.0
+        self._next_runs_refresh = 0.0
 
     @property
     def backlog_points(self) -> int:
@@ -126,11 +129,14 @@ class Mover:
         while True:
             stopping = self._stop.is_set()
             try:
-                self.move_once()
+                move = self.move_once()
                 if self._crashes is not None and not stopping and time.monotonic() >= self._next_crash_check:
                     self._next_crash_check = time.monotonic() + CRASH_CHECK_SECONDS
                     self.check_crashes(self._crashes)
-                if self._on_runs is not None:
+                if self._on_runs is not None and (
+                    move.runs or move.deleted or time.monotonic() >= self._next_runs_refresh
+                ):  # the lake's runs (other servers' too): after a move that changed them, else now and then
+                    self._next_runs_refresh = time.monotonic() + RUNS_REFRESH_SECONDS
                     self._on_runs(self.lake_runs(), self.lake_deleted())
                 if not stopping and time.monotonic() >= self._next_maintenance:
                     self._next_maintenance = time.monotonic() + self._config.maintenance_seconds
@@ -175,7 +181,7 @@ class Mover:
         cur.register("moving_deletions", deletions)
         try:
             with self._locked(MOVER_LOCK):
-                report = self._to_lake(cur)
+                report = self._to_lake(cur, deleting=deletions.num_rows > 0)
             self._from_outbox(cur)
             outboxed = self._outboxed()
             left = cur.execute("SELECT coalesce(sum(points), 0) FROM lake_outbox_batches").fetchall()
@@ -187,7 +193,7 @@ class Mover:
         self.moves += 1
         return report
 
-    def _to_lake(self, cur: duckdb.DuckDBPyConnection) -> Move:
+    def _to_lake(self, cur: duckdb.DuckDBPyConnection, deleting: bool) -> Move:
         try:
             cur.execute("BEGIN")
             new = _arrow(
@@ -195,7 +201,8 @@ class Mover:
             )
             cur.register("moving_new", new)
             try:
-                self._deletions_to_lake(cur)
+                if deleting:  # (the four DELETEs scan the lake's files even when no run is named)
+                    self._deletions_to_lake(cur)
                 points: int = cur.execute(
                     f"INSERT INTO {LAKE}.lake_scalars SELECT run_id, tag, step, rank, wall_time, value FROM {MOVED} "
                     "ORDER BY run_id, tag, step"
@@ -212,7 +219,9 @@ class Mover:
         except BaseException:
             rollback(cur)
             raise
-        return Move(new.num_rows, len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows, points, runs)
+        return Move(
+            new.num_rows, len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows, points, runs, deleting
+        )
 
     def _deletions_to_lake(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Runs deleted here: recorded in the lake, their points and rows deleted from it."""
