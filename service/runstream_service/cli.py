@@ -256,14 +256,18 @@ def _serve(args: argparse.Namespace) -> int:
         # minutes of runs streaming in, so the dashboard shows live updates.
         demo_command = ["demo", "--server", target, "--steps", "20000", "--rate", "100"]
         demo = subprocess.Popen([sys.executable, "-m", "runstream_service", *demo_command], start_new_session=True)
+
+    def stop_demo() -> None:  # before the server drains: its writers then find no server gone mid-stream
+        if demo is not None and demo.poll() is None:
+            demo.terminate()
+
     try:
-        run(settings)
+        run(settings, on_stop=stop_demo)
     except (StoreOpenError, LakeError) as exc:
         print(f"runstream: {exc}", file=sys.stderr)
         return 2
     finally:
-        if demo is not None and demo.poll() is None:
-            demo.terminate()
+        stop_demo()
     return 0
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -285,7 +286,10 @@ def open_database(path: Path, config: dict[str, str | bool | int | float | list[
         ) from exc
 
 
-async def serve(settings: ServerSettings, ready: asyncio.Event | None = None) -> None:
+async def serve(
+    settings: ServerSettings, ready: asyncio.Event | None = None, on_stop: Callable[[], None] | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT; then `on_stop()` (if given), and drain."""
     server = Server(settings)
     await server.start()
     stop = asyncio.Event()
@@ -295,12 +299,14 @@ async def serve(settings: ServerSettings, ready: asyncio.Event | None = None) ->
     if ready is not None:
         ready.set()
     await stop.wait()
+    if on_stop is not None:
+        on_stop()
     logger.info("runstream: stopping; committing what was acknowledged")
     await server.stop()
     logger.info("runstream: stopped")
 
 
-def run(settings: ServerSettings) -> None:
+def run(settings: ServerSettings, on_stop: Callable[[], None] | None = None) -> None:
     keep_freed_memory()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(settings))
+        runner.run(serve(settings, on_stop=on_stop))
