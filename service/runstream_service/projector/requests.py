@@ -62,9 +62,9 @@ class ProjectionRequest:
         return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
     def estimate_seconds(self, rows: int) -> float:
-        iterations = float(dict(self.params).get("iterations", TSNE_ITERATIONS)) / TSNE_ITERATIONS
-        iterations = iterations if self.method == "tsne" else 1.0
-        return SECONDS_PER_POINT[self.method] * rows * iterations
+        if self.method != "tsne":
+            return SECONDS_PER_POINT[self.method] * rows
+        return SECONDS_PER_POINT["tsne"] * rows * float(self.param("iterations")) / TSNE_ITERATIONS
 
 
 def projection_request(body: Any) -> ProjectionRequest:

@@ -126,7 +126,7 @@ class LakeReads:
             params,
         ).fetchall()
         progress = self._progress()
-        unseen = [row[0] for row in rows if row[0] not in progress]
+        unseen = [row[0] for row in rows if row[9] is None and row[0] not in progress]
         if unseen:  # moved into the lake since the watch's last look (once a second): read here, not left empty
             progress = {**progress, **_lake_progress(cur, unseen)}
         names = ("run_id", "project", "name", "status", "created_at", "finished_at", "host", "world_size")
