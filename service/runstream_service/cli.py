@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from runstream_service import cli_bulk, cli_runs
+from runstream_service.projector.cache import DEFAULT_BOUND_GIB as DEFAULT_PROJECTOR_CACHE_GIB
 from runstream_service.settings import (
     OFF,
     SERVE_SETTINGS,
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=300.0,
         help="seconds a running run may go without an open stream or a write before it is shown as crashed "
         "(counted from the server's start; default: %(default)s)",
+    )
+    serve.add_argument(
+        "--projector-cache-gib",
+        type=float,
+        default=DEFAULT_PROJECTOR_CACHE_GIB,
+        help="bound of the Projector's folder in the data directory (vectors written for its workers, finished "
+        "projections), least recently used evicted first (default: %(default)s)",
     )
     cli_bulk.add_retention_flags(serve)
     # Testing only (bench/overload.py): slows the writer down by this many microseconds per point.
@@ -198,6 +206,9 @@ def _serve(args: argparse.Namespace) -> int:
     if not args.crash_after > 0:
         print("runstream: --crash-after must be more than 0 seconds", file=sys.stderr)
         return 2
+    if not args.projector_cache_gib > 0:
+        print("runstream: --projector-cache-gib must be more than 0", file=sys.stderr)
+        return 2
     from runstream_service.retention import RetentionError
 
     try:
@@ -246,6 +257,7 @@ def _serve(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts,
         compaction=CompactionPolicy(hot_points=args.compact_points, hot_seconds=args.compact_seconds),
         crash_after=args.crash_after,
+        projector_cache_bytes=int(args.projector_cache_gib * 2**30),
         retention=retention,
     )
     demo = None

@@ -112,7 +112,13 @@ class Server:
         self._http: web.AppRunner | None = None
         self._visdom_runner: web.AppRunner | None = None
         # Projections and neighbour searches: worker processes with their own memory bound, started on first use.
-        self.projector = Projector(self.reader, embeddings, settings.data / "projector-cache", default_memory_bytes())
+        self.projector = Projector(
+            self.reader,
+            embeddings,
+            settings.data / "projector-cache",
+            default_memory_bytes(),
+            settings.projector_cache_bytes,
+        )
         self.grpc_port = 0
         self.http_port = 0
         self.visdom_port = 0

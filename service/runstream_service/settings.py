@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from runstream_service.projector.cache import DEFAULT_BOUND_GIB
 from runstream_service.retention import RetentionPolicy
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class ServerSettings:
     allowed_hosts: tuple[str, ...] = ()  # Host names answered besides loopback's (normalised, no port)
     compaction: CompactionPolicy = CompactionPolicy()
     crash_after: float = 300.0  # seconds without an open stream or a write before a running run is `crashed`
+    projector_cache_bytes: int = DEFAULT_BOUND_GIB << 30  # bound of the Projector's folder (projector/cache.py)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # per project (retention.py)
     lake: LakeConfig | None = None  # scale-out on DuckLake (store/lake.py); None: this file only
 

@@ -31,7 +31,7 @@ def test_projector_api(tmp_path: Path) -> None:
     x = vectors(2000, 24)
 
     async def scenario() -> None:
-        projector = Projector(InlineReader(), FakeLoader(x), tmp_path, 1 << 31)
+        projector = Projector(InlineReader(), FakeLoader(x), tmp_path, 1 << 31, 1 << 30)
         try:
             async with TestClient(TestServer(make_app(app_deps(projector)))) as client:
                 listed = await (await client.get("/api/projector/embeddings")).json()

@@ -77,7 +77,7 @@ def test_pca_neighbours_metadata_and_cache(tmp_path: Path) -> None:
     loader = FakeLoader(x)
 
     async def scenario() -> None:
-        projector = Projector(InlineReader(), loader, tmp_path, 2 * GiB)
+        projector = Projector(InlineReader(), loader, tmp_path, 2 * GiB, GiB)
         try:
             assert (await projector.embeddings())[0]["rows"] == 3000
             job = await projector.start("r", "emb", 0, projection_request({"method": "pca"}))
@@ -116,7 +116,7 @@ def test_pca_neighbours_metadata_and_cache(tmp_path: Path) -> None:
 @pytest.mark.skipif(importlib.util.find_spec("openTSNE") is None, reason="needs the projector extra (openTSNE)")
 def test_tsne_reports_progress_is_cached_and_cancel_kills(tmp_path: Path) -> None:
     async def scenario() -> None:
-        projector = Projector(InlineReader(), FakeLoader(vectors(1000, 16)), tmp_path, 4 * GiB)
+        projector = Projector(InlineReader(), FakeLoader(vectors(1000, 16)), tmp_path, 4 * GiB, GiB)
         try:
             request = projection_request({"method": "tsne", "iterations": 100, "seed": 7})
             job = await projector.start("r", "emb", 0, request)
@@ -138,6 +138,31 @@ def test_tsne_reports_progress_is_cached_and_cancel_kills(tmp_path: Path) -> Non
             # the heavy worker starts again for the next job
             again = await projector.start("r", "emb", 0, projection_request({"method": "tsne", "iterations": 50}))
             assert (await wait_done(projector, again["job"]))["state"] == "done"
+        finally:
+            projector.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_folder_is_held_under_its_bound_without_losing_what_is_in_use(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        projector = Projector(InlineReader(), FakeLoader(vectors()), tmp_path, 2 * GiB, cache_bytes=1)
+        try:
+            first = await projector.start("r", "emb", 0, projection_request({"method": "pca", "dims": 3}))
+            assert (await wait_done(projector, first["job"]))["state"] == "done"
+
+            def folder() -> tuple[list[str], list[str]]:  # (vectors, results)
+                names = sorted(p.name for p in tmp_path.glob("*.npy"))
+                return [n for n in names if n.startswith("data-")], [n for n in names if not n.startswith("data-")]
+
+            vectors_file, results = folder()
+            assert len(vectors_file) == 1 and len(results) == 1  # the open vectors, the result just written
+            second = await projector.start("r", "emb", 0, projection_request({"method": "pca", "dims": 2}))
+            assert (await wait_done(projector, second["job"]))["state"] == "done"
+            now_vectors, now_results = folder()
+            assert now_vectors == vectors_file and len(now_results) == 1 and now_results != results
+            again = await projector.start("r", "emb", 0, projection_request({"method": "pca", "dims": 3}))
+            assert (await wait_done(projector, again["job"]))["message"] == "done"  # computed again, not cached
         finally:
             projector.close()
 

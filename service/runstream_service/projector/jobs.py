@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from runstream_service.errors import BadRequest, NotFound, RunstreamError
-from runstream_service.projector import worker
+from runstream_service.projector import cache, worker
 from runstream_service.projector.requests import ProjectionRequest
 
 MAX_JOBS_KEPT = 100
@@ -155,8 +155,10 @@ class Job:
 class Jobs:
     """Projection jobs over the worker processes, with the on-disk result cache."""
 
-    def __init__(self, cache_dir: Path, memory_bytes: int) -> None:
+    def __init__(self, cache_dir: Path, memory_bytes: int, cache_bytes: int) -> None:
         self.cache_dir = cache_dir
+        self.cache_bytes = cache_bytes  # the folder's bound (cache.py)
+        self.in_use: dict[str, Path] = {}  # job id -> the vectors it reads, until it ends
         self.quick = WorkerProcess("quick", memory_bytes)
         self.heavy = WorkerProcess("heavy", memory_bytes)
         self._jobs: OrderedDict[str, Job] = OrderedDict()
@@ -181,6 +183,7 @@ class Jobs:
             job.coords, job.variance_explained = cached
             job.state, job.progress, job.message, job.finished = "done", 1.0, "cached", time.time()
             return job
+        self.in_use[job.id] = path
         asyncio.get_running_loop().create_task(self._run(job, data_hash, path, request))
         return job
 
@@ -205,6 +208,7 @@ class Jobs:
                 await asyncio.to_thread(self._store, job)
                 job.state, job.progress, job.message = "done", 1.0, "done"
         job.finished = time.time()
+        self.in_use.pop(job.id, None)
 
     def _heavy_call(
         self, job: Job, data_hash: str, path: Path, request: ProjectionRequest, progress: Any
@@ -240,6 +244,7 @@ class Jobs:
             return None
         info_path = self.cache_dir / f"{key}.json"
         info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        cache.touch(coords_path)
         return np.load(coords_path), info.get("variance_explained")
 
     def _store(self, job: Job) -> None:
@@ -250,6 +255,11 @@ class Jobs:
         with partial.open("wb") as out:
             np.save(out, job.coords)
         partial.replace(self.cache_dir / f"{job.key}.npy")
+        self.trim(self.cache_dir / f"{job.key}.npy")
+
+    def trim(self, *keep: Path) -> None:
+        """The folder back under its bound, keeping `keep` and the vectors of unfinished jobs."""
+        cache.trim(self.cache_dir, self.cache_bytes, {*keep, *self.in_use.values()})
 
     def close(self) -> None:
         self.quick.close()

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 
 from runstream_service.errors import BadRequest, NotFound
+from runstream_service.projector import cache
 from runstream_service.projector.jobs import Jobs
 from runstream_service.projector.requests import ProjectionRequest
 
@@ -97,11 +98,13 @@ def columnar(metadata: list[dict[str, Any]], columns: list[str]) -> dict[str, li
 class Projector:
     """Embeddings listed and opened, projections started, followed and cancelled, neighbours, images."""
 
-    def __init__(self, reader: Reader, loader: EmbeddingLoader, cache_dir: Path, memory_bytes: int) -> None:
+    def __init__(
+        self, reader: Reader, loader: EmbeddingLoader, cache_dir: Path, memory_bytes: int, cache_bytes: int
+    ) -> None:
         self.reader = reader
         self.loader = loader
         self.cache_dir = cache_dir
-        self.jobs = Jobs(cache_dir, memory_bytes)
+        self.jobs = Jobs(cache_dir, memory_bytes, cache_bytes)
         self._opened: OrderedDict[tuple[str, str, int], Opened] = OrderedDict()
         self._opening: dict[tuple[str, str, int], asyncio.Future[Opened]] = {}
 
@@ -151,12 +154,15 @@ class Projector:
     def _write_vectors(self, vectors: np.ndarray[Any, np.dtype[np.float32]]) -> tuple[str, Path]:
         hashed = data_hash(vectors)
         path = self.cache_dir / f"data-{hashed}.npy"
-        if not path.exists():
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(".npy.partial")
-            with partial.open("wb") as out:
-                np.save(out, np.ascontiguousarray(vectors, dtype=np.float32))
-            partial.replace(path)
+        if path.exists():
+            cache.touch(path)
+            return hashed, path
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".npy.partial")
+        with partial.open("wb") as out:
+            np.save(out, np.ascontiguousarray(vectors, dtype=np.float32))
+        partial.replace(path)
+        self.jobs.trim(path, *(opened.path for opened in self._opened.values()))
         return hashed, path
 
     async def start(self, run_id: str, tag: str, step: int, request: ProjectionRequest) -> dict[str, Any]:
