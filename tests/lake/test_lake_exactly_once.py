@@ -145,3 +145,40 @@ def test_a_run_deleted_on_one_server_leaves_the_lake_and_stays_out(tmp_path: Pat
     assert b.con.execute("SELECT count(*) FROM lake_outbox_scalars").fetchall() == [(0,)]
     b.store.lake_deleted = b.mover.lake_deleted()  # as the mover thread publishes it after a move
     assert "run" in b.store.runs.deleted and "run" not in b.store.runs
+
+
+def test_folded_batch_keys_still_count_as_moved(tmp_path: Path, lake_config: LakeConfig) -> None:
+    """Maintenance folds a writer's unbroken seqs 1..N into its mark and drops their keys from lake_batches;
+    a replay of a folded seq is then still in the lake (moved nothing, read once), a gap stops the mark."""
+    from runstream_service.store.lake_queries import LakeReads
+
+    a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
+    for seq in (1, 2, 3, 5):  # 4 is missing: acknowledged elsewhere, not moved yet
+        a.commit(seq)
+    a.mover.move_once()
+    assert a.mover.fold_batch_keys() == 3
+    assert lake_query(lake_config, "SELECT writer_id, seq_done FROM lake.lake_writer_marks") == [(WRITER, 3)]
+    assert lake_query(lake_config, "SELECT seq FROM lake.lake_batches") == [(5,)]
+    assert a.mover.fold_batch_keys() == 0  # the gap at 4 holds the mark
+
+    b = LakeServer(tmp_path / "b.duckdb", lake_config, "b")
+    b.commit(2)  # a replay of a folded seq, committed by another server
+    b.commit(4)
+
+    def count() -> int:
+        ((_, found),) = LakeReads().scalar_series(b.con.cursor(), ["run"], "loss", "step", None, None, 10_000)
+        return int(found.count)
+
+    assert count() == 5 * STEPS_PER_BATCH  # seq 2 of B's outbox is not counted again
+    move = b.mover.move_once()
+    assert (move.moved, move.already) == (1, 1)
+    assert lake_steps(lake_config) == expected(range(1, 6))
+    assert count() == 5 * STEPS_PER_BATCH
+    assert b.mover.fold_batch_keys() == 2  # 4 and 5: the mark reaches 5
+    assert lake_query(lake_config, "SELECT seq_done FROM lake.lake_writer_marks") == [(5,)]
+    assert lake_query(lake_config, "SELECT count(*) FROM lake.lake_batches") == [(0,)]
+    b.commit(6)
+    b.mover.move_once()
+    assert b.mover.maintain()  # folds under the movers' lock, then DuckLake's own file maintenance
+    assert lake_query(lake_config, "SELECT seq_done FROM lake.lake_writer_marks") == [(6,)]
+    assert lake_steps(lake_config) == expected(range(1, 7))

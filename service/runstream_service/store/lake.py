@@ -23,6 +23,11 @@ The design, and why
   highest seq per writer) stays valid, since a writer's seqs only grow and a client replays only what
   it was not acknowledged. Movers serialise on a PostgreSQL advisory lock (a session lock: it goes when
   a dead server's connection does), so the "not yet in lake_batches" check and the insert cannot race.
+  So that ``lake_batches`` does not keep every batch ever moved (and each check scan them all), maintenance
+  folds each writer's unbroken run of seqs from 1 into ``lake_writer_marks(writer_id, seq_done)`` (every
+  seq up to ``seq_done`` is in the lake) and deletes those keys, in one lake transaction under the movers'
+  lock. A batch is in the lake when its key is in ``lake_batches`` or its seq is at most its writer's
+  mark. A gap (a batch refused, or not moved yet) stops the mark there; the keys after it stay.
 * Global identifiers: the lake keys points by ``(run_id, tag)``, the documented views' columns, so the
   small series ids each server hands out never leave it and cannot collide. Runs: ``lake_runs`` holds
   rank 0's metadata (name, config, project) whichever server rank 0 reached, ``lake_run_ranks`` one row
@@ -81,6 +86,18 @@ EXTENSIONS = (
     ("duckdb_extension_httpfs", "httpfs"),
 )
 ATTACH_ATTEMPTS = 5
+
+
+# The rows of a query's FROM item `alias` (with writer_id and seq) whose batch the lake does not hold yet:
+# its key is not in lake_batches, and its seq is past its writer's mark (lake_writer_marks).
+def not_in_lake(alias: str) -> str:
+    return (
+        f"ANTI JOIN {LAKE}.lake_batches lake_b USING (writer_id, seq) "
+        f"LEFT JOIN {LAKE}.lake_writer_marks lake_w USING (writer_id) "
+        f"WHERE {alias}.seq > coalesce(lake_w.seq_done, 0)"
+    )
+
+
 MOVER_LOCK = 0x72756E01  # PostgreSQL advisory lock keys (pg_advisory_lock): one mover at a time
 MAINTENANCE_LOCK = 0x72756E02  # ... and one maintainer
 
@@ -193,6 +210,7 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_scalars (
     run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, wall_time DOUBLE, value DOUBLE
 );
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_batches (writer_id VARCHAR, seq UBIGINT, server VARCHAR, moved_at DOUBLE);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_writer_marks (writer_id VARCHAR, seq_done UBIGINT);
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_runs (
     run_id VARCHAR, project VARCHAR, name VARCHAR, config VARCHAR, status VARCHAR, created_at DOUBLE,
     finished_at DOUBLE, host VARCHAR, world_size INTEGER, noted_at DOUBLE

@@ -30,7 +30,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runstream_service.store.lake import LAKE, MAINTENANCE_LOCK, MOVER_LOCK, LakeConfig, LakeError, catalog_dsn
+from runstream_service.store.lake import (
+    LAKE,
+    MAINTENANCE_LOCK,
+    MOVER_LOCK,
+    LakeConfig,
+    LakeError,
+    catalog_dsn,
+    not_in_lake,
+)
 from runstream_service.store.lake_crashes import CRASH_LOCK, LakeCrashes
 from runstream_service.store.lake_store import LakeRun
 from runstream_service.store.rollups import FIELDS, all_levels
@@ -196,9 +204,7 @@ class Mover:
     def _to_lake(self, cur: duckdb.DuckDBPyConnection, deleting: bool) -> Move:
         try:
             cur.execute("BEGIN")
-            new = _arrow(
-                cur, f"SELECT m.writer_id, m.seq FROM moving m ANTI JOIN {LAKE}.lake_batches b USING (writer_id, seq)"
-            )
+            new = _arrow(cur, f"SELECT m.writer_id, m.seq FROM moving m {not_in_lake('m')}")
             cur.register("moving_new", new)
             try:
                 if deleting:  # (the four DELETEs scan the lake's files even when no run is named)
@@ -342,11 +348,38 @@ class Mover:
     def lake_deleted(self) -> frozenset[str]:
         return frozenset(run for (run,) in self._cur.execute(f"SELECT run_id FROM {LAKE}.lake_deleted_runs").fetchall())
 
+    def fold_batch_keys(self) -> int:
+        """Each writer's unbroken run of seqs from 1 into its mark, those keys out of lake_batches (one lake
+        transaction; the caller holds the movers' lock). Returns the keys folded."""
+        cur = self._cur
+        try:
+            cur.execute("BEGIN")
+            marks = _arrow(cur, FOLDED)
+            cur.register("new_marks", marks)
+            try:
+                (folded,) = cur.execute(
+                    f"DELETE FROM {LAKE}.lake_batches b USING new_marks n "
+                    "WHERE b.writer_id = n.writer_id AND b.seq <= n.seq_done"
+                ).fetchall()[0]
+                cur.execute(
+                    f"DELETE FROM {LAKE}.lake_writer_marks WHERE writer_id IN (SELECT writer_id FROM new_marks)"
+                )
+                cur.execute(f"INSERT INTO {LAKE}.lake_writer_marks SELECT writer_id, seq_done FROM new_marks")
+            finally:
+                cur.unregister("new_marks")
+            cur.execute("COMMIT")
+        except BaseException:
+            rollback(cur)
+            raise
+        return int(folded)
+
     def maintain(self) -> bool:
         """DuckLake's compaction of small files and snapshot expiry, if no other server is at it (True: ran)."""
         with self._locked(MAINTENANCE_LOCK, wait=False) as got:
             if not got:
                 return False
+            with self._locked(MOVER_LOCK):
+                self.fold_batch_keys()
             self._cur.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
             self._cur.execute(
                 f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"
@@ -355,6 +388,16 @@ class Mover:
                 f"CALL ducklake_cleanup_old_files('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"
             )
             return True
+
+
+FOLDED = f"""
+SELECT writer_id, max(seq) AS seq_done FROM (
+    SELECT b.writer_id, b.seq, coalesce(w.seq_done, 0) AS base,
+           row_number() OVER (PARTITION BY b.writer_id ORDER BY b.seq) AS n
+    FROM {LAKE}.lake_batches b LEFT JOIN {LAKE}.lake_writer_marks w USING (writer_id)
+    WHERE b.seq > coalesce(w.seq_done, 0)
+) WHERE seq = base + n GROUP BY writer_id
+"""  # per writer, the end of its unbroken run of seqs past its mark (none: the writer is left out)
 
 
 def _rollups_to_lake(cur: duckdb.DuckDBPyConnection) -> None:

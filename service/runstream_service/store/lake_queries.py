@@ -6,7 +6,8 @@ What a read sees, and why it is exact
 -------------------------------------
 A point is in the lake (``lake.lake_scalars``, put there by some server's mover) or still in this server's
 outbox (acknowledged here, not moved yet). A read takes both: the lake's points UNION ALL the outbox rows
-whose batch key is not in ``lake.lake_batches``. The mover commits a batch's points and its key in one lake
+whose batch the lake does not hold (its key is not in ``lake.lake_batches``, its seq past its writer's mark in
+``lake.lake_writer_marks``). The mover commits a batch's points and its key in one lake
 transaction, and deletes the batch from the outbox only after that commit; a read pins its local snapshot
 before its lake snapshot (`_pinned`), so whichever instant it runs in, each point counts once:
 outbox row seen and key not in its lake snapshot -> the row counts; key in its lake snapshot -> the
@@ -45,7 +46,7 @@ import pyarrow.compute as pc
 from runstream_service.errors import NotFound
 from runstream_service.store.downsample import Downsampled, assemble, exact, sql_double
 from runstream_service.store.kinds import BY_NAME, KINDS
-from runstream_service.store.lake import LAKE
+from runstream_service.store.lake import LAKE, not_in_lake
 from runstream_service.store.queries import columns_downsampled
 from runstream_service.store.rollups import (
     FIELDS,
@@ -61,8 +62,7 @@ T = TypeVar("T")
 
 # The outbox rows whose batch is not in the lake yet: exactly the acknowledged points not moved.
 UNMOVED = (
-    "(SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value FROM lake_outbox_scalars o "
-    f"ANTI JOIN {LAKE}.lake_batches b USING (writer_id, seq))"
+    f"(SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value FROM lake_outbox_scalars o {not_in_lake('o')})"
 )
 RUNS = f"""(
     SELECT run_id, project, name, status, created_at, finished_at, host, world_size, config FROM {LAKE}.lake_runs
