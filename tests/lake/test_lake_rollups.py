@@ -18,7 +18,7 @@ import pytest
 from conftest import lake_query
 
 from runstream._encode import encode_batch
-from runstream_service.store import lake, lake_mover, lifecycle, queries
+from runstream_service.store import lake, lake_mover, lifecycle, queries, rollups
 from runstream_service.store.base import OpenRun, Transaction
 from runstream_service.store.downsample import Downsampled, sql_double
 from runstream_service.store.file import FileStore
@@ -126,6 +126,44 @@ def test_a_lake_overlay_via_rollups_equals_one_servers_read(
         want = queries.scalar_series(one.cursor(), list(RUNS), "loss", "step", x_min, x_max, width)
         assert len(want) == 2
         same(found, want, (x_min, x_max, width))
+
+
+def test_combined_partials_read_the_same_one_row_per_bucket(
+    servers: tuple[LakeServer, LakeServer, duckdb.DuckDBPyConnection], lake_config: LakeConfig
+) -> None:
+    a, b, one = servers
+    per_bucket = "SELECT max(n) FROM (SELECT count(*) AS n FROM lake.lake_rollups GROUP BY run_id, tag, level, bucket)"
+    assert int(str(lake_query(lake_config, per_bucket)[0][0])) > 1
+    before = partials_of(b.con)
+    removed = b.mover.combine_rollups()
+    assert removed > 0 and lake_query(lake_config, per_bucket) == [(1,)]
+    assert b.mover.combine_rollups() == 0
+    for x_min, x_max, width in CASES:
+        found = LakeReads().scalar_series(a.con.cursor(), list(RUNS), "loss", "step", x_min, x_max, width)
+        want = queries.scalar_series(one.cursor(), list(RUNS), "loss", "step", x_min, x_max, width)
+        same(found, want, (x_min, x_max, width))
+    # every field of each combined row equals NumPy's combine of the rows it replaced (store/rollups.py)
+    want, got = rollups.combine(before), partials_of(b.con)
+    for name in rollups.FIELDS:
+        if name == "sum":  # the same values added in another order: equal to the last bits or so
+            np.testing.assert_allclose(got.sum, want.sum, rtol=1e-12, err_msg=name)
+        else:
+            np.testing.assert_array_equal(getattr(got, name), getattr(want, name), err_msg=name)
+
+
+def partials_of(con: duckdb.DuckDBPyConnection) -> rollups.Partials:
+    """The lake's rollup rows as Partials, a series id per (run_id, tag, level), sorted by it and bucket."""
+    rows = con.execute(
+        "SELECT dense_rank() OVER (ORDER BY run_id, tag, level) AS series_id, bucket, points, numbers, sum, "
+        "first_step, first_value, last_step, last_value, coalesce(min_step, ?) AS min_step, "
+        "coalesce(min_value, 'NaN'::DOUBLE) AS min_value, coalesce(max_step, ?) AS max_step, "
+        "coalesce(max_value, 'NaN'::DOUBLE) AS max_value FROM lake.lake_rollups ORDER BY series_id, bucket, first_step",
+        [rollups.NO_STEP, rollups.NO_STEP],
+    ).fetchnumpy()
+    ints = {"series_id", "bucket", "points", "numbers", "first_step", "last_step", "min_step", "max_step"}
+    return rollups.Partials(
+        **{name: np.asarray(rows[name], dtype=np.int64 if name in ints else np.float64) for name in rollups.FIELDS}
+    )
 
 
 def test_each_moves_partials_are_in_the_lake_and_a_deleted_runs_leave_it(

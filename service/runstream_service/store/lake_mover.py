@@ -373,6 +373,28 @@ class Mover:
             raise
         return int(folded)
 
+    def combine_rollups(self) -> int:
+        """One ``lake_rollups`` row per bucket where moves left several (one lake transaction; the caller holds
+        the movers' lock). Returns the rows removed."""
+        cur = self._cur
+        try:
+            cur.execute("BEGIN")
+            combined = _arrow(cur, COMBINED_ROLLUPS)
+            cur.register("combined_rollups", combined)
+            try:
+                (removed,) = cur.execute(
+                    f"DELETE FROM {LAKE}.lake_rollups r USING combined_rollups c WHERE r.run_id = c.run_id "
+                    "AND r.tag = c.tag AND r.level = c.level AND r.bucket = c.bucket"
+                ).fetchall()[0]
+                cur.execute(f"INSERT INTO {LAKE}.lake_rollups BY NAME SELECT * FROM combined_rollups")
+            finally:
+                cur.unregister("combined_rollups")
+            cur.execute("COMMIT")
+        except BaseException:
+            rollback(cur)
+            raise
+        return int(removed) - int(combined.num_rows)
+
     def maintain(self) -> bool:
         """DuckLake's compaction of small files and snapshot expiry, if no other server is at it (True: ran)."""
         with self._locked(MAINTENANCE_LOCK, wait=False) as got:
@@ -380,6 +402,7 @@ class Mover:
                 return False
             with self._locked(MOVER_LOCK):
                 self.fold_batch_keys()
+                self.combine_rollups()
             self._cur.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
             self._cur.execute(
                 f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"
@@ -398,6 +421,27 @@ SELECT writer_id, max(seq) AS seq_done FROM (
     WHERE b.seq > coalesce(w.seq_done, 0)
 ) WHERE seq = base + n GROUP BY writer_id
 """  # per writer, the end of its unbroken run of seqs past its mark (none: the writer is left out)
+
+
+# The rollup partials of each bucket that several moves (or servers) summarised, combined into one row, as
+# store/rollups.py's combine does: counts and sums added, first and last by step, the smallest and largest
+# value with the earliest step holding it (NULL in a bucket of only NaN). Ordered as the mover writes them.
+COMBINED_ROLLUPS = f"""
+WITH rows AS (
+    SELECT r.*, min(min_value) OVER bucket AS low, max(max_value) OVER bucket AS high
+    FROM {LAKE}.lake_rollups r
+    SEMI JOIN (SELECT run_id, tag, level, bucket FROM {LAKE}.lake_rollups GROUP BY ALL HAVING count(*) > 1) d
+        USING (run_id, tag, level, bucket)
+    WINDOW bucket AS (PARTITION BY run_id, tag, level, bucket)
+)
+SELECT run_id, tag, level, bucket, CAST(sum(points) AS BIGINT) AS points, CAST(sum(numbers) AS BIGINT) AS numbers,
+       sum(sum) AS sum, min(first_step) AS first_step, arg_min(first_value, first_step) AS first_value,
+       max(last_step) AS last_step, arg_max(last_value, last_step) AS last_value,
+       min(min_step) FILTER (WHERE min_value = low) AS min_step, any_value(low) AS min_value,
+       min(max_step) FILTER (WHERE max_value = high) AS max_step, any_value(high) AS max_value
+FROM rows GROUP BY run_id, tag, level, bucket
+ORDER BY level, run_id, tag, bucket
+"""
 
 
 def _rollups_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
