@@ -95,12 +95,12 @@ class RunActions:
     async def rename(self, run_id: str, name: str) -> None:
         self.project_of(run_id)
         lifecycle.check_name(name)
-        await self._submit(Transaction(lambda con: lifecycle.rename_run(con, run_id, name)))
+        await self._submit(Transaction(lambda con: lifecycle.rename_run(con, run_id, name), labels_of=(run_id,)))
 
     async def label(self, run_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """`changes`: any of tags, add_tags, remove_tags, note, archived (store/lifecycle.set_labels)."""
         self.project_of(run_id)
         labels: lifecycle.Labels = await self._submit(
-            Transaction(lambda con: lifecycle.set_labels(con, run_id, **changes))
+            Transaction(lambda con: lifecycle.set_labels(con, run_id, **changes), labels_of=(run_id,))
         )
         return {"tags": labels.tags, "note": labels.note, "archived": labels.archived}

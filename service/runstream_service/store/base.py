@@ -61,6 +61,8 @@ class Transaction:
     # Runs this job deletes (store/lifecycle.py): once it has committed, the store drops them from its
     # caches and snapshot, on the writer thread, before any later batch is looked at.
     forget_runs: tuple[str, ...] = ()
+    # Runs whose name or labels this job changes (store/lifecycle.py): a lake server copies them to the lake.
+    labels_of: tuple[str, ...] = ()
 
 
 T = TypeVar("T")

@@ -42,6 +42,12 @@ The design, and why
   from the lake. Every mover leaves out points of a run deleted in the lake (another server's unmoved
   ones included), and every server refuses the run's later batches, as a single server does. Other
   servers' own files keep what they took of the run (their pages read the lake).
+* Names and labels: a rename or label change on a server notes the run's name and labels as they now are
+  in its outbox (``lake_outbox_labels``, in the change's transaction); the mover puts each run's newest
+  into ``lake_run_labels`` unless the lake's is newer. A run row (``lake_runs``) is replaced whole by a
+  newer run note from any server, which may hold an old name, so the name as renamed lives here, and
+  the ``runs`` view and every server's runs list take it from here first. A change on a server first
+  takes the lake's newer name and labels into its file, so it changes them rather than undoes them.
 * Maintenance: DuckLake's own ``ducklake_merge_adjacent_files`` and ``ducklake_expire_snapshots`` /
   ``ducklake_cleanup_old_files``, run by whichever server takes a second advisory lock (one at a time).
 * Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs``,
@@ -59,9 +65,9 @@ The design, and why
 
 What is not built yet: only scalars and run metadata go to the lake (histograms, images and the other
 kinds stay local, and a lake server's pages of them read its own file, as do ``/api/points`` and
-``/api/scalar_groups``); the time axes of a chart aggregate the lake's points (no tiers for them); run
-labels stay per server; backup acts on the local file only (retention deletes through the deletion above;
-crashed runs are watched across servers by store/lake_crashes.py).
+``/api/scalar_groups``); the time axes of a chart aggregate the lake's points (no tiers for them); backup
+acts on the local file only (retention deletes through the deletion above; crashed runs are watched across
+servers by store/lake_crashes.py).
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.
@@ -220,6 +226,9 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_run_ranks (
     noted_at DOUBLE
 );
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_deleted_runs (run_id VARCHAR, deleted_at DOUBLE, server VARCHAR);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_run_labels (  -- a run's name as renamed and what people say of it
+    run_id VARCHAR, name VARCHAR, tags VARCHAR[], note VARCHAR, archived BOOLEAN, noted_at DOUBLE
+);
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_rollups (
     run_id VARCHAR, tag VARCHAR, level TINYINT, bucket BIGINT, points BIGINT, numbers BIGINT, sum DOUBLE,
     first_step BIGINT, first_value DOUBLE, last_step BIGINT, last_value DOUBLE,
@@ -229,11 +238,12 @@ ALTER TABLE {LAKE}.lake_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 ALTER TABLE {LAKE}.lake_run_ranks ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE OR REPLACE VIEW {LAKE}.scalars AS SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;
 CREATE OR REPLACE VIEW {LAKE}.runs AS
-SELECT run_id, project, name, config, status,
-       make_timestamp(CAST(created_at * 1e6 AS BIGINT)) AS created_at,
-       make_timestamp(CAST(finished_at * 1e6 AS BIGINT)) AS finished_at,
-       host, world_size
-FROM {LAKE}.lake_runs;
+SELECT r.run_id, r.project, coalesce(l.name, r.name) AS name, r.config, r.status,
+       make_timestamp(CAST(r.created_at * 1e6 AS BIGINT)) AS created_at,
+       make_timestamp(CAST(r.finished_at * 1e6 AS BIGINT)) AS finished_at,
+       r.host, r.world_size, coalesce(l.tags, CAST([] AS VARCHAR[])) AS tags, coalesce(l.note, '') AS note,
+       coalesce(l.archived, false) AS archived
+FROM {LAKE}.lake_runs r LEFT JOIN {LAKE}.lake_run_labels l USING (run_id);
 CREATE OR REPLACE VIEW {LAKE}.deleted_runs AS
 SELECT run_id, make_timestamp(CAST(deleted_at * 1e6 AS BIGINT)) AS deleted_at, server FROM {LAKE}.lake_deleted_runs;
 CREATE OR REPLACE VIEW {LAKE}.run_ranks AS

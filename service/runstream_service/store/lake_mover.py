@@ -182,14 +182,16 @@ class Mover:
         self._looked = (int(pc.sum(keys.column("points")).as_py() or 0), outboxed)
         runs = _arrow(cur, "SELECT note, run_id, rank, noted_at FROM lake_outbox_runs")
         deletions = _arrow(cur, "SELECT run_id, deleted_at FROM lake_outbox_deletions")
-        if not keys.num_rows and not runs.num_rows and not deletions.num_rows:
+        labels = _arrow(cur, "SELECT * FROM lake_outbox_labels")
+        if not keys.num_rows and not runs.num_rows and not deletions.num_rows and not labels.num_rows:
             return Move(0, 0, 0, 0)
         cur.register("moving", keys)
         cur.register("moving_runs", runs)
         cur.register("moving_deletions", deletions)
+        cur.register("moving_labels", labels)
         try:
             with self._locked(MOVER_LOCK):
-                report = self._to_lake(cur, deleting=deletions.num_rows > 0)
+                report = self._to_lake(cur, deleting=deletions.num_rows > 0, labelling=labels.num_rows > 0)
             self._from_outbox(cur)
             outboxed = self._outboxed()
             left = cur.execute("SELECT coalesce(sum(points), 0) FROM lake_outbox_batches").fetchall()
@@ -198,10 +200,11 @@ class Mover:
             cur.unregister("moving")
             cur.unregister("moving_runs")
             cur.unregister("moving_deletions")
+            cur.unregister("moving_labels")
         self.moves += 1
         return report
 
-    def _to_lake(self, cur: duckdb.DuckDBPyConnection, deleting: bool) -> Move:
+    def _to_lake(self, cur: duckdb.DuckDBPyConnection, deleting: bool, labelling: bool) -> Move:
         try:
             cur.execute("BEGIN")
             new = _arrow(cur, f"SELECT m.writer_id, m.seq FROM moving m {not_in_lake('m')}")
@@ -219,6 +222,8 @@ class Mover:
                     [self._server, time.time()],
                 )
                 runs = self._runs_to_lake(cur)
+                if labelling:
+                    _labels_to_lake(cur)
             finally:
                 cur.unregister("moving_new")
             cur.execute("COMMIT")
@@ -226,7 +231,11 @@ class Mover:
             rollback(cur)
             raise
         return Move(
-            new.num_rows, len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows, points, runs, deleting
+            new.num_rows,
+            len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows,
+            points,
+            runs + (1 if labelling else 0),
+            deleting,
         )
 
     def _deletions_to_lake(self, cur: duckdb.DuckDBPyConnection) -> None:
@@ -236,7 +245,7 @@ class Mover:
             f"FROM moving_deletions WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)",
             [self._server],
         )
-        for table in ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks"):
+        for table in ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks", "lake_run_labels"):
             cur.execute(f"DELETE FROM {LAKE}.{table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
 
     def _runs_to_lake(self, cur: duckdb.DuckDBPyConnection) -> int:
@@ -306,6 +315,10 @@ class Mover:
             # by note: a run's note written since the move read them (its finish, say) is moved next time
             cur.execute(
                 "DELETE FROM lake_outbox_runs WHERE coalesce(note, 0) IN (SELECT coalesce(note, 0) FROM moving_runs)"
+            )
+            cur.execute(
+                "DELETE FROM lake_outbox_labels o USING moving_labels m WHERE o.run_id = m.run_id "
+                "AND o.noted_at = m.noted_at"
             )
             cur.execute(
                 "DELETE FROM lake_outbox_deletions o USING moving_deletions m "
@@ -442,6 +455,28 @@ SELECT run_id, tag, level, bucket, CAST(sum(points) AS BIGINT) AS points, CAST(s
 FROM rows GROUP BY run_id, tag, level, bucket
 ORDER BY level, run_id, tag, bucket
 """
+
+
+def _labels_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
+    """Each run's newest name and labels noted in the outbox, replacing the lake's row unless that is newer
+    (another server's later change); runs deleted in the lake left out."""
+    newest = _arrow(
+        cur,
+        "SELECT DISTINCT ON (run_id) * FROM moving_labels "
+        f"WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) ORDER BY run_id, noted_at DESC",
+    )
+    cur.register("newest_labels", newest)  # (not a temp table: this transaction writes the lake)
+    try:
+        cur.execute(
+            f"DELETE FROM {LAKE}.lake_run_labels l USING newest_labels n "
+            "WHERE l.run_id = n.run_id AND l.noted_at < n.noted_at"
+        )
+        cur.execute(
+            f"INSERT INTO {LAKE}.lake_run_labels SELECT n.run_id, n.name, n.tags, n.note, n.archived, n.noted_at "
+            f"FROM newest_labels n ANTI JOIN {LAKE}.lake_run_labels l USING (run_id)"
+        )
+    finally:
+        cur.unregister("newest_labels")
 
 
 def _rollups_to_lake(cur: duckdb.DuckDBPyConnection) -> None:

@@ -71,6 +71,16 @@ RUNS = f"""(
     FROM run_meta WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs)
 )"""
 
+# Each run's newest name and labels: the lake's, or this server's change not moved yet when that is newer.
+# (A run with neither: its own name, and labels from this server's file, as one server has them.)
+LABELS = f"""(
+    SELECT DISTINCT ON (run_id) run_id, name, tags, note, archived FROM (
+        SELECT run_id, name, tags, note, archived, noted_at FROM {LAKE}.lake_run_labels
+        UNION ALL
+        SELECT run_id, name, tags, note, archived, noted_at FROM lake_outbox_labels
+    ) ORDER BY run_id, noted_at DESC
+)"""
+
 Progress = Mapping[str, tuple[int, float]]  # run id -> (last step, last wall time) of its points in the lake
 
 
@@ -104,17 +114,19 @@ class LakeReads:
             where.append("r.project = ?")
             params.append(project)
         if text:
-            where.append("(r.name ILIKE ? OR r.run_id ILIKE ?)")
+            where.append("(coalesce(n.name, r.name) ILIKE ? OR r.run_id ILIKE ?)")
             params += [f"%{text}%", f"%{text}%"]
         for key, value in config.items():
             where.append("json_extract_string(r.config, ?) = ?")
             params += [f"$.{json.dumps(key)}", value]
         rows = cur.execute(
             f"""
-            SELECT r.run_id, r.project, r.name, r.status, r.created_at, r.finished_at, r.host, r.world_size,
-                   r.config, s.last_step, s.last_time,
-                   coalesce(l.tags, CAST([] AS VARCHAR[])), coalesce(l.note, ''), coalesce(l.archived, false)
+            SELECT r.run_id, r.project, coalesce(n.name, r.name), r.status, r.created_at, r.finished_at, r.host,
+                   r.world_size, r.config, s.last_step, s.last_time,
+                   coalesce(n.tags, l.tags, CAST([] AS VARCHAR[])), coalesce(n.note, l.note, ''),
+                   coalesce(n.archived, l.archived, false)
             FROM {RUNS} r
+            LEFT JOIN {LABELS} n USING (run_id)
             LEFT JOIN run_labels l USING (run_id)
             LEFT JOIN (
                 SELECT se.run_id, max(st.last_step) AS last_step, max(st.last_wall) AS last_time

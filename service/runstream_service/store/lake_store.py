@@ -4,7 +4,9 @@ Every batch commits, in the same local transaction as its points, a row of ``lak
 ``(writer_id, seq)``, a local key, its run, rank and tags) and its scalar points as numbers
 (``lake_outbox_points``; the view ``lake_outbox_scalars`` reads them in the lake's shape); every opened or
 finished run a row of ``lake_outbox_runs`` (numbered: the mover deletes the notes it moved, not a note
-written meanwhile); every deleted run a row of ``lake_outbox_deletions``, in the delete's transaction.
+written meanwhile); every deleted run a row of ``lake_outbox_deletions``, in the delete's transaction;
+every rename or label change the run's name and labels as they now are (``lake_outbox_labels``), in its
+transaction.
 The acknowledgement therefore means "in this server's file, and on its way to the lake"; the mover
 (store/lake_mover.py) empties the outbox.
 """
@@ -22,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, Transaction
+from runstream_service.store.lake import LAKE
 from runstream_service.store.transactions import insert_rows
 from runstream_service.validate import DecodedBatch
 
@@ -40,6 +43,9 @@ CREATE TABLE IF NOT EXISTS lake_outbox_runs (
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS note BIGINT;
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE TABLE IF NOT EXISTS lake_outbox_deletions (run_id VARCHAR NOT NULL, deleted_at DOUBLE NOT NULL);
+CREATE TABLE IF NOT EXISTS lake_outbox_labels (
+    run_id VARCHAR NOT NULL, name VARCHAR, tags VARCHAR[], note VARCHAR, archived BOOLEAN, noted_at DOUBLE NOT NULL
+);
 """
 # (A column DEFAULT nextval(sequence) would number the notes, but DuckDB 1.5.5 then fails to replay its WAL
 # after a crash: "GetDefaultDatabase with no default database set". The store numbers them itself.)
@@ -119,6 +125,22 @@ def _outbox_write(batch: DecodedBatch, batch_key: int, written: Callable[[int], 
         written(batch.points)
 
     return Transaction(work=work)
+
+
+def _take_newer_labels(con: duckdb.DuckDBPyConnection, runs: list[str]) -> None:
+    """This file's name and labels of `runs` replaced by the lake's where the lake's are newer (another
+    server's rename or label change), so that a change here (adding a tag, say) starts from them."""
+    marks = ", ".join("?" for _ in runs)
+    newer = (
+        f"SELECT n.* FROM {LAKE}.lake_run_labels n LEFT JOIN run_labels l USING (run_id) "
+        f"WHERE n.run_id IN ({marks}) AND n.noted_at > coalesce(l.updated_at, 0)"
+    )
+    con.execute(f"UPDATE run_meta m SET name = n.name FROM ({newer}) n WHERE m.run_id = n.run_id", runs)
+    con.execute(f"DELETE FROM run_labels WHERE run_id IN (SELECT run_id FROM ({newer}))", runs)
+    con.execute(
+        f"INSERT INTO run_labels SELECT run_id, tags, note, archived, noted_at FROM ({newer})",
+        runs,
+    )
 
 
 @dataclass(frozen=True)
@@ -230,6 +252,8 @@ class LakeStore:
         )
 
     def transact(self, job: Transaction) -> Any:
+        if job.labels_of:
+            return self._inner.transact(self._with_labels_noted(job))
         if not job.forget_runs:
             return self._inner.transact(job)
         # A deletion (store/lifecycle.py; its job names the runs it deletes): a run only the lake knows is
@@ -247,6 +271,27 @@ class LakeStore:
             return result
 
         return self._inner.transact(dataclasses.replace(job, work=work, single=None))
+
+    def _with_labels_noted(self, job: Transaction) -> Transaction:
+        """A rename or label change: a run only the lake knows is opened here first (as for a deletion), and
+        the run's name and labels as the change leaves them are noted in the same transaction, for the mover."""
+        for run_id in job.labels_of:
+            self._adopt(run_id, 0)
+        change = job.work
+
+        def work(con: duckdb.DuckDBPyConnection) -> Any:
+            runs = list(job.labels_of)
+            _take_newer_labels(con, runs)  # a change made on another server since is changed here, not undone
+            result = change(con)
+            con.execute(
+                "INSERT INTO lake_outbox_labels SELECT m.run_id, m.name, coalesce(l.tags, CAST([] AS VARCHAR[])), "
+                "coalesce(l.note, ''), coalesce(l.archived, false), ? FROM run_meta m LEFT JOIN run_labels l "
+                f"USING (run_id) WHERE m.run_id IN ({', '.join('?' for _ in runs)})",
+                [time.time(), *runs],
+            )
+            return result
+
+        return dataclasses.replace(job, work=work, single=None)
 
     def close(self) -> None:
         self._inner.close()
