@@ -190,3 +190,26 @@ def test_the_change_feed_merges_local_commits_and_lake_changes() -> None:
     seen = feed.commit_number
     feed.lake_changed([])  # the lake changed, no run's points: still an update (the page refreshes its runs)
     assert feed.commit_number > seen and feed.runs_changed_since(seen) == []
+
+
+def test_a_rename_and_tags_through_one_servers_api_show_on_the_other(servers: tuple[LocalServer, LocalServer]) -> None:
+    a, b = servers
+    write(a, "labelled", 100)
+    assert eventually(lambda: [r["run_id"] for r in get(b, "/api/runs")["runs"]], ["labelled"]) == ["labelled"]
+    body = json.dumps({"name": "fixed typo", "add_tags": ["baseline"], "note": "ok"}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{a.http_port}/api/runs/labelled",
+        data=body,
+        headers={"Content-Type": "application/json"},
+        method="PATCH",
+    )
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        assert reply.status == 200
+
+    def shown(server: LocalServer) -> list[Any]:
+        (run,) = get(server, "/api/runs")["runs"]
+        return [run["name"], run["tags"], run["note"]]
+
+    want = ["fixed typo", ["baseline"], "ok"]
+    assert shown(a) == want  # at once on the server that took it
+    assert eventually(lambda: shown(b), want) == want  # on the other once A's mover moved it
