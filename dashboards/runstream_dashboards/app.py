@@ -127,7 +127,7 @@ async def points(request: web.Request) -> web.Response:
     x_min, x_max = params.number(request, "x_min"), params.number(request, "x_max")
     as_csv = params.choice(request, "format", ("json", "csv")) == "csv"
     found = await _deps(request).reader.run(
-        lambda cur: queries.scalar_points(cur, run_id, tag, x_min, x_max, MAX_POINTS_ROWS)
+        lambda cur: _deps(request).reads.scalar_points(cur, run_id, tag, x_min, x_max, MAX_POINTS_ROWS)
     )
     if as_csv:
         body = await asyncio.to_thread(_points_csv, found)

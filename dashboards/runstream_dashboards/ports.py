@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import duckdb
+import numpy as np
 
 from runstream_service.auth import TokenTable
 from runstream_service.store import queries
@@ -36,8 +37,8 @@ class ChangeFeed(Protocol):
 
 
 class RunReads(Protocol):
-    """The runs, tags and scalar series the page reads, on a cursor: store/queries.py's functions (this
-    server's file), or a lake server's store/lake_queries.LakeReads (the whole lake)."""
+    """The runs, tags, scalar series and one series' points the page reads, on a cursor: store/queries.py's
+    functions (this server's file), or a lake server's store/lake_queries.LakeReads (the whole lake)."""
 
     def list_runs(
         self, cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]
@@ -55,6 +56,16 @@ class RunReads(Protocol):
         x_max: float | None,
         width: int,
     ) -> list[tuple[str, Downsampled]]: ...
+
+    def scalar_points(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_id: str,
+        tag: str,
+        x_min: float | None,
+        x_max: float | None,
+        limit: int,
+    ) -> dict[str, np.ndarray]: ...
 
 
 class VisdomReads(Protocol):

@@ -88,6 +88,16 @@ def test_a_run_written_through_one_server_is_read_through_the_other(servers: tup
     assert min(narrow["y"]) == 0.0 and max(narrow["y"]) == STEPS - 1
     relative = get(b, "/api/scalars?runs=through-a&tag=loss&width=10000&x=relative")["series"][0]
     assert relative["count"] == STEPS and relative["x"][0] == 0.0
+    # every point of the series for export, on either server, each once, by step
+    for server in (a, b):
+        points = get(server, "/api/points?run=through-a&tag=loss&x_min=10&x_max=2000")
+        assert points["count"] == 1991 and points["step"] == list(range(10, 2001)), server
+        assert points["value"] == [float(step) for step in range(10, 2001)]
+    try:
+        get(b, "/api/points?run=through-a&tag=nope")
+        raise AssertionError("a tag the run does not have must be a 404")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404 and "nope" in json.loads(exc.read())["error"]
 
 
 def test_both_servers_runs_overlay_on_either(servers: tuple[LocalServer, LocalServer]) -> None:

@@ -64,10 +64,10 @@ The design, and why
   The lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
 
 What is not built yet: only scalars and run metadata go to the lake (histograms, images and the other
-kinds stay local, and a lake server's pages of them read its own file, as do ``/api/points`` and
-``/api/scalar_groups``); the time axes of a chart aggregate the lake's points (no tiers for them); backup
-acts on the local file only (retention deletes through the deletion above; crashed runs are watched across
-servers by store/lake_crashes.py).
+kinds stay local, and a lake server's pages of them read its own file, as does ``/api/scalar_groups``);
+the time axes of a chart aggregate the lake's points (no tiers for them); backup acts on the local file
+only (retention deletes through the deletion above; crashed runs are watched across servers by
+store/lake_crashes.py).
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.

@@ -43,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from runstream_service.errors import NotFound
+from runstream_service.errors import NotFound, TooLarge
 from runstream_service.store.downsample import Downsampled, assemble, exact, sql_double
 from runstream_service.store.kinds import BY_NAME, KINDS
 from runstream_service.store.lake import LAKE, not_in_lake
@@ -167,6 +167,19 @@ class LakeReads:
             tags[BY_NAME[kind].view].append(tag)
         return tags
 
+    def scalar_points(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_id: str,
+        tag: str,
+        x_min: float | None,
+        x_max: float | None,
+        limit: int,
+    ) -> dict[str, np.ndarray]:
+        """Every point of one scalar series in the lake and this server's outbox (each once), by step and
+        rank, as queries.scalar_points; TooLarge past `limit`."""
+        return _pinned(cur, lambda: _points(cur, run_id, tag, x_min, x_max, limit))
+
     def scalar_series(
         self,
         cur: duckdb.DuckDBPyConnection,
@@ -180,6 +193,32 @@ class LakeReads:
         """M4-downsampled series of `tag` for each run that has it, in the order of `run_ids`; a series
         with no more points in range than `width` is read again, exactly (as queries.scalar_series)."""
         return _pinned(cur, lambda: _scalar_series(cur, run_ids, tag, x_axis, x_min, x_max, width))
+
+
+def _points(
+    cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, x_min: float | None, x_max: float | None, limit: int
+) -> dict[str, np.ndarray]:
+    _known_runs(cur, [run_id])
+    where, params = "run_id = ? AND tag = ?", [run_id, tag]
+    if x_min is not None:
+        where += f" AND step >= {math.ceil(x_min)}"
+    if x_max is not None:
+        where += f" AND step <= {math.floor(x_max)}"
+    source = (
+        f"(SELECT step, rank, wall_time, value FROM {LAKE}.lake_scalars WHERE {where} "
+        f"UNION ALL SELECT step, rank, wall_time, value FROM {UNMOVED} WHERE {where})"
+    )
+    (count,) = cur.execute(f"SELECT count(*) FROM {source}", params * 2).fetchall()[0]
+    has_tag = (
+        f"SELECT EXISTS (SELECT 1 FROM {LAKE}.lake_scalars WHERE run_id = ? AND tag = ?) "
+        f"OR EXISTS (SELECT 1 FROM {UNMOVED} WHERE run_id = ? AND tag = ?)"
+    )
+    if count == 0 and not cur.execute(has_tag, [run_id, tag] * 2).fetchall()[0][0]:
+        raise NotFound(f"no scalar tag {tag!r} in run(s) {run_id}")
+    if count > limit:
+        raise TooLarge(f"{count:,} points, more than {limit:,}: read a step range at a time (x_min, x_max)")
+    table = cur.execute(f"SELECT * FROM {source} ORDER BY step, rank", params * 2).fetchnumpy()
+    return {name: np.asarray(table[name]) for name in ("step", "rank", "wall_time", "value")}
 
 
 def _lake_progress(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> Progress:
