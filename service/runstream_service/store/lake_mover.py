@@ -42,7 +42,7 @@ from runstream_service.store.lake import (
 from runstream_service.store.lake_crashes import CRASH_LOCK, LakeCrashes
 from runstream_service.store.lake_store import LakeRun
 from runstream_service.store.rollups import FIELDS, all_levels
-from runstream_service.store.transactions import rollback
+from runstream_service.store.transactions import registered, transaction
 
 logger = logging.getLogger("runstream.lake")
 
@@ -205,11 +205,9 @@ class Mover:
         return report
 
     def _to_lake(self, cur: duckdb.DuckDBPyConnection, deleting: bool, labelling: bool) -> Move:
-        try:
-            cur.execute("BEGIN")
+        with transaction(cur):
             new = _arrow(cur, f"SELECT m.writer_id, m.seq FROM moving m {not_in_lake('m')}")
-            cur.register("moving_new", new)
-            try:
+            with registered(cur, "moving_new", new):
                 if deleting:  # (the four DELETEs scan the lake's files even when no run is named)
                     self._deletions_to_lake(cur)
                 points: int = cur.execute(
@@ -224,12 +222,6 @@ class Mover:
                 runs = self._runs_to_lake(cur)
                 if labelling:
                     _labels_to_lake(cur)
-            finally:
-                cur.unregister("moving_new")
-            cur.execute("COMMIT")
-        except BaseException:
-            rollback(cur)
-            raise
         return Move(
             new.num_rows,
             len(cur.execute("SELECT 1 FROM moving").fetchall()) - new.num_rows,
@@ -303,8 +295,7 @@ class Mover:
         return rows
 
     def _from_outbox(self, cur: duckdb.DuckDBPyConnection) -> None:
-        try:
-            cur.execute("BEGIN")
+        with transaction(cur):
             cur.execute(
                 "DELETE FROM lake_outbox_points WHERE batch_key IN "
                 "(SELECT b.batch_key FROM lake_outbox_batches b SEMI JOIN moving m USING (writer_id, seq))"
@@ -324,10 +315,6 @@ class Mover:
                 "DELETE FROM lake_outbox_deletions o USING moving_deletions m "
                 "WHERE o.run_id = m.run_id AND o.deleted_at = m.deleted_at"
             )
-            cur.execute("COMMIT")
-        except BaseException:
-            rollback(cur)
-            raise
 
     def lake_runs(self) -> dict[str, LakeRun]:
         rows = self._cur.execute(
@@ -365,47 +352,25 @@ class Mover:
         """Each writer's unbroken run of seqs from 1 into its mark, those keys out of lake_batches (one lake
         transaction; the caller holds the movers' lock). Returns the keys folded."""
         cur = self._cur
-        try:
-            cur.execute("BEGIN")
-            marks = _arrow(cur, FOLDED)
-            cur.register("new_marks", marks)
-            try:
-                (folded,) = cur.execute(
-                    f"DELETE FROM {LAKE}.lake_batches b USING new_marks n "
-                    "WHERE b.writer_id = n.writer_id AND b.seq <= n.seq_done"
-                ).fetchall()[0]
-                cur.execute(
-                    f"DELETE FROM {LAKE}.lake_writer_marks WHERE writer_id IN (SELECT writer_id FROM new_marks)"
-                )
-                cur.execute(f"INSERT INTO {LAKE}.lake_writer_marks SELECT writer_id, seq_done FROM new_marks")
-            finally:
-                cur.unregister("new_marks")
-            cur.execute("COMMIT")
-        except BaseException:
-            rollback(cur)
-            raise
+        with transaction(cur), registered(cur, "new_marks", _arrow(cur, FOLDED)):
+            (folded,) = cur.execute(
+                f"DELETE FROM {LAKE}.lake_batches b USING new_marks n "
+                "WHERE b.writer_id = n.writer_id AND b.seq <= n.seq_done"
+            ).fetchall()[0]
+            cur.execute(f"DELETE FROM {LAKE}.lake_writer_marks WHERE writer_id IN (SELECT writer_id FROM new_marks)")
+            cur.execute(f"INSERT INTO {LAKE}.lake_writer_marks SELECT writer_id, seq_done FROM new_marks")
         return int(folded)
 
     def combine_rollups(self) -> int:
         """One ``lake_rollups`` row per bucket where moves left several (one lake transaction; the caller holds
         the movers' lock). Returns the rows removed."""
         cur = self._cur
-        try:
-            cur.execute("BEGIN")
-            combined = _arrow(cur, COMBINED_ROLLUPS)
-            cur.register("combined_rollups", combined)
-            try:
-                (removed,) = cur.execute(
-                    f"DELETE FROM {LAKE}.lake_rollups r USING combined_rollups c WHERE r.run_id = c.run_id "
-                    "AND r.tag = c.tag AND r.level = c.level AND r.bucket = c.bucket"
-                ).fetchall()[0]
-                cur.execute(f"INSERT INTO {LAKE}.lake_rollups BY NAME SELECT * FROM combined_rollups")
-            finally:
-                cur.unregister("combined_rollups")
-            cur.execute("COMMIT")
-        except BaseException:
-            rollback(cur)
-            raise
+        with transaction(cur), registered(cur, "combined_rollups", _arrow(cur, COMBINED_ROLLUPS)) as combined:
+            (removed,) = cur.execute(
+                f"DELETE FROM {LAKE}.lake_rollups r USING combined_rollups c WHERE r.run_id = c.run_id "
+                "AND r.tag = c.tag AND r.level = c.level AND r.bucket = c.bucket"
+            ).fetchall()[0]
+            cur.execute(f"INSERT INTO {LAKE}.lake_rollups BY NAME SELECT * FROM combined_rollups")
         return int(removed) - int(combined.num_rows)
 
     def maintain(self) -> bool:
