@@ -164,7 +164,7 @@ async def scalar_groups(request: web.Request) -> web.Response:
         raise BadRequest(f"x_min ({x_min}) must not be greater than x_max ({x_max})")
     width = params.integer(request, "width", 1000, 1, MAX_WIDTH)
     found = await _deps(request).reader.run(
-        lambda cur: queries.scalar_groups(cur, ids, tag, key, x_axis, x_min, x_max, width)
+        lambda cur: _deps(request).reads.scalar_groups(cur, ids, tag, key, x_axis, x_min, x_max, width)
     )
     return _json({"tag": tag, "group_by": key, "x": x_axis, "width": width, "groups": found})
 

@@ -17,9 +17,11 @@ where a run has none:
 `type` is `number` when every value is a number, `bool` when every value is a boolean, else `string`
 (the other values written as text).
 
-The metrics are one SQL query: series_stats (the writer's per-series summary) gives each series' last
-step, and a join on (series_id, step) picks the points there, so the read does not aggregate a
-series' history. Config flattening is plain Python over the runs' JSON (pure, below).
+The metrics are one SQL query through the reads seam (AppDeps.reads): on one server's file,
+store/queries.py's last_values (series_stats, the writer's per-series summary, gives each series' last
+step, and a join on (series_id, step) picks the points there, so the read does not aggregate a series'
+history); on a lake server, store/lake_queries.py's over the whole lake. Config flattening is plain
+Python over the runs' JSON (pure, below).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ import orjson
 from aiohttp import web
 
 from runstream_dashboards import params
-from runstream_dashboards.ports import AppDeps
-from runstream_service.errors import BadRequest
+from runstream_dashboards.ports import AppDeps, RunReads
+from runstream_service.errors import BadRequest, NotFound
 from runstream_service.store import queries
 
 DEPS_KEY: web.AppKey[AppDeps] = web.AppKey("hparams_deps")
@@ -136,54 +138,31 @@ def metric_columns(run_ids: list[str], rows: list[tuple[str, str, int, float | N
 
 # -- the read, on a cursor ------------------------------------------------------------------------
 
-LAST_VALUES = """
-WITH last AS (
-    SELECT se.series_id, se.run_id, se.tag, st.last_step
-    FROM series se JOIN series_stats st USING (series_id)
-    WHERE se.kind = 'scalar' AND list_contains(?, se.run_id)
-)
-SELECT l.run_id, l.tag, l.last_step, arg_min(p.value, {'rank': p.rank, 'wall': -p.wall_time}) AS value
-FROM last l JOIN (
-    SELECT series_id, step, rank, wall_time, value FROM scalar_points
-    UNION ALL
-    SELECT series_id, step, rank, wall_time, value FROM scalar_points_hot
-) p ON p.series_id = l.series_id AND p.step = l.last_step
-GROUP BY l.run_id, l.tag, l.last_step
-"""
-
-
-def last_values(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[tuple[str, str, int, float | None]]:
-    """Each scalar series' value at its greatest step, for these runs: (run_id, tag, step, value)."""
-    rows: list[tuple[str, str, int, float | None]] = cur.execute(LAST_VALUES, [run_ids]).fetchall()
-    return rows
-
 
 def read_hparams(
     cur: duckdb.DuckDBPyConnection,
+    reads: RunReads,
     project: str | None,
     text: str | None,
     config: dict[str, str],
     run_ids: list[str] | None,
 ) -> dict[str, Any]:
-    """The table of the chosen runs (run_ids, else the project's runs matching text and config)."""
+    """The table of the chosen runs (run_ids, else the project's runs matching text and config), read through
+    `reads` (this server's file, or a lake server's whole lake)."""
     if run_ids is not None:
-        queries.known_runs(cur, run_ids)
-        found = [
-            {"run_id": r, "name": n, "status": s, "created_at": c, "config": json.loads(j) if j else {}}
-            for r, n, s, c, j in cur.execute(
-                "SELECT run_id, name, status, created_at, config::VARCHAR FROM run_meta "
-                "WHERE list_contains(?, run_id) ORDER BY created_at DESC",
-                [run_ids],
-            ).fetchall()
-        ]
+        wanted = set(run_ids)
+        found = [run for run in reads.list_runs(cur, None, None, {}) if run["run_id"] in wanted]
+        missing = [run_id for run_id in run_ids if run_id not in {run["run_id"] for run in found}]
+        if missing:
+            raise NotFound(f"unknown run id(s): {', '.join(missing)}")
     else:
-        found = queries.list_runs(cur, project, text, config)
+        found = reads.list_runs(cur, project, text, config)
     truncated = len(found) > MAX_RUNS
     found = found[:MAX_RUNS]
     ids = [r["run_id"] for r in found]
     return {
         "runs": {name: [r[name] for r in found] for name in ("run_id", "name", "status", "created_at")},
-        "columns": config_columns([r["config"] for r in found]) + metric_columns(ids, last_values(cur, ids)),
+        "columns": config_columns([r["config"] for r in found]) + metric_columns(ids, reads.last_values(cur, ids)),
         "truncated": truncated,
     }
 
@@ -198,7 +177,8 @@ async def hparams(request: web.Request) -> web.Response:
         raise BadRequest("give project=P (its runs, filtered as /api/runs filters them) or runs=ID,ID")
     text = request.query.get("q") or None
     config = {k[len("config.") :]: v for k, v in request.query.items() if k.startswith("config.") and len(k) > 7}
-    found = await request.app[DEPS_KEY].reader.run(lambda cur: read_hparams(cur, project, text, config, run_ids))
+    deps = request.app[DEPS_KEY]
+    found = await deps.reader.run(lambda cur: read_hparams(cur, deps.reads, project, text, config, run_ids))
     body = orjson.dumps(found, option=orjson.OPT_SERIALIZE_NUMPY, default=str)
     return web.Response(body=body, content_type="application/json")
 

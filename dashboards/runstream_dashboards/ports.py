@@ -37,8 +37,9 @@ class ChangeFeed(Protocol):
 
 
 class RunReads(Protocol):
-    """The runs, tags, scalar series and one series' points the page reads, on a cursor: store/queries.py's
-    functions (this server's file), or a lake server's store/lake_queries.LakeReads (the whole lake)."""
+    """The runs, tags, scalar series, one series' points, runs grouped by config and each series' last value
+    that the page reads, on a cursor: store/queries.py's functions (this server's file), or a lake server's
+    store/lake_queries.LakeReads (the whole lake)."""
 
     def list_runs(
         self, cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]
@@ -66,6 +67,22 @@ class RunReads(Protocol):
         x_max: float | None,
         limit: int,
     ) -> dict[str, np.ndarray]: ...
+
+    def scalar_groups(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_ids: list[str],
+        tag: str,
+        key: str,
+        x_axis: str,
+        x_min: float | None,
+        x_max: float | None,
+        width: int,
+    ) -> list[dict[str, Any]]: ...
+
+    def last_values(
+        self, cur: duckdb.DuckDBPyConnection, run_ids: list[str]
+    ) -> list[tuple[str, str, int, float | None]]: ...
 
 
 class VisdomReads(Protocol):

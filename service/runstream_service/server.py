@@ -71,7 +71,9 @@ class Server:
             config["memory_limit"] = settings.memory_limit
         self.con = open_database(settings.database, config)
         self.memory_limit: str = self.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-        store: Store = FileStore(self.con)
+        # A lake server's scalar points go to its outbox only, then to the lake (store/lake_store.py): no second
+        # copy in its own tables, which it would write and compact for nothing.
+        store: Store = FileStore(self.con, scalar_points=settings.lake is None)
         self.mover: Mover | None = None
         if settings.lake:
             store, self.mover = lake_server.attach(
@@ -90,7 +92,8 @@ class Server:
             self.reads = LakeReads(lambda: watch.progress)
         self.bulk = BulkCursors(self.con)  # backups and exports: long reads off the dashboard's cursors
         self.compactor = Compactor(self.con, settings.compaction)
-        self.writer.on_scalars_committed = self.compactor.notify
+        if settings.lake is None:  # a lake server's file has no scalar points to compact
+            self.writer.on_scalars_committed = self.compactor.notify
         # Visdom's writes run on the writer thread, from its HTTP endpoints and from gRPC batches alike.
         self.visdom = visdom_routes.Visdom(VisdomWrites(), self.writer.submit, self.reader, settings.tokens)
         # Crashed runs: the clock starts now; ingest reports OpenRun calls and open streams.

@@ -11,6 +11,7 @@ import pytest
 
 from runstream_dashboards.hparams_api import column_type, config_columns, flatten, read_hparams
 from runstream_service.errors import NotFound
+from runstream_service.store import queries
 from runstream_service.store.schema import create_schema
 
 
@@ -84,7 +85,7 @@ def cur() -> duckdb.DuckDBPyConnection:
 
 
 def test_read_hparams_takes_each_series_last_value_by_step(cur: duckdb.DuckDBPyConnection) -> None:
-    found = read_hparams(cur, "p", None, {}, None)
+    found = read_hparams(cur, queries, "p", None, {}, None)
     assert found["runs"]["run_id"] == ["r2", "r1"]  # newest first
     assert found["truncated"] is False
     columns = {c["key"]: c for c in found["columns"]}
@@ -99,8 +100,8 @@ def test_read_hparams_takes_each_series_last_value_by_step(cur: duckdb.DuckDBPyC
 
 
 def test_read_hparams_by_run_ids_and_by_filters(cur: duckdb.DuckDBPyConnection) -> None:
-    assert read_hparams(cur, None, None, {}, ["r3"])["runs"]["name"] == ["three"]
-    assert read_hparams(cur, "p", "two", {}, None)["runs"]["run_id"] == ["r2"]
-    assert read_hparams(cur, "p", None, {"opt": "sgd"}, None)["runs"]["run_id"] == []
+    assert read_hparams(cur, queries, None, None, {}, ["r3"])["runs"]["name"] == ["three"]
+    assert read_hparams(cur, queries, "p", "two", {}, None)["runs"]["run_id"] == ["r2"]
+    assert read_hparams(cur, queries, "p", None, {"opt": "sgd"}, None)["runs"]["run_id"] == []
     with pytest.raises(NotFound, match="nope"):
-        read_hparams(cur, None, None, {}, ["nope"])
+        read_hparams(cur, queries, None, None, {}, ["nope"])

@@ -28,6 +28,7 @@ from runstream_service.store.base import (
     Transaction,
     UnknownRun,
 )
+from runstream_service.store.kinds import SCALAR
 from runstream_service.store.lifecycle import deleted_message, deleted_run_ids, importer_writer_prefix
 from runstream_service.store.schema import create_schema
 from runstream_service.store.tables import SeriesIds, build_rows
@@ -38,9 +39,13 @@ logger = logging.getLogger("runstream.writer")
 
 
 class FileStore:
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    """The Store of one DuckDB file. With `scalar_points` False (a lake server, whose outbox holds them:
+    store/lake_store.py) scalar points are not appended, but their series and series_stats are kept."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, scalar_points: bool = True) -> None:
         create_schema(con)
         self._con = con
+        self._scalar_points = scalar_points
         self.series_ids = SeriesIds(
             {(r, k, t): s for s, r, k, t in con.execute("SELECT series_id, run_id, kind, tag FROM series").fetchall()}
         )
@@ -68,7 +73,8 @@ class FileStore:
             if rows.series is not None:
                 insert_rows(con, "series", rows.series)
             for kind, table in rows.points.items():
-                insert_rows(con, kind.table, table)
+                if kind is not SCALAR or self._scalar_points:
+                    insert_rows(con, kind.table, table)
             stats_added = self._update_series_stats(rows.scalar_stats) if rows.scalar_stats is not None else []
             self._save_extras(batches)
             for batch in batches:

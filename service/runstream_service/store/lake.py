@@ -3,12 +3,15 @@ shared path or on S3-compatible storage), and any DuckDB 1.5.5 client ATTACHes i
 
 The design, and why
 -------------------
-* Acknowledge locally, move in bulk. Each server keeps its own DuckDB file exactly as a single server does,
-  and acknowledges a batch once the local transaction holding it commits. A small commit to DuckLake costs
+* Acknowledge locally, move in bulk. Each server keeps its own DuckDB file as a single server does, and
+  acknowledges a batch once the local transaction holding it commits. A small commit to DuckLake costs
   about 9 ms at best and seconds under contention, and a Parquet file per batch would ruin reads, so the
-  batch is not written to the lake then. In the same local transaction, the batch's points are also put
-  into an outbox (``lake_outbox_batches``: one row per batch, its ``(writer_id, seq)``;
-  ``lake_outbox_scalars``: its points in the lake's shape) (store/lake_store.py).
+  batch is not written to the lake then. In that local transaction, the batch's scalar points go into an
+  outbox (``lake_outbox_batches``: one row per batch, its ``(writer_id, seq)``; ``lake_outbox_scalars``:
+  its points in the lake's shape) (store/lake_store.py), and only there: the file's own scalar tables stay
+  empty (a second copy, written and compacted for nothing, halved ingest: bench/lake.py), and every read
+  of scalars on a lake server reads the lake and the unmoved outbox (store/lake_queries.py, and the
+  file's `scalars` view, which store/lake_store.py replaces).
 * The mover (store/lake_mover.py), one thread per server, moves the outbox to the lake in large commits:
   every ``move_seconds`` it takes the outbox's batches, and in ONE lake transaction inserts their points
   and their keys into ``lake_batches(writer_id, seq, server, moved_at)``; only after that commit does it

@@ -46,8 +46,9 @@ import pyarrow.compute as pc
 from runstream_service.errors import NotFound, TooLarge
 from runstream_service.store.downsample import Downsampled, assemble, exact, sql_double
 from runstream_service.store.kinds import BY_NAME, KINDS
-from runstream_service.store.lake import LAKE, not_in_lake
-from runstream_service.store.queries import columns_downsampled
+from runstream_service.store.lake import LAKE
+from runstream_service.store.lake_store import UNMOVED_SCALARS
+from runstream_service.store.queries import RunGroups, columns_downsampled, group_extent, time_columns_sql
 from runstream_service.store.rollups import (
     FIELDS,
     LEVEL_MAX,
@@ -60,10 +61,7 @@ from runstream_service.store.rollups import (
 
 T = TypeVar("T")
 
-# The outbox rows whose batch is not in the lake yet: exactly the acknowledged points not moved.
-UNMOVED = (
-    f"(SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value FROM lake_outbox_scalars o {not_in_lake('o')})"
-)
+UNMOVED = f"({UNMOVED_SCALARS})"  # the outbox's points not in the lake yet
 RUNS = f"""(
     SELECT run_id, project, name, status, created_at, finished_at, host, world_size, config FROM {LAKE}.lake_runs
     UNION ALL
@@ -194,6 +192,40 @@ class LakeReads:
         with no more points in range than `width` is read again, exactly (as queries.scalar_series)."""
         return _pinned(cur, lambda: _scalar_series(cur, run_ids, tag, x_axis, x_min, x_max, width))
 
+    def scalar_groups(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        run_ids: list[str],
+        tag: str,
+        key: str,
+        x_axis: str,
+        x_min: float | None,
+        x_max: float | None,
+        width: int,
+    ) -> list[dict[str, Any]]:
+        """queries.scalar_groups over the lake and this server's outbox: the same columns and means. Read from
+        the points, not the rollups, on every axis: it costs O(the runs' points of `tag`)."""
+        return _pinned(cur, lambda: _scalar_groups(cur, run_ids, tag, key, x_axis, x_min, x_max, width))
+
+    def last_values(
+        self, cur: duckdb.DuckDBPyConnection, run_ids: list[str]
+    ) -> list[tuple[str, str, int, float | None]]:
+        """queries.last_values over the lake and this server's outbox (one scan of these runs' points)."""
+        if not run_ids:
+            return []
+        marks = _marks(run_ids)
+        query = f"""
+            SELECT run_id, tag, max(step), arg_max(value, {{'step': step, 'rank': -rank, 'wall': wall_time}})
+            FROM (
+                SELECT run_id, tag, step, rank, wall_time, value FROM {UNMOVED} WHERE run_id IN ({marks})
+                UNION ALL
+                SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars WHERE run_id IN ({marks})
+            ) GROUP BY run_id, tag"""
+        rows: list[tuple[str, str, int, float | None]] = _pinned(
+            cur, lambda: cur.execute(query, run_ids * 2).fetchall()
+        )
+        return rows
+
 
 def _points(
     cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, x_min: float | None, x_max: float | None, limit: int
@@ -219,6 +251,53 @@ def _points(
         raise TooLarge(f"{count:,} points, more than {limit:,}: read a step range at a time (x_min, x_max)")
     table = cur.execute(f"SELECT * FROM {source} ORDER BY step, rank", params * 2).fetchnumpy()
     return {name: np.asarray(table[name]) for name in ("step", "rank", "wall_time", "value")}
+
+
+def _scalar_groups(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    tag: str,
+    key: str,
+    x_axis: str,
+    x_min: float | None,
+    x_max: float | None,
+    width: int,
+) -> list[dict[str, Any]]:
+    _known_runs(cur, run_ids)
+    points, parameters = points_sql(len(run_ids)), _points_params(run_ids, tag)
+    stats: dict[int, tuple[Any, ...]] = {
+        int(row[0]): row[1:]
+        for row in cur.execute(
+            f"SELECT s, count(*), min(step), max(step), min(wall_time), max(wall_time) FROM {points} GROUP BY s",
+            parameters,
+        ).fetchall()
+    }
+    if not stats:
+        raise NotFound(f"no scalar tag {tag!r} in run(s) {', '.join(run_ids)}")
+    owners = {s: run_ids[s] for s in stats}
+    configs = dict(
+        cur.execute(f"SELECT run_id, config FROM {RUNS} WHERE run_id IN ({_marks(run_ids)})", run_ids).fetchall()
+    )
+    grouping = RunGroups.of(run_ids, owners, configs, key)
+    extent = group_extent(stats, x_axis, x_min, x_max)
+    if extent is None:
+        return []
+    lo, hi = extent
+    if x_axis == "step":  # the columns of queries.scalar_groups: whole rollup buckets spread over `width`
+        first, last = math.ceil(lo), math.floor(hi)
+        level = level_for(last - first + 1, width)
+        first_bucket, last_bucket = first >> level, last >> level
+        buckets = last_bucket - first_bucket + 1
+        per_run = f"""SELECT s AS key, ((step >> {level}) - {first_bucket}) * {width} // {buckets} AS col,
+            avg(CASE WHEN isnan(value) THEN NULL ELSE value END) AS mean, (min(step) + max(step)) / 2.0 AS x
+        FROM {points} WHERE step >> {level} BETWEEN {first_bucket} AND {last_bucket}
+        GROUP BY key, col"""
+    else:
+        starts = {s: row[3] for s, row in stats.items()}
+        per_run = time_columns_sql(
+            f"(SELECT s AS key, {x_sql(x_axis, starts)} AS x, value FROM {points})", lo, hi, width
+        )
+    return grouping.answer(cur, per_run, parameters)
 
 
 def _lake_progress(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> Progress:

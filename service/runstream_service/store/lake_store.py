@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, Transaction
-from runstream_service.store.lake import LAKE
+from runstream_service.store.lake import LAKE, not_in_lake
 from runstream_service.store.transactions import insert_rows
 from runstream_service.validate import DecodedBatch
 
@@ -58,6 +58,23 @@ CREATE OR REPLACE VIEW lake_outbox_scalars AS
 SELECT b.writer_id, b.seq, b.run_id, list_extract(b.tags, p.tag_index + 1) AS tag, p.step, b.rank, p.wall_time,
        p.value
 FROM lake_outbox_points p JOIN lake_outbox_batches b USING (batch_key)
+"""
+
+
+# The outbox's points whose batch the lake does not hold yet: exactly the acknowledged points not moved.
+UNMOVED_SCALARS = (
+    f"SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value FROM lake_outbox_scalars o {not_in_lake('o')}"
+)
+
+# A lake server's file keeps no scalar points of its own (server.py: FileStore(scalar_points=False)): its
+# documented `scalars` view (store/schema.py's, replaced) reads the unmoved outbox and the lake, so SQL, export
+# and ReadScalars see every server's points. The outbox comes first: a query touching the file before the lake
+# takes its local snapshot first, as store/lake_queries.py's exactness argument needs.
+LAKE_SCALARS_VIEW = f"""
+CREATE OR REPLACE VIEW scalars AS
+{UNMOVED_SCALARS}
+UNION ALL
+SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars
 """
 
 
@@ -166,6 +183,7 @@ class LakeStore:
 
     def __init__(self, inner: Store, con: duckdb.DuckDBPyConnection) -> None:
         create_outbox(con)
+        con.execute(LAKE_SCALARS_VIEW)
         self._inner = inner
         self._con = con
         self.lake_runs: Mapping[str, LakeRun] = {}  # replaced whole by the mover; read here

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -362,29 +363,13 @@ def scalar_groups(
             "SELECT run_id, config::VARCHAR FROM run_meta WHERE list_contains(?, run_id)", [list(owners.values())]
         ).fetchall()
     )
-    labels: dict[str, int] = {}
-    members: dict[int, list[str]] = {}
-    group_of: dict[int, int] = {}
-    for run_id in run_ids:
-        for series_id in [s for s, r in owners.items() if r == run_id]:
-            label = group_label(json.loads(configs.get(run_id) or "{}"), key)
-            group = labels.setdefault(label, len(labels))
-            members.setdefault(group, []).append(run_id)
-            group_of[series_id] = group
-    stats = _scalar_stats(cur, owners)
-    ids = tuple(s for s in owners if s in stats)
-    if not ids:
+    grouping = RunGroups.of(run_ids, owners, configs, key)
+    stats = {s: row for s, row in _scalar_stats(cur, owners).items() if s in grouping.group_of}
+    extent = group_extent(stats, x_axis, x_min, x_max)
+    if extent is None:
         return []
-    starts = {s: stats[s][3] for s in ids}
-    column = {"step": (1, 2), "wall": (3, 4)}.get(x_axis)
-    lo = x_min if x_min is not None else (min(stats[s][column[0]] for s in ids) if column else 0.0)
-    hi = (
-        x_max
-        if x_max is not None
-        else (max(stats[s][column[1]] for s in ids) if column else max(stats[s][4] - stats[s][3] for s in ids))
-    )
-    if lo > hi:
-        return []
+    lo, hi = extent
+    ids = tuple(stats)
     if x_axis == "step":
         first, last = math.ceil(lo), math.floor(hi)
         level = level_for(last - first + 1, width)
@@ -392,39 +377,117 @@ def scalar_groups(
         first_bucket, last_bucket = first >> level, last >> level
         buckets = last_bucket - first_bucket + 1
         # Buckets spread over `width` columns as in /api/scalars (rollups.columns_of).
-        per_run = f"""SELECT series_id, ((bucket - {first_bucket}) * {width}) // {buckets} AS col,
+        per_run = f"""SELECT series_id AS key, ((bucket - {first_bucket}) * {width}) // {buckets} AS col,
             CASE WHEN sum(numbers) > 0 THEN sum(sum) / sum(numbers) END AS mean,
             (min(first_step) + max(last_step)) / 2.0 AS x
         FROM ({bucket_partials_sql(ids, level, first_bucket, last_bucket)})
         GROUP BY series_id, col"""
     else:
-        span = hi - lo
-        scale = width / span if span > 0 else 0.0
+        starts = {s: stats[s][3] for s in ids}
         x = "wall_time" if x_axis == "wall" else "wall_time - " + _case("series_id", starts)
-        col = f"least(CAST(floor((x - {sql_double(lo)}) * {sql_double(scale)}) AS BIGINT), {width - 1})"
-        per_run = f"""SELECT series_id, {col} AS col, avg(CASE WHEN isnan(value) THEN NULL ELSE value END) AS mean,
-            avg(x) AS x
-        FROM (SELECT series_id, {x} AS x, value FROM {raw_points(f"series_id IN ({id_list(ids)})")})
-        WHERE x BETWEEN {sql_double(lo)} AND {sql_double(hi)}
-        GROUP BY series_id, col"""
-    rows = cur.sql(f"""
-        SELECT {_case("series_id", group_of)} AS grp, col, avg(x) AS x, avg(mean) AS mean,
-            stddev_pop(mean) AS std, min(mean) AS min, max(mean) AS max, count(mean) AS count
-        FROM ({per_run}) GROUP BY grp, col ORDER BY grp, col
-    """).fetchnumpy()
-    group_column = np.asarray(rows["grp"])
-    groups = []
-    for label, group in labels.items():
-        mine = group_column == group
-        groups.append(
-            {
-                "label": label,
-                "runs": members[group],
-                **{name: _as_float(rows[name])[mine] for name in ("x", "mean", "std", "min", "max")},
-                "count": np.asarray(rows["count"])[mine],
-            }
-        )
-    return groups
+        points = f"(SELECT series_id AS key, {x} AS x, value FROM {raw_points(f'series_id IN ({id_list(ids)})')})"
+        per_run = time_columns_sql(points, lo, hi, width)
+    return grouping.answer(cur, per_run)
+
+
+@dataclass(frozen=True)
+class RunGroups:
+    """Runs grouped by a config value: `group_of` maps each series' key (a series id, or a lake read's run
+    position) to its group's number; `labels` name the groups in order, `members` list their runs."""
+
+    labels: dict[str, int]
+    members: dict[int, list[str]]
+    group_of: dict[int, int]
+
+    @staticmethod
+    def of(run_ids: list[str], owners: dict[int, str], configs: dict[str, str | None], key: str) -> RunGroups:
+        """`owners`: series key -> run; `configs`: run -> its config as JSON. Pure."""
+        labels: dict[str, int] = {}
+        members: dict[int, list[str]] = {}
+        group_of: dict[int, int] = {}
+        for run_id in run_ids:
+            for series in [s for s, r in owners.items() if r == run_id]:
+                label = group_label(json.loads(configs.get(run_id) or "{}"), key)
+                group = labels.setdefault(label, len(labels))
+                members.setdefault(group, []).append(run_id)
+                group_of[series] = group
+        return RunGroups(labels, members, group_of)
+
+    def answer(
+        self, cur: duckdb.DuckDBPyConnection, per_run: str, parameters: Sequence[Any] = ()
+    ) -> list[dict[str, Any]]:
+        """The groups' columns from `per_run` (SQL: one row per series key and column, with its mean and x;
+        `parameters` its placeholders' values)."""
+        query = f"""
+            SELECT {_case("key", self.group_of)} AS grp, col, avg(x) AS x, avg(mean) AS mean,
+                stddev_pop(mean) AS std, min(mean) AS min, max(mean) AS max, count(mean) AS count
+            FROM ({per_run}) GROUP BY grp, col ORDER BY grp, col
+        """
+        rows = cur.execute(query, list(parameters)).fetchnumpy()
+        group_column = np.asarray(rows["grp"])
+        groups = []
+        for label, group in self.labels.items():
+            mine = group_column == group
+            groups.append(
+                {
+                    "label": label,
+                    "runs": self.members[group],
+                    **{name: _as_float(rows[name])[mine] for name in ("x", "mean", "std", "min", "max")},
+                    "count": np.asarray(rows["count"])[mine],
+                }
+            )
+        return groups
+
+
+def group_extent(
+    stats: dict[int, tuple[Any, ...]], x_axis: str, x_min: float | None, x_max: float | None
+) -> tuple[float, float] | None:
+    """The x range the groups span: the asked bounds, else the series' (stats: key -> (points, first_step,
+    last_step, first_wall, last_wall)); None when there is nothing to draw. Pure."""
+    if not stats:
+        return None
+    column = {"step": (1, 2), "wall": (3, 4)}.get(x_axis)
+    lo = x_min if x_min is not None else (min(row[column[0]] for row in stats.values()) if column else 0.0)
+    hi = (
+        x_max
+        if x_max is not None
+        else (max(row[column[1]] for row in stats.values()) if column else max(r[4] - r[3] for r in stats.values()))
+    )
+    return None if lo > hi else (lo, hi)
+
+
+def time_columns_sql(points: str, lo: float, hi: float, width: int) -> str:
+    """Each series' mean per column of `width` equal slices of [lo, hi] on a time axis; `points` is SQL with
+    (key, x, value)."""
+    span = hi - lo
+    scale = width / span if span > 0 else 0.0
+    col = f"least(CAST(floor((x - {sql_double(lo)}) * {sql_double(scale)}) AS BIGINT), {width - 1})"
+    return f"""SELECT key, {col} AS col, avg(CASE WHEN isnan(value) THEN NULL ELSE value END) AS mean, avg(x) AS x
+        FROM {points} WHERE x BETWEEN {sql_double(lo)} AND {sql_double(hi)}
+        GROUP BY key, col"""
+
+
+LAST_VALUES = """
+WITH last AS (
+    SELECT se.series_id, se.run_id, se.tag, st.last_step
+    FROM series se JOIN series_stats st USING (series_id)
+    WHERE se.kind = 'scalar' AND list_contains(?, se.run_id)
+)
+SELECT l.run_id, l.tag, l.last_step, arg_min(p.value, {'rank': p.rank, 'wall': -p.wall_time}) AS value
+FROM last l JOIN (
+    SELECT series_id, step, rank, wall_time, value FROM scalar_points
+    UNION ALL
+    SELECT series_id, step, rank, wall_time, value FROM scalar_points_hot
+) p ON p.series_id = l.series_id AND p.step = l.last_step
+GROUP BY l.run_id, l.tag, l.last_step
+"""
+
+
+def last_values(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[tuple[str, str, int, float | None]]:
+    """Each scalar series' value at its greatest step, for these runs: (run_id, tag, step, value); of several
+    points at that step, the lowest rank's, then the latest written."""
+    rows: list[tuple[str, str, int, float | None]] = cur.execute(LAST_VALUES, [run_ids]).fetchall()
+    return rows
 
 
 def _case(column: str, mapping: dict[int, Any]) -> str:
