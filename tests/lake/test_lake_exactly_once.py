@@ -98,7 +98,7 @@ def test_batch_committed_by_both_servers_lands_once(tmp_path: Path, lake_config:
 def test_move_interrupted_before_its_local_commit_moves_nothing_twice(tmp_path: Path, lake_config: LakeConfig) -> None:
     a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")
     a.commit(1)
-    a.mover._from_outbox = lambda cur: None  # type: ignore[method-assign]  # dies after the lake's commit
+    a.mover._from_outbox = lambda cur, kinds: None  # type: ignore[method-assign]  # dies after the lake's commit
     a.mover.move_once()
     a.crash()
     a = LakeServer(tmp_path / "a.duckdb", lake_config, "a")

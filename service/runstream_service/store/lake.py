@@ -53,8 +53,13 @@ The design, and why
   takes the lake's newer name and labels into its file, so it changes them rather than undoes them.
 * Maintenance: DuckLake's own ``ducklake_merge_adjacent_files`` and ``ducklake_expire_snapshots`` /
   ``ducklake_cleanup_old_files``, run by whichever server takes a second advisory lock (one at a time).
+* Every kind goes to the lake: the other kinds' points (histograms, images, ...) are put, in the batch's
+  local transaction, into the file's own tables (its page reads them there) and into an outbox table per
+  kind (``lake_outbox_<point table>``); the move inserts them into ``lake_<view>`` in its one lake
+  transaction with the batch's scalars and key, so they too land exactly once.
 * Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs``,
-  ``run_ranks`` and ``deleted_runs`` (views over the lake tables, created in the lake itself). A point is
+  ``run_ranks``, ``deleted_runs`` and every other kind's documented view (views over the lake tables,
+  created in the lake itself). A point is
   visible there ``move_seconds`` plus one lake commit after its acknowledgement. A lake server's page
   reads the lake plus its own unmoved outbox (store/lake_queries.py): runs, tags, and scalar series, whose
   step axis reads ``lake_rollups``, the rollup partials the mover writes with the points they summarise;
@@ -66,9 +71,8 @@ The design, and why
   retry-after (clients keep them, spooling, and send them again; to another server if they know one).
   The lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
 
-What is not built yet: only scalars and run metadata go to the lake (histograms, images and the other
-kinds stay local, and a lake server's pages of them read its own file, as does ``/api/scalar_groups``);
-the time axes of a chart aggregate the lake's points (no tiers for them); backup acts on the local file
+What is not built yet: a lake server's pages of the other kinds read its own file (its SQL views read
+the lake); the time axes of a chart aggregate the lake's points (no tiers for them); backup acts on the local file
 only (retention deletes through the deletion above; crashed runs are watched across servers by
 store/lake_crashes.py).
 
@@ -78,6 +82,7 @@ loaded from their files), so the lake needs that version; the rest of runstream 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import re
@@ -87,6 +92,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+
+from runstream_service.store import schema
+from runstream_service.store.kinds import GRAPH, KINDS, SCALAR, Kind
 
 LAKE = "lake"  # the name the lake is attached under, on servers and in the README's notebook example
 EXTENSIONS = (
@@ -254,11 +262,51 @@ SELECT run_id, rank, host, started_at, finished_at, status FROM {LAKE}.lake_run_
 """
 
 
+# -- the other kinds (histograms, images, texts, ...): one lake table each, in the documented view's shape ------
+
+OTHER_KINDS = tuple(kind for kind in KINDS if kind is not SCALAR)
+
+
+@functools.cache
+def value_columns(kind: Kind) -> tuple[tuple[str, str], ...]:
+    """(name, type) of `kind`'s value columns (after step, rank, wall_time), as store/schema.py declares them."""
+    con = duckdb.connect()
+    try:
+        con.execute(schema.TABLES)
+        declared = {name: kind_type for name, kind_type, *_ in con.execute(f"DESCRIBE {kind.table}").fetchall()}
+    finally:
+        con.close()
+    return tuple((name, declared[name]) for name in kind.values)
+
+
+def lake_table(kind: Kind) -> str:
+    return f"{LAKE}.lake_{kind.view}"
+
+
+def view_values(kind: Kind, alias: str = "") -> str:
+    """The value columns of `kind`'s documented view (store/schema.py's: a graph's doc is JSON there)."""
+    return ", ".join(
+        f"CAST({alias}doc AS JSON) AS doc" if kind is GRAPH and name == "doc" else f"{alias}{name}"
+        for name in kind.values
+    )
+
+
+def _kind_schema(kind: Kind) -> str:
+    columns = ", ".join(f"{name} {kind_type}" for name, kind_type in value_columns(kind))
+    return (
+        f"CREATE TABLE IF NOT EXISTS {lake_table(kind)} (run_id VARCHAR, tag VARCHAR, step BIGINT, rank INTEGER, "
+        f"wall_time DOUBLE, {columns});\n"
+        f"CREATE OR REPLACE VIEW {LAKE}.{kind.view} AS SELECT run_id, tag, step, rank, wall_time, {view_values(kind)} "
+        f"FROM {lake_table(kind)};\n"
+    )
+
+
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """The lake's tables and documented views, if missing (several servers may start at once: retried)."""
+    kinds = "".join(_kind_schema(kind) for kind in OTHER_KINDS)
     for attempt in range(5):
         try:
-            con.execute(SCHEMA)
+            con.execute(SCHEMA + kinds + schema.graph_nodes_view(f"{LAKE}.graph_nodes", f"{LAKE}.graphs"))
             return
         except duckdb.TransactionException:  # another server created them at the same moment
             if attempt == 4:

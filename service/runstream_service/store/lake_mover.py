@@ -30,17 +30,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from runstream_service.store.kinds import Kind
 from runstream_service.store.lake import (
     LAKE,
     MAINTENANCE_LOCK,
     MOVER_LOCK,
+    OTHER_KINDS,
     LakeConfig,
     LakeError,
     catalog_dsn,
+    lake_table,
     not_in_lake,
 )
 from runstream_service.store.lake_crashes import CRASH_LOCK, LakeCrashes
-from runstream_service.store.lake_store import LakeRun
+from runstream_service.store.lake_store import LakeRun, outbox_table
 from runstream_service.store.rollups import FIELDS, all_levels
 from runstream_service.store.transactions import registered, transaction
 
@@ -190,9 +193,10 @@ class Mover:
         cur.register("moving_deletions", deletions)
         cur.register("moving_labels", labels)
         try:
+            kinds = _kinds_waiting(cur)
             with self._locked(MOVER_LOCK):
-                report = self._to_lake(cur, deleting=deletions.num_rows > 0, labelling=labels.num_rows > 0)
-            self._from_outbox(cur)
+                report = self._to_lake(cur, deleting=deletions.num_rows > 0, labelling=labels.num_rows > 0, kinds=kinds)
+            self._from_outbox(cur, kinds)
             outboxed = self._outboxed()
             left = cur.execute("SELECT coalesce(sum(points), 0) FROM lake_outbox_batches").fetchall()
             self._looked = (int(left[0][0]), outboxed)
@@ -204,7 +208,9 @@ class Mover:
         self.moves += 1
         return report
 
-    def _to_lake(self, cur: duckdb.DuckDBPyConnection, deleting: bool, labelling: bool) -> Move:
+    def _to_lake(
+        self, cur: duckdb.DuckDBPyConnection, deleting: bool, labelling: bool, kinds: tuple[Kind, ...]
+    ) -> Move:
         with transaction(cur):
             new = _arrow(cur, f"SELECT m.writer_id, m.seq FROM moving m {not_in_lake('m')}")
             with registered(cur, "moving_new", new):
@@ -215,6 +221,13 @@ class Mover:
                     "ORDER BY run_id, tag, step"
                 ).fetchall()[0][0]
                 _rollups_to_lake(cur)
+                for kind in kinds:
+                    cur.execute(
+                        f"INSERT INTO {lake_table(kind)} SELECT b.run_id, list_extract(b.tags, p.tag_index + 1), "
+                        f"p.* EXCLUDE (batch_key, tag_index) FROM {outbox_table(kind)} p "
+                        "JOIN lake_outbox_batches b USING (batch_key) SEMI JOIN moving_new USING (writer_id, seq) "
+                        f"WHERE b.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) ORDER BY 1, 2, 3"
+                    )
                 cur.execute(
                     f"INSERT INTO {LAKE}.lake_batches SELECT writer_id, seq, ?, ? FROM moving_new",
                     [self._server, time.time()],
@@ -237,8 +250,9 @@ class Mover:
             f"FROM moving_deletions WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)",
             [self._server],
         )
-        for table in ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks", "lake_run_labels"):
-            cur.execute(f"DELETE FROM {LAKE}.{table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
+        tables = ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks", "lake_run_labels")
+        for table in (*(f"{LAKE}.{name}" for name in tables), *(lake_table(kind) for kind in OTHER_KINDS)):
+            cur.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
 
     def _runs_to_lake(self, cur: duckdb.DuckDBPyConnection) -> int:
         """Runs noted in the outbox, and runs of moved points the lake lacks: their rows, rank 0's winning,
@@ -246,7 +260,7 @@ class Mover:
         moving_runs = _arrow(
             cur,
             "SELECT run_id FROM moving_runs UNION "
-            "SELECT DISTINCT o.run_id FROM lake_outbox_scalars o SEMI JOIN moving_new USING (writer_id, seq) "
+            "SELECT DISTINCT o.run_id FROM lake_outbox_batches o SEMI JOIN moving_new USING (writer_id, seq) "
             f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs) "
             f"EXCEPT SELECT run_id FROM {LAKE}.lake_deleted_runs",
         )
@@ -294,12 +308,13 @@ class Mover:
         rows: int = metas.num_rows
         return rows
 
-    def _from_outbox(self, cur: duckdb.DuckDBPyConnection) -> None:
+    def _from_outbox(self, cur: duckdb.DuckDBPyConnection, kinds: tuple[Kind, ...]) -> None:
         with transaction(cur):
-            cur.execute(
-                "DELETE FROM lake_outbox_points WHERE batch_key IN "
-                "(SELECT b.batch_key FROM lake_outbox_batches b SEMI JOIN moving m USING (writer_id, seq))"
-            )
+            for table in ("lake_outbox_points", *(outbox_table(kind) for kind in kinds)):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE batch_key IN "
+                    "(SELECT b.batch_key FROM lake_outbox_batches b SEMI JOIN moving m USING (writer_id, seq))"
+                )
             cur.execute(
                 "DELETE FROM lake_outbox_batches o USING moving m WHERE o.writer_id = m.writer_id AND o.seq = m.seq"
             )
@@ -420,6 +435,15 @@ SELECT run_id, tag, level, bucket, CAST(sum(points) AS BIGINT) AS points, CAST(s
 FROM rows GROUP BY run_id, tag, level, bucket
 ORDER BY level, run_id, tag, bucket
 """
+
+
+def _kinds_waiting(cur: duckdb.DuckDBPyConnection) -> tuple[Kind, ...]:
+    """The kinds other than scalars with points in the outbox (read before the move: a batch committed since
+    is not among the moving ones, and its points wait for the next move)."""
+    found = cur.execute(
+        "SELECT " + ", ".join(f"EXISTS (SELECT 1 FROM {outbox_table(kind)})" for kind in OTHER_KINDS)
+    ).fetchall()[0]
+    return tuple(kind for kind, waiting in zip(OTHER_KINDS, found, strict=True) if waiting)
 
 
 def _labels_to_lake(cur: duckdb.DuckDBPyConnection) -> None:

@@ -24,7 +24,9 @@ import numpy as np
 import pyarrow as pa
 
 from runstream_service.store.base import FinishRun, OpenRun, RunsSnapshot, Store, Transaction
-from runstream_service.store.lake import LAKE, not_in_lake
+from runstream_service.store.kinds import Kind
+from runstream_service.store.lake import LAKE, OTHER_KINDS, not_in_lake, value_columns, view_values
+from runstream_service.store.tables import BUILDERS, Columns, KindPoints
 from runstream_service.store.transactions import insert_rows
 from runstream_service.validate import DecodedBatch
 
@@ -66,22 +68,55 @@ UNMOVED_SCALARS = (
     f"SELECT o.run_id, o.tag, o.step, o.rank, o.wall_time, o.value FROM lake_outbox_scalars o {not_in_lake('o')}"
 )
 
-# A lake server's file keeps no scalar points of its own (server.py: FileStore(scalar_points=False)): its
-# documented `scalars` view (store/schema.py's, replaced) reads the unmoved outbox and the lake, so SQL, export
-# and ReadScalars see every server's points. The outbox comes first: a query touching the file before the lake
-# takes its local snapshot first, as store/lake_queries.py's exactness argument needs.
 LAKE_SCALARS_VIEW = f"""
 CREATE OR REPLACE VIEW scalars AS
 {UNMOVED_SCALARS}
 UNION ALL
-SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars
-"""
+SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;
+"""  # (show_the_lake); ReadScalars reads it too
+
+
+def outbox_table(kind: Kind) -> str:
+    """The outbox of `kind`'s points (not scalars'): the batch's key, the tag's index in the batch's tags, then
+    the point table's columns after series_id."""
+    return f"lake_outbox_{kind.table}"
+
+
+def _kind_outbox_schema(kind: Kind) -> str:
+    columns = ", ".join(f"{name} {kind_type}" for name, kind_type in value_columns(kind))
+    return (
+        f"CREATE TABLE IF NOT EXISTS {outbox_table(kind)} (batch_key BIGINT NOT NULL, tag_index INTEGER NOT NULL, "
+        f"step BIGINT, rank INTEGER, wall_time DOUBLE, {columns});\n"
+    )
+
+
+def unmoved_sql(kind: Kind) -> str:
+    """`kind`'s outbox points whose batch the lake does not hold yet, in the documented view's shape."""
+    return (
+        f"SELECT b.run_id, list_extract(b.tags, p.tag_index + 1) AS tag, p.step, p.rank, p.wall_time, "
+        f"{view_values(kind, 'p.')} FROM {outbox_table(kind)} p JOIN lake_outbox_batches b USING (batch_key) "
+        f"{not_in_lake('b')}"
+    )
 
 
 def create_outbox(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(OUTBOX_SCHEMA)
+    con.execute(OUTBOX_SCHEMA + "".join(_kind_outbox_schema(kind) for kind in OTHER_KINDS))
     _convert_strings_outbox(con)
     con.execute(SCALARS_VIEW)
+
+
+def show_the_lake(con: duckdb.DuckDBPyConnection) -> None:
+    """The file's documented views of points (store/schema.py's, replaced) read the unmoved outbox and the lake,
+    so SQL and export on a lake server see every server's points. Scalars: the file keeps none of its own
+    (server.py: FileStore(scalar_points=False)). The other kinds stay in the file's tables too, for its page.
+    The outbox comes first: a query touching the file before the lake takes its local snapshot first, as
+    store/lake_queries.py's exactness argument needs."""
+    views = [LAKE_SCALARS_VIEW]
+    for kind in OTHER_KINDS:
+        views.append(
+            f"CREATE OR REPLACE VIEW {kind.view} AS {unmoved_sql(kind)} UNION ALL SELECT * FROM {LAKE}.{kind.view};\n"
+        )
+    con.execute("".join(views))
 
 
 def _convert_strings_outbox(con: duckdb.DuckDBPyConnection) -> None:
@@ -128,8 +163,23 @@ def outbox_points(batch: DecodedBatch, batch_key: int) -> pa.Table | None:
     )
 
 
+def outbox_kind_rows(batch: DecodedBatch, batch_key: int) -> dict[Kind, pa.Table]:
+    """The batch's points of the other kinds, as their outbox tables' rows (kinds without points left out).
+    The point table's builder (store/tables.py) makes them, given the tags' indices for series ids. Pure."""
+    rows = {}
+    for kind in OTHER_KINDS:
+        columns: Columns | None = getattr(batch, kind.field)
+        if columns is None or not len(columns.step):
+            continue
+        built = BUILDERS[kind.name]([KindPoints(batch.rank, columns.tag_index.astype(np.int32), columns)])
+        keys = pa.array(np.full(built.num_rows, batch_key, dtype=np.int64))
+        rows[kind] = built.rename_columns(["tag_index", *built.column_names[1:]]).add_column(0, "batch_key", keys)
+    return rows
+
+
 def _outbox_write(batch: DecodedBatch, batch_key: int, written: Callable[[int], None]) -> Transaction:
     rows = outbox_points(batch, batch_key)
+    kind_rows = outbox_kind_rows(batch, batch_key)
 
     def work(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(
@@ -139,6 +189,8 @@ def _outbox_write(batch: DecodedBatch, batch_key: int, written: Callable[[int], 
         )
         if rows is not None:
             insert_rows(con, "lake_outbox_points", rows)
+        for kind, table in kind_rows.items():
+            insert_rows(con, outbox_table(kind), table)
         written(batch.points)
 
     return Transaction(work=work)
@@ -183,7 +235,7 @@ class LakeStore:
 
     def __init__(self, inner: Store, con: duckdb.DuckDBPyConnection) -> None:
         create_outbox(con)
-        con.execute(LAKE_SCALARS_VIEW)
+        show_the_lake(con)
         self._inner = inner
         self._con = con
         self.lake_runs: Mapping[str, LakeRun] = {}  # replaced whole by the mover; read here

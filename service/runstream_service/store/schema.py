@@ -335,15 +335,6 @@ SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.nodes, p.edges, p.paramet
 FROM graph_points p JOIN series s USING (series_id);
 
 -- The nodes of each graph, in the document's order, unnested from its JSON on each read.
-CREATE OR REPLACE VIEW graph_nodes AS
-SELECT run_id, tag, step, rank, n.name, n.scope, n.op, n.output_shape, n.parameters
-FROM (
-    SELECT s.run_id, s.tag, p.step, p.rank,
-           unnest(from_json(json_extract(p.doc, '$.nodes'),
-                  '[{"name": "VARCHAR", "scope": "VARCHAR", "op": "VARCHAR", "output_shape": "BIGINT[]",
-                     "parameters": "BIGINT"}]')) AS n
-    FROM graph_points p JOIN series s USING (series_id)
-);
 
 CREATE OR REPLACE VIEW audio AS
 SELECT s.run_id, s.tag, p.step, p.rank, p.wall_time, p.sample_rate, p.channels, p.frames, p.wav
@@ -376,6 +367,21 @@ FROM visdom_panes;
 CREATE OR REPLACE VIEW visdom_points AS
 SELECT w.env, w.win, p.trace, p.seq, p.x, p.y, p.z, p.text, p.color
 FROM visdom_trace_points p JOIN visdom_panes w USING (pane_id);
+"""
+
+
+def graph_nodes_view(name: str, graphs: str) -> str:
+    """The graph_nodes view (each node of each graph, one row) named `name`, over the graphs view `graphs`."""
+    return f"""
+CREATE OR REPLACE VIEW {name} AS
+SELECT run_id, tag, step, rank, n.name, n.scope, n.op, n.output_shape, n.parameters
+FROM (
+    SELECT run_id, tag, step, rank,
+           unnest(from_json(json_extract(doc, '$.nodes'),
+                  '[{{"name": "VARCHAR", "scope": "VARCHAR", "op": "VARCHAR", "output_shape": "BIGINT[]",
+                     "parameters": "BIGINT"}}]')) AS n
+    FROM {graphs}
+);
 """
 
 
@@ -412,5 +418,5 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("ALTER TABLE writer_progress ADD COLUMN IF NOT EXISTS source_offset UBIGINT DEFAULT 0")
     if not rows:
         con.execute("INSERT INTO schema_info VALUES (?)", [SCHEMA_VERSION])
-    con.execute(VIEWS)
+    con.execute(VIEWS + graph_nodes_view("graph_nodes", "graphs"))
     con.execute("COMMIT")
