@@ -1,7 +1,8 @@
 """Every kind, not only scalars, reaches the lake: histograms, images, texts, embeddings, graphs, audio,
 videos, PR curves, meshes and tensors logged through server A are in the lake's documented views (a
-notebook's read-only ATTACH), and in the views of B's `/api/sql`, with the same rows a single-file server
-stores for the same calls; a run deleted through B is deleted from each of them.
+notebook's read-only ATTACH), in the views of B's `/api/sql`, and in B's page reads (its HTTP API), with
+the same rows and answers a single-file server gives for the same calls; a run deleted through B is deleted
+from each of them.
 """
 
 from __future__ import annotations
@@ -59,6 +60,44 @@ def fingerprint_sql(view: str) -> str:
     return f"SELECT tag, count(*), {hashed} FROM {view} WHERE run_id = ? GROUP BY tag ORDER BY tag"
 
 
+# The page's reads of one run's other kinds (the answers compared without their wall times).
+PAGE_READS = [
+    "/api/tags?runs=kinds-a",
+    "/api/histograms?run=kinds-a&tag=weights",
+    "/api/images?run=kinds-a&tag=sample",
+    "/api/image?run=kinds-a&tag=sample&step=1&rank=0",
+    "/api/texts?run=kinds-a&tag=note",
+    "/api/graphs?run=kinds-a",
+    "/api/graph?run=kinds-a&tag=model",
+    "/api/audio?run=kinds-a&tag=tone",
+    "/api/audio/clip?run=kinds-a&tag=tone&step=2&rank=0",
+    "/api/videos?run=kinds-a&tag=clip",
+    "/api/video?run=kinds-a&tag=clip&step=1&rank=0",
+    "/api/meshes?run=kinds-a&tag=cloud",
+    "/api/mesh?run=kinds-a&tag=cloud&step=1&rank=0&sample=0",
+    "/api/pr_curves?runs=kinds-a&tag=pr",
+    "/api/pr_curves?runs=kinds-a&tag=pr&step=1",
+    "/api/custom_scalars?runs=kinds-a",
+]
+
+
+def page_read(server: LocalServer, path: str) -> Any:
+    """The answer's JSON without wall times (each server stored its own), or its bytes."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}{path}", timeout=30) as reply:
+        body = reply.read()
+        if not reply.headers.get("Content-Type", "").startswith("application/json"):
+            return body
+    return _without_wall_times(json.loads(body))
+
+
+def _without_wall_times(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_wall_times(v) for k, v in value.items() if k != "wall_time"}
+    if isinstance(value, list):
+        return [_without_wall_times(v) for v in value]
+    return value
+
+
 def sql(server: LocalServer, query: str, parameters: list[Any]) -> list[list[Any]]:
     for value in parameters:  # /api/sql takes no parameters: the run ids here are plain words
         query = query.replace("?", f"'{value}'", 1)
@@ -96,6 +135,10 @@ def test_every_kind_reaches_the_lake_and_either_servers_views(tmp_path: Path, la
             found = notebook.execute(fingerprint_sql(f"lake.{view}"), ["kinds-a"]).fetchall()
             assert [list(row) for row in found] == reference[view], view
             assert sql(a, fingerprint_sql(view), ["kinds-a"]) == reference[view], view  # A: lake + its outbox
+
+        for path in PAGE_READS:  # B's page shows A's run as one server shows its own
+            assert page_read(b, path) == page_read(single, path), path
+            assert page_read(a, path) == page_read(single, path), path
 
         request = urllib.request.Request(f"http://127.0.0.1:{b.http_port}/api/runs/kinds-a", method="DELETE")
         with urllib.request.urlopen(request, timeout=30) as reply:

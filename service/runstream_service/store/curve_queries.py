@@ -15,21 +15,21 @@ from typing import Any
 import duckdb
 
 from runstream_service.errors import NotFound
-from runstream_service.store.queries import known_runs
+from runstream_service.store import series_points
+from runstream_service.store.kinds import PR_CURVE
+from runstream_service.store.series_points import Points
 
 PR_COLUMNS = ("true_positives", "false_positives", "true_negatives", "false_negatives", "precision", "recall")
 
 
-def _pr_series(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str) -> list[tuple[int, str]]:
-    known_runs(cur, run_ids)
-    rows = cur.execute(
-        "SELECT series_id, run_id FROM series WHERE kind = 'pr_curve' AND tag = ? AND list_contains(?, run_id)",
-        [tag, run_ids],
-    ).fetchall()
-    if not rows:
+def _pr_series(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str) -> list[tuple[str, Points]]:
+    """(run id, its points of the tag) of each run that has it, in the order asked."""
+    series_points.known_runs(cur, run_ids)
+    found = [(run_id, series_points.find(cur, PR_CURVE, run_id, tag)) for run_id in run_ids]
+    series = [(run_id, points) for run_id, points in found if points is not None]
+    if not series:
         raise NotFound(f"no PR curve tag {tag!r} in run(s) {', '.join(run_ids)}")
-    order = {run_id: i for i, run_id in enumerate(run_ids)}
-    return sorted(((int(s), str(r)) for s, r in rows), key=lambda row: order[row[1]])
+    return series
 
 
 def pick_step(steps: list[int], wanted: int | None) -> int:
@@ -48,28 +48,22 @@ def thresholds(count: int) -> list[float]:
 
 def pr_curves(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str, step: int | None) -> list[dict[str, Any]]:
     """Per run that has the tag: its steps and its curve at the step `pick_step` chooses (rank 0 first)."""
-    series = _pr_series(cur, run_ids, tag)
-    ids = [s for s, _ in series]
-    steps: dict[int, list[int]] = {s: [] for s in ids}
-    for series_id, point_step in cur.execute(
-        "SELECT DISTINCT series_id, step FROM pr_curve_points WHERE list_contains(?, series_id) ORDER BY step",
-        [ids],
-    ).fetchall():
-        steps[series_id].append(int(point_step))
     result = []
-    for series_id, run_id in series:
-        if not steps[series_id]:
+    for run_id, points in _pr_series(cur, run_ids, tag):
+        read = cur.execute(f"SELECT DISTINCT step FROM {points.sql} ORDER BY step", points.params).fetchall()
+        steps = [int(s) for (s,) in read]
+        if not steps:
             continue
-        chosen = pick_step(steps[series_id], step)
+        chosen = pick_step(steps, step)
         row = cur.execute(
-            f"SELECT rank, wall_time, thresholds, {', '.join(PR_COLUMNS)} FROM pr_curve_points "
-            "WHERE series_id = ? AND step = ? ORDER BY rank, wall_time DESC LIMIT 1",
-            [series_id, chosen],
+            f"SELECT rank, wall_time, thresholds, {', '.join(PR_COLUMNS)} FROM {points.sql} "
+            "WHERE step = $step ORDER BY rank, wall_time DESC LIMIT 1",
+            {**points.params, "step": chosen},
         ).fetchone()
-        assert row is not None  # the step was just read from the same table
+        assert row is not None  # the step was just read from the same points
         curve = {name: list(values) for name, values in zip(PR_COLUMNS, row[3:])}
         result.append(
-            {"run_id": run_id, "steps": steps[series_id], "step": chosen, "rank": row[0], "wall_time": row[1]}
+            {"run_id": run_id, "steps": steps, "step": chosen, "rank": row[0], "wall_time": row[1]}
             | {"thresholds": thresholds(int(row[2]))}
             | curve
         )
@@ -78,7 +72,7 @@ def pr_curves(cur: duckdb.DuckDBPyConnection, run_ids: list[str], tag: str, step
 
 def custom_scalar_layouts(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[dict[str, Any]]:
     """The custom-scalar layout of each of the runs that has one, in the order the runs were asked."""
-    known_runs(cur, run_ids)
+    series_points.known_runs(cur, run_ids)
     rows = dict(
         cur.execute(
             "SELECT run_id, layout FROM custom_scalar_layouts WHERE list_contains(?, run_id)", [run_ids]
@@ -89,7 +83,7 @@ def custom_scalar_layouts(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) ->
 
 def tag_info(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, dict[str, str]]:
     """tag -> {display_name, description} over the runs; where runs disagree, the last one written wins."""
-    known_runs(cur, run_ids)
+    series_points.known_runs(cur, run_ids)
     rows = cur.execute(
         "SELECT tag, display_name, description FROM tag_info WHERE list_contains(?, run_id) "
         "ORDER BY updated_at, run_id",

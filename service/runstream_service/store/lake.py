@@ -56,7 +56,8 @@ The design, and why
 * Every kind goes to the lake: the other kinds' points (histograms, images, ...) are put, in the batch's
   local transaction, into the file's own tables (its page reads them there) and into an outbox table per
   kind (``lake_outbox_<point table>``); the move inserts them into ``lake_<view>`` in its one lake
-  transaction with the batch's scalars and key, so they too land exactly once.
+  transaction with the batch's scalars and key, so they too land exactly once. A lake server's reads of
+  them (its tabs, store/series_points.py) go through its views, which read the outbox and the lake.
 * Reads: any DuckDB 1.5.5 client ATTACHes the lake read-only and queries ``scalars``, ``runs``,
   ``run_ranks``, ``deleted_runs`` and every other kind's documented view (views over the lake tables,
   created in the lake itself). A point is
@@ -71,8 +72,8 @@ The design, and why
   retry-after (clients keep them, spooling, and send them again; to another server if they know one).
   The lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
 
-What is not built yet: a lake server's pages of the other kinds read its own file (its SQL views read
-the lake); the time axes of a chart aggregate the lake's points (no tiers for them); backup acts on the local file
+What is not built yet: a lake server's Projector reads its own file (its `embeddings` view reads the
+lake); the time axes of a chart aggregate the lake's points (no tiers for them); backup acts on the local file
 only (retention deletes through the deletion above; crashed runs are watched across servers by
 store/lake_crashes.py).
 

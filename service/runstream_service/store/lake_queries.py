@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from runstream_service.errors import NotFound, TooLarge
 from runstream_service.store.downsample import Downsampled, assemble, exact, sql_double
 from runstream_service.store.kinds import BY_NAME, KINDS
-from runstream_service.store.lake import LAKE
+from runstream_service.store.lake import LAKE, lake_table
 from runstream_service.store.lake_store import UNMOVED_SCALARS
 from runstream_service.store.queries import RunGroups, columns_downsampled, group_extent, time_columns_sql
 from runstream_service.store.rollups import (
@@ -153,10 +153,12 @@ class LakeReads:
         def read() -> list[tuple[str, str]]:
             _known_runs(cur, run_ids)
             marks = _marks(run_ids)
+            in_lake = " ".join(
+                f"UNION SELECT '{kind.name}', tag FROM {lake_table(kind)} WHERE run_id IN ({marks})" for kind in KINDS
+            )
             rows: list[tuple[str, str]] = cur.execute(
-                f"SELECT DISTINCT kind, tag FROM series WHERE run_id IN ({marks}) "
-                f"UNION SELECT 'scalar', tag FROM {LAKE}.lake_scalars WHERE run_id IN ({marks})",
-                run_ids * 2,
+                f"SELECT DISTINCT kind, tag FROM series WHERE run_id IN ({marks}) {in_lake}",
+                run_ids * (1 + len(KINDS)),
             ).fetchall()
             return rows
 

@@ -18,7 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from runstream_service.errors import NotFound
-from runstream_service.store.queries import known_runs
+from runstream_service.store import series_points
+from runstream_service.store.kinds import AUDIO, MESH, VIDEO
 
 __all__ = [
     "Blob",
@@ -46,38 +47,30 @@ class MeshArrays:
     config: str  # the logged JSON object ('{}' when none)
 
 
-def _series_id(cur: duckdb.DuckDBPyConnection, run_id: str, kind: str, tag: str) -> int:
-    known_runs(cur, [run_id])
-    rows = cur.execute(
-        "SELECT series_id FROM series WHERE run_id = ? AND kind = ? AND tag = ?", [run_id, kind, tag]
-    ).fetchall()
-    if not rows:
-        raise NotFound(f"no {kind} tag {tag!r} in run {run_id}")
-    return int(rows[0][0])
-
-
-def _rows(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any], names: tuple[str, ...]) -> list[dict[str, Any]]:
+def _rows(
+    cur: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any], names: tuple[str, ...]
+) -> list[dict[str, Any]]:
     return [dict(zip(names, row)) for row in cur.execute(sql, params).fetchall()]
 
 
 def list_audio(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
     """The clips of one tag: step, rank, wall_time, sample_rate, channels, frames and duration (s)."""
-    series_id = _series_id(cur, run_id, "audio", tag)
+    points = series_points.series(cur, AUDIO, run_id, tag)
     return _rows(
         cur,
         "SELECT step, rank, wall_time, sample_rate, channels, frames, frames / sample_rate "
-        "FROM audio_points WHERE series_id = ? ORDER BY step, rank, wall_time",
-        [series_id],
+        f"FROM {points.sql} ORDER BY step, rank, wall_time",
+        points.params,
         ("step", "rank", "wall_time", "sample_rate", "channels", "frames", "duration"),
     )
 
 
 def audio_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> Blob:
     """One clip's WAV file as it was sent."""
-    series_id = _series_id(cur, run_id, "audio", tag)
+    points = series_points.series(cur, AUDIO, run_id, tag)
     rows = cur.execute(
-        "SELECT wav FROM audio_points WHERE series_id = ? AND step = ? AND rank = ? ORDER BY wall_time DESC LIMIT 1",
-        [series_id, step, rank],
+        f"SELECT wav FROM {points.sql} WHERE step = $step AND rank = $rank ORDER BY wall_time DESC LIMIT 1",
+        {**points.params, "step": step, "rank": rank},
     ).fetchall()
     if not rows:
         raise NotFound(f"no audio {tag!r} at step {step}, rank {rank} in run {run_id}")
@@ -86,23 +79,22 @@ def audio_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int
 
 def list_videos(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
     """The videos of one tag: step, rank, wall_time, width, height, frames, fps and mime."""
-    series_id = _series_id(cur, run_id, "video", tag)
+    points = series_points.series(cur, VIDEO, run_id, tag)
     return _rows(
         cur,
-        "SELECT step, rank, wall_time, width, height, frames, fps, mime "
-        "FROM video_points WHERE series_id = ? ORDER BY step, rank, wall_time",
-        [series_id],
+        f"SELECT step, rank, wall_time, width, height, frames, fps, mime FROM {points.sql} "
+        "ORDER BY step, rank, wall_time",
+        points.params,
         ("step", "rank", "wall_time", "width", "height", "frames", "fps", "mime"),
     )
 
 
 def video_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> Blob:
     """One video's animation (APNG or GIF) as it was sent."""
-    series_id = _series_id(cur, run_id, "video", tag)
+    points = series_points.series(cur, VIDEO, run_id, tag)
     rows = cur.execute(
-        "SELECT mime, data FROM video_points WHERE series_id = ? AND step = ? AND rank = ? "
-        "ORDER BY wall_time DESC LIMIT 1",
-        [series_id, step, rank],
+        f"SELECT mime, data FROM {points.sql} WHERE step = $step AND rank = $rank ORDER BY wall_time DESC LIMIT 1",
+        {**points.params, "step": step, "rank": rank},
     ).fetchall()
     if not rows:
         raise NotFound(f"no video {tag!r} at step {step}, rank {rank} in run {run_id}")
@@ -111,12 +103,12 @@ def video_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int
 
 def list_meshes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
     """The meshes of one tag: step, rank, sample, wall_time, vertex_count, face_count, has_colors, config."""
-    series_id = _series_id(cur, run_id, "mesh", tag)
+    points = series_points.series(cur, MESH, run_id, tag)
     return _rows(
         cur,
         "SELECT step, rank, sample, wall_time, vertex_count, face_count, colors IS NOT NULL, config "
-        "FROM mesh_points WHERE series_id = ? ORDER BY step, rank, sample, wall_time",
-        [series_id],
+        f"FROM {points.sql} ORDER BY step, rank, sample, wall_time",
+        points.params,
         ("step", "rank", "sample", "wall_time", "vertex_count", "face_count", "has_colors", "config"),
     )
 
@@ -134,11 +126,11 @@ def _flat(column: pa.ChunkedArray, dtype: type[np.generic]) -> np.ndarray | None
 
 def mesh_arrays(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int, sample: int) -> MeshArrays:
     """One mesh's vertices, colours and faces as typed arrays, and its config."""
-    series_id = _series_id(cur, run_id, "mesh", tag)
+    points = series_points.series(cur, MESH, run_id, tag)
     table = cur.sql(
-        "SELECT vertices, colors, faces, config FROM mesh_points WHERE series_id = $series AND step = $step "
+        f"SELECT vertices, colors, faces, config FROM {points.sql} WHERE step = $step "
         "AND rank = $rank AND sample = $sample ORDER BY wall_time DESC LIMIT 1",
-        params={"series": series_id, "step": step, "rank": rank, "sample": sample},
+        params={**points.params, "step": step, "rank": rank, "sample": sample},
     ).to_arrow_table()
     if table.num_rows == 0:
         raise NotFound(f"no mesh {tag!r} at step {step}, rank {rank}, sample {sample} in run {run_id}")

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 # Re-exported: what the reads raise belongs to the service's one error tree (HTTP 404 / 400).
 from runstream_service.errors import NotFound as NotFound
 from runstream_service.errors import TooLarge as TooLarge
+from runstream_service.store import series_points
 from runstream_service.store.downsample import (
     Downsampled,
     assemble,
@@ -33,7 +34,7 @@ from runstream_service.store.downsample import (
     raw_points,
     sql_double,
 )
-from runstream_service.store.kinds import BY_NAME, KINDS
+from runstream_service.store.kinds import BY_NAME, HISTOGRAM, IMAGE, KINDS, TEXT
 from runstream_service.store.rollups import NO_STEP, Partials, columns_of, level_for
 
 # DuckDB suggests the relation API for Arrow output; for rows with list columns (histograms) a
@@ -508,21 +509,20 @@ def histograms(
     for all histograms at once. With `buckets` False the histograms' bucket arrays are left out
     (the distributions view needs only the percentiles).
     """
-    (series_id,) = _series_ids(cur, [run_id], "histogram", tag)
+    points = series_points.series(cur, HISTOGRAM, run_id, tag)
     columns = "step, rank, wall_time, count, min, max, bucket_limits, bucket_counts"
-    where = f"series_id = {int(series_id)}"
-    (total,) = cur.execute(f"SELECT count(*) FROM histogram_points WHERE {where}").fetchall()[0]
+    (total,) = cur.execute(f"SELECT count(*) FROM {points.sql}", points.params).fetchall()[0]
     if total <= limit:
-        query = f"SELECT {columns} FROM histogram_points WHERE {where}"
+        query = f"SELECT {columns} FROM {points.sql}"
     else:  # every k-th and the last, chosen on the keys alone (the bucket lists are only read for those)
         query = f"""
         WITH keys AS (SELECT step, rank, row_number() OVER (ORDER BY step, rank) - 1 AS i, count(*) OVER () AS n
-                      FROM histogram_points WHERE {where}),
+                      FROM {points.sql}),
              chosen AS (SELECT DISTINCT step, rank FROM keys
                         WHERE i % CAST(ceil(n / {int(limit)}) AS BIGINT) = 0 OR i = n - 1)
-        SELECT {columns} FROM histogram_points SEMI JOIN chosen USING (step, rank) WHERE {where}"""
+        SELECT {columns} FROM {points.sql} SEMI JOIN chosen USING (step, rank)"""
     # Sorted here, not in SQL: DuckDB sorting rows with list columns costs more than the read.
-    table = _in_step_order(cur.execute(query).to_arrow_table())
+    table = _in_step_order(cur.execute(query, points.params).to_arrow_table())
     edges, counts = table.column("bucket_limits").combine_chunks(), table.column("bucket_counts").combine_chunks()
     edge_values, edge_offsets = edges.values.to_numpy(), edges.offsets.to_numpy()
     count_values, count_offsets = counts.values.to_numpy(), counts.offsets.to_numpy()
@@ -596,21 +596,20 @@ def percentiles(
 
 def list_texts(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, limit: int) -> list[dict[str, Any]]:
     """The last `limit` texts of a tag, in step order."""
-    (series_id,) = _series_ids(cur, [run_id], "text", tag)
+    points = series_points.series(cur, TEXT, run_id, tag)
     rows = cur.execute(
-        "SELECT step, rank, wall_time, text FROM (SELECT * FROM text_points WHERE series_id = ? "
-        "ORDER BY step DESC, rank LIMIT ?) ORDER BY step, rank",
-        [series_id, limit],
+        f"SELECT step, rank, wall_time, text FROM (SELECT * FROM {points.sql} "
+        "ORDER BY step DESC, rank LIMIT $limit) ORDER BY step, rank",
+        {**points.params, "limit": limit},
     ).fetchall()
     return [{"step": s, "rank": r, "wall_time": w, "text": t} for s, r, w, t in rows]
 
 
 def list_images(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str) -> list[dict[str, Any]]:
     """The images of a tag, with their boxes (add_image_with_boxes: {"boxes", "labels"} in pixels) or None."""
-    (series_id,) = _series_ids(cur, [run_id], "image", tag)
+    points = series_points.series(cur, IMAGE, run_id, tag)
     rows = cur.execute(
-        "SELECT step, rank, width, height, mime, boxes FROM image_points WHERE series_id = ? ORDER BY step, rank",
-        [series_id],
+        f"SELECT step, rank, width, height, mime, boxes FROM {points.sql} ORDER BY step, rank", points.params
     ).fetchall()
     return [
         dict(zip(("step", "rank", "width", "height", "mime"), row[:5]))
@@ -626,11 +625,10 @@ class ImageBytes:
 
 
 def image_bytes(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, rank: int) -> ImageBytes:
-    (series_id,) = _series_ids(cur, [run_id], "image", tag)
+    points = series_points.series(cur, IMAGE, run_id, tag)
     rows = cur.execute(
-        "SELECT mime, data FROM image_points WHERE series_id = ? AND step = ? AND rank = ? "
-        "ORDER BY wall_time DESC LIMIT 1",
-        [series_id, step, rank],
+        f"SELECT mime, data FROM {points.sql} WHERE step = $step AND rank = $rank ORDER BY wall_time DESC LIMIT 1",
+        {**points.params, "step": step, "rank": rank},
     ).fetchall()
     if not rows:
         raise NotFound(f"no image {tag!r} at step {step}, rank {rank} in run {run_id}")
