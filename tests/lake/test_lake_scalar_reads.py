@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 import runstream
-from runstream._transport import GrpcTransport
+from runstream._transport import GrpcTransport, TransportError
 from runstream_service.launcher import LocalServer
 from runstream_service.store.lake import LakeConfig
 
@@ -70,6 +70,20 @@ def same_groups(found: list[dict[str, Any]], reference: list[dict[str, Any]]) ->
         for g, r in zip(found, reference, strict=True)
         for k in ("mean", "std", "min", "max")
     )
+
+
+def read_scalars(server: LocalServer, run_id: str) -> list[Any]:
+    """ReadScalars of a run another server took: the server knows the lake's runs once its mover has read
+    them (every two seconds at most), so NOT_FOUND is retried for a while."""
+    transport = GrpcTransport([server.address])
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return transport.read_scalars(run_id, timeout=30)
+        except TransportError as exc:
+            if exc.code != "NOT_FOUND" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def sql(server: LocalServer, query: str) -> list[list[Any]]:
@@ -131,8 +145,7 @@ def test_every_scalar_read_of_either_lake_server_equals_the_single_files(
             [run_id, 2 * STEPS, STEPS * (STEPS - 1)] for run_id in sorted(RUNS)
         ]
         # ReadScalars (SummaryWriter.export_scalars_to_json): a run written through the other server
-        transport = GrpcTransport([server.address])
-        series = transport.read_scalars("lr1-b" if server is a else "lr1-a", timeout=30)
+        series = read_scalars(server, "lr1-b" if server is a else "lr1-a")
         assert sorted(s.tag for s in series) == ["acc", "loss"]
         loss = next(s for s in series if s.tag == "loss")
         assert np.array_equal(np.frombuffer(loss.step, np.int64), np.arange(STEPS))
