@@ -78,6 +78,8 @@ PAGE_READS = [
     "/api/pr_curves?runs=kinds-a&tag=pr",
     "/api/pr_curves?runs=kinds-a&tag=pr&step=1",
     "/api/custom_scalars?runs=kinds-a",
+    "/api/projector/embedding?run=kinds-a&tag=features&step=0",
+    "/api/projector/neighbours?run=kinds-a&tag=features&step=0&index=3&k=5",
 ]
 
 
@@ -136,6 +138,8 @@ def test_every_kind_reaches_the_lake_and_either_servers_views(tmp_path: Path, la
             assert [list(row) for row in found] == reference[view], view
             assert sql(a, fingerprint_sql(view), ["kinds-a"]) == reference[view], view  # A: lake + its outbox
 
+        listed = [e for e in page_read(b, "/api/projector/embeddings")["embeddings"] if e["run_id"] == "kinds-a"]
+        assert [(e["tag"], e["rows"], e["dims"], e["complete"]) for e in listed] == [("features", 20, 4, True)]
         for path in PAGE_READS:  # B's page shows A's run as one server shows its own
             assert page_read(b, path) == page_read(single, path), path
             assert page_read(a, path) == page_read(single, path), path

@@ -10,6 +10,7 @@ when a rank logged the same tag and step again (tensorboardX overwrites the fold
 Reads go from DuckDB to Arrow to NumPy without Python work per point: the vectors of N points come
 back as one N x D float32 array over the Arrow buffer; metadata (a JSON object per point) is parsed by
 one `json.loads` of the whole column; images stay in the database until `load_images` asks for a few.
+The points are read through store/series_points.py (on a lake server: every server's, from the lake).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from runstream_service.errors import NotFound
+from runstream_service.store import series_points
 from runstream_service.store.kinds import EMBEDDING
+from runstream_service.store.series_points import Points
 
 __all__ = ["LoadedEmbedding", "list_embeddings", "load_embedding", "load_images"]
 
@@ -54,26 +57,26 @@ def list_embeddings(cur: duckdb.DuckDBPyConnection, run_ids: list[str] | None = 
     and step."""
     where, params = "", []
     if run_ids is not None:
-        where, params = "AND s.run_id IN (SELECT unnest(?))", [run_ids]
+        where, params = "WHERE p.run_id IN (SELECT unnest(?))", [run_ids]
+    points = series_points.every(cur, EMBEDDING)
     # dims from each embedding's point 0 (the first chunk sent): a constant filter on idx keeps DuckDB
     # from reading every vector (a join on each embedding's first idx read them all: 1 s for 1M x 128).
     rows = cur.execute(
         f"""
         WITH per AS (
-            SELECT series_id, step, rank, wall_time, count(DISTINCT idx) AS rows, max(total_rows) AS total_rows
-            FROM {EMBEDDING.table} GROUP BY series_id, step, rank, wall_time
-            QUALIFY row_number() OVER (PARTITION BY series_id, step ORDER BY rank, wall_time DESC) = 1
+            SELECT run_id, tag, step, rank, wall_time, count(DISTINCT idx) AS rows, max(total_rows) AS total_rows
+            FROM {points} GROUP BY run_id, tag, step, rank, wall_time
+            QUALIFY row_number() OVER (PARTITION BY run_id, tag, step ORDER BY rank, wall_time DESC) = 1
         ), firsts AS (
-            SELECT series_id, step, rank, wall_time, any_value(len(vector)) AS dims
-            FROM {EMBEDDING.table} WHERE idx = 0 GROUP BY series_id, step, rank, wall_time
+            SELECT run_id, tag, step, rank, wall_time, any_value(len(vector)) AS dims
+            FROM {points} WHERE idx = 0 GROUP BY run_id, tag, step, rank, wall_time
         )
-        SELECT s.run_id, s.tag, p.step, p.rank, p.rows, f.dims, p.total_rows, m.name
-        FROM per p JOIN series s USING (series_id)
-        LEFT JOIN run_meta m ON m.run_id = s.run_id
-        LEFT JOIN firsts f
-          ON f.series_id = p.series_id AND f.step = p.step AND f.rank = p.rank AND f.wall_time = p.wall_time
-        WHERE s.kind = '{EMBEDDING.name}' {where}
-        ORDER BY s.run_id, s.tag, p.step
+        SELECT p.run_id, p.tag, p.step, p.rank, p.rows, f.dims, p.total_rows, m.name
+        FROM per p
+        LEFT JOIN firsts f USING (run_id, tag, step, rank, wall_time)
+        LEFT JOIN run_meta m ON m.run_id = p.run_id
+        {where}
+        ORDER BY p.run_id, p.tag, p.step
         """,
         params,
     ).fetchall()
@@ -86,37 +89,33 @@ def list_embeddings(cur: duckdb.DuckDBPyConnection, run_ids: list[str] | None = 
     return out
 
 
-def _locate(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int) -> tuple[int, int, float]:
-    """The series id, rank and wall time of an embedding, or NotFound saying what is missing."""
-    found = cur.execute(
-        "SELECT series_id FROM series WHERE run_id = ? AND kind = ? AND tag = ?", [run_id, EMBEDDING.name, tag]
-    ).fetchall()
-    if not found:
+def _locate(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int) -> Points:
+    """One embedding's points (its series' at `step`, of its lowest rank and last logging), or NotFound saying
+    what is missing."""
+    series = series_points.find(cur, EMBEDDING, run_id, tag)
+    if series is None:
         raise NotFound(f"run {run_id!r} has no embedding tagged {tag!r}; list them with list_embeddings")
-    series_id = int(found[0][0])
     found = cur.execute(
-        f"""
-        SELECT rank, max(wall_time) FROM {EMBEDDING.table} WHERE series_id = ? AND step = ?
-        GROUP BY rank ORDER BY rank LIMIT 1
-        """,
-        [series_id, step],
+        f"SELECT rank, max(wall_time) FROM {series.sql} WHERE step = $step GROUP BY rank ORDER BY rank LIMIT 1",
+        {**series.params, "step": step},
     ).fetchall()
     if not found:
         raise NotFound(f"embedding {tag!r} of run {run_id!r} has no step {step}")
-    return series_id, int(found[0][0]), float(found[0][1])
+    return Points(
+        f"(SELECT * FROM {series.sql} WHERE step = $step AND rank = $rank AND wall_time = $wall_time)",
+        {**series.params, "step": step, "rank": int(found[0][0]), "wall_time": float(found[0][1])},
+    )
 
 
 def load_embedding(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int) -> LoadedEmbedding:
     """The points of one embedding in idx order (each idx once, the first to arrive if it came twice)."""
-    series_id, rank, wall_time = _locate(cur, run_id, tag, step)
+    points = _locate(cur, run_id, tag, step)
     table = cur.sql(
-        f"""
-        SELECT idx, vector, metadata::VARCHAR AS metadata, image IS NOT NULL AS has_image, total_rows
-        FROM {EMBEDDING.table}
-        WHERE series_id = $series AND step = $step AND rank = $rank AND wall_time = $wall_time
-        """,
-        params={"series": series_id, "step": step, "rank": rank, "wall_time": wall_time},
+        f"SELECT idx, vector, metadata::VARCHAR AS metadata, image IS NOT NULL AS has_image, total_rows "
+        f"FROM {points.sql}",
+        params=points.params,
     ).to_arrow_table()
+    rank = int(points.params["rank"])
     idx = table.column("idx").to_numpy().astype(np.int64)
     keep = _first_of_each_in_order(idx)
     if keep is not None:
@@ -132,15 +131,11 @@ def load_embedding(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: 
 
 def load_images(cur: duckdb.DuckDBPyConnection, run_id: str, tag: str, step: int, idx: list[int]) -> dict[int, bytes]:
     """The PNG thumbnails of the points `idx` of one embedding (points without one are left out)."""
-    series_id, rank, wall_time = _locate(cur, run_id, tag, step)
+    points = _locate(cur, run_id, tag, step)
     rows = cur.execute(
-        f"""
-        SELECT idx, any_value(image) FROM {EMBEDDING.table}
-        WHERE series_id = ? AND step = ? AND rank = ? AND wall_time = ? AND image IS NOT NULL
-          AND idx IN (SELECT unnest(?))
-        GROUP BY idx
-        """,
-        [series_id, step, rank, wall_time, [int(i) for i in idx]],
+        f"SELECT idx, any_value(image) FROM {points.sql} WHERE image IS NOT NULL AND idx IN (SELECT unnest($idx)) "
+        "GROUP BY idx",
+        {**points.params, "idx": [int(i) for i in idx]},
     ).fetchall()
     return {int(i): bytes(blob) for i, blob in rows}
 

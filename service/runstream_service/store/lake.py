@@ -72,10 +72,9 @@ The design, and why
   retry-after (clients keep them, spooling, and send them again; to another server if they know one).
   The lake (catalog and data path) is the durable copy; back it up with PostgreSQL's and the storage's tools.
 
-What is not built yet: a lake server's Projector reads its own file (its `embeddings` view reads the
-lake); the time axes of a chart aggregate the lake's points (no tiers for them); backup acts on the local file
-only (retention deletes through the deletion above; crashed runs are watched across servers by
-store/lake_crashes.py).
+What is not built yet: the time axes of a chart aggregate the lake's points (no tiers for them); backup
+acts on the local file only (retention deletes through the deletion above; crashed runs are watched
+across servers by store/lake_crashes.py).
 
 DuckLake installs offline only for DuckDB 1.5.5 (the ``runstream[lake]`` extra: the extension wheels,
 loaded from their files), so the lake needs that version; the rest of runstream runs on 1.5.5 and 2.x.

@@ -77,3 +77,13 @@ def of_run(cur: duckdb.DuckDBPyConnection, kind: Kind, run_id: str) -> Points:
         f"WHERE s.run_id = $run AND s.kind = '{kind.name}')",
         {"run": run_id},
     )
+
+
+def every(cur: duckdb.DuckDBPyConnection, kind: Kind) -> str:
+    """Every point of `kind`, of every run, with its run_id and tag first (a relation without parameters)."""
+    if lake_attached(cur):
+        return f"(SELECT * FROM {kind.view})"
+    return (
+        f"(SELECT s.run_id, s.tag, p.* EXCLUDE (series_id) FROM {kind.table} p JOIN series s USING (series_id) "
+        f"WHERE s.kind = '{kind.name}')"
+    )
