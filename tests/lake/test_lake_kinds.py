@@ -21,6 +21,7 @@ from runstream_service.launcher import LocalServer
 from runstream_service.store import lake
 from runstream_service.store.kinds import KINDS, SCALAR
 from runstream_service.store.lake import LakeConfig
+from runstream_service.store.lake_changes import LakeChanges, LakeWatch
 
 GRAPH = {
     "nodes": [
@@ -157,3 +158,34 @@ def test_every_kind_reaches_the_lake_and_either_servers_views(tmp_path: Path, la
             }
             time.sleep(0.5)
         assert left == {view: 0 for view in VIEWS}
+
+
+class _NoLocalCommits:
+    commit_number = 0
+
+    def runs_changed_since(self, commit_number: int) -> list[str]:
+        return []
+
+
+def test_the_lake_watch_announces_runs_given_only_other_kinds(tmp_path: Path, lake_config: LakeConfig) -> None:
+    """A lake server's events announce a run when another server moved its histograms (not only scalars)."""
+    args = ["--lake", lake_config.catalog, "--data-path", lake_config.data_path]
+    with LocalServer(tmp_path / "a", args) as a:
+        watcher = duckdb.connect()
+        lake.attach(watcher, lake_config, read_only=True)
+        watch = LakeWatch(watcher, LakeChanges(_NoLocalCommits()))
+        run = runstream.init(project="kinds", name="hist-only", run_id="hist-only", server=a.address)
+
+        def announced_after(step: int) -> list[str]:
+            run.log_histogram("weights", np.arange(100.0) * step, step=step)
+            assert run.flush(timeout=30)
+            deadline, runs = time.monotonic() + 30, []
+            while "hist-only" not in runs and time.monotonic() < deadline:
+                runs = watch.look() or []
+                time.sleep(0.2)
+            return runs
+
+        watch.look()
+        assert "hist-only" in announced_after(0)  # (its run row too)
+        assert announced_after(1) == ["hist-only"]  # a histogram alone: no run row, no scalar
+        run.finish(timeout=30)

@@ -2,8 +2,8 @@
 
 A lake server's page shows every server's data, so its event stream must announce what other servers
 moved into the lake, not only this server's commits. `LakeWatch`, a thread, looks at the lake's latest
-snapshot id once a second; when it grew, it reads which runs the new snapshots inserted points or run rows
-for (DuckLake's ``ducklake_table_insertions``, from the new files only), and tells `LakeChanges`, which
+snapshot id once a second; when it grew, it reads which runs the new snapshots inserted points (of any kind)
+or run rows for (DuckLake's ``ducklake_table_insertions``, from the new files only), and tells `LakeChanges`, which
 merges them with this server's own commits into the one change feed /api/events reads (the page then
 refetches those runs, as after a local commit). The same read keeps each run's last step and wall time
 (`progress`), so the runs list does not scan the lake for them.
@@ -23,7 +23,7 @@ from typing import Protocol
 
 import duckdb
 
-from runstream_service.store.lake import LAKE
+from runstream_service.store.lake import LAKE, OTHER_KINDS
 
 logger = logging.getLogger("runstream.lake")
 
@@ -139,11 +139,16 @@ class LakeWatch:
         return runs
 
     def _progress_rows(self, first: int, last: int) -> list[tuple[str, int | None, float | None]]:
+        def inserted(table: str) -> str:
+            return f"ducklake_table_insertions('{LAKE}', 'main', '{table}', {int(first)}, {int(last)})"
+
+        # runs given other kinds' points (histograms, images, ...) or run rows: announced, no progress
+        others = "".join(
+            f"UNION ALL SELECT DISTINCT run_id, NULL, NULL FROM {inserted(f'lake_{kind.view}')} "
+            for kind in OTHER_KINDS
+        )
         rows: list[tuple[str, int | None, float | None]] = self._cur.execute(
-            f"SELECT run_id, max(step), max(wall_time) "
-            f"FROM ducklake_table_insertions('{LAKE}', 'main', 'lake_scalars', {int(first)}, {int(last)}) "
-            "GROUP BY run_id UNION ALL "
-            f"SELECT run_id, NULL, NULL FROM ducklake_table_insertions('{LAKE}', 'main', 'lake_runs', {int(first)}, "
-            f"{int(last)})"
+            f"SELECT run_id, max(step), max(wall_time) FROM {inserted('lake_scalars')} GROUP BY run_id "
+            f"UNION ALL SELECT run_id, NULL, NULL FROM {inserted('lake_runs')} {others}"
         ).fetchall()
         return rows
