@@ -18,11 +18,14 @@ paused for the whole copy, where this pauses none.
 
 A backup is a plain runstream database file: `runstream sql --data` reads it, and `restore` puts
 it in place for `runstream serve --data DIR` (a file of an older schema is migrated by the server
-as any other).
+as any other). A lake server's backup is its own file (runs, labels, the other kinds' points it took,
+its outbox of points not moved yet), with the views of a server's file; the points in the lake are
+the lake's to back up (its PostgreSQL catalog and its data path: README "Scale-out on DuckLake").
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -32,7 +35,7 @@ from pathlib import Path
 import duckdb
 
 from runstream_service.settings import DATABASE_FILE
-from runstream_service.store.schema import SCHEMA_VERSION
+from runstream_service.store.schema import SCHEMA_VERSION, create_schema
 
 BATCH_ROWS = 262_144  # rows per Arrow batch between the snapshot and the copy (a few MB each)
 COPY_THREADS = 2  # the private instance's threads: the copy takes at most this much CPU from ingest
@@ -88,7 +91,10 @@ def snapshot_to(cur: duckdb.DuckDBPyConnection, dest: Path) -> BackupResult:
         out = duckdb.connect(str(partial), config={"threads": COPY_THREADS, "memory_limit": COPY_MEMORY})
         try:
             rows = sum(_copy_table(cur, out, name, ddl) for name, ddl in tables)
-            _create_views(out, views)
+            # the documented views as one server's file has them: a lake server's read the lake
+            # (store/lake_store.py), which the backup is not, and which it cannot reach
+            own = schema_views()
+            _create_views(out, [(name, own.get(name, ddl)) for name, ddl in views])
             out.execute("CHECKPOINT")
         finally:
             out.close()
@@ -194,6 +200,18 @@ def _copy_table(cur: duckdb.DuckDBPyConnection, out: duckdb.DuckDBPyConnection, 
         out.unregister("snapshot_rows")
     (count,) = out.execute(f"SELECT count(*) FROM {quoted}").fetchall()[0]
     return int(count)
+
+
+@functools.cache
+def schema_views() -> dict[str, str]:
+    """The documented views' SQL as store/schema.py makes them in a server's file, by name."""
+    con = duckdb.connect()
+    try:
+        create_schema(con)
+        rows = con.execute("SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND NOT temporary").fetchall()
+    finally:
+        con.close()
+    return dict(rows)
 
 
 def _create_views(out: duckdb.DuckDBPyConnection, views: list[tuple[str, str]]) -> None:
