@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from runstream_service.errors import BadRequest
 from runstream_service.settings import DATABASE_FILE
+from runstream_service.store.lake import without_the_lake
 
 FORMATS = ("parquet", "csv")
 BATCH_ROWS = 65_536  # rows per Arrow record batch streamed by the server
@@ -151,6 +152,8 @@ def export_file(data_dir: Path, dest: Path, fmt: str, selection: Selection) -> l
                 done.append(_copy(con, view_sql(view, selection), view.name, dest, fmt))
         con.execute("ROLLBACK")
         return done
+    except duckdb.CatalogException as exc:
+        raise ExportError(without_the_lake(exc)) from None
     finally:
         con.close()
 

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from runstream_service.settings import DATABASE_FILE
+from runstream_service.store.lake import without_the_lake
 from runstream_service.store.readonly_sql import json_safe
 
 FORMATS = ("table", "csv", "json")
@@ -43,7 +44,7 @@ def query_file(data_dir: Path, query: str) -> tuple[list[str], list[tuple[Any, .
         columns = [d[0] for d in cursor.description or ()]
         return columns, cursor.fetchall()
     except duckdb.Error as exc:
-        raise SqlError(str(exc)) from None
+        raise SqlError(without_the_lake(exc)) from None
     finally:
         con.close()
 

@@ -34,6 +34,11 @@ def test_a_lake_servers_backup_opens_and_restores_without_the_lake(tmp_path: Pat
         run.finish(timeout=30)
         done = cli("backup", str(tmp_path / "a.duckdb"), "--url", a.http_url)
         assert done.returncode == 0, done.stderr
+    # the stopped server's own file, read without the lake: a clear error, not a bare catalog error
+    refused = cli("sql", "SELECT count(*) FROM scalars", "--data", str(tmp_path / "a"))
+    assert refused.returncode != 0 and "lake server's" in refused.stderr, refused.stderr
+    refused = cli("export", str(tmp_path / "export"), "--data", str(tmp_path / "a"))
+    assert refused.returncode != 0 and "lake server's" in refused.stderr, refused.stderr
     with duckdb.connect(str(tmp_path / "a.duckdb"), read_only=True) as con:  # no lake attached here
         assert con.execute("SELECT run_id, status FROM runs").fetchall() == [("backed", "finished")]
         assert con.execute("SELECT tag, count(*) FROM histograms GROUP BY tag").fetchall() == [("weights", 1)]

@@ -119,6 +119,17 @@ MOVER_LOCK = 0x72756E01  # PostgreSQL advisory lock keys (pg_advisory_lock): one
 MAINTENANCE_LOCK = 0x72756E02  # ... and one maintainer
 
 
+def without_the_lake(error: duckdb.Error) -> str:
+    """`error`'s message, saying what to do when it came from a lake server's view read without the lake."""
+    message = str(error)
+    if isinstance(error, duckdb.CatalogException) and f'"{LAKE}"' in message:
+        message += (
+            ". This file is a lake server's: its views read the lake, which is not attached here. Query through "
+            'a server (--url http://HOST:PORT), or ATTACH the lake read-only (README "Scale-out on DuckLake")'
+        )
+    return message
+
+
 class LakeError(RuntimeError):
     """The lake cannot be used as configured; the message says what to do."""
 
