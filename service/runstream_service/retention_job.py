@@ -1,7 +1,8 @@
 """Applying the retention policy (retention.py) on a running server, in the background.
 
 Every `interval_seconds`: what is due is found on a reader cursor (never blocking the writer), then
-each run is deleted through the server's run actions (the same delete as `runstream runs delete`,
+each run is deleted through the server's run actions (on a lake server: the lake's runs too, judged by
+every server's points, and deleted from the lake by the deletion's move) (the same delete as `runstream runs delete`,
 logged as `retention`), and old scalar series are thinned by jobs of the single writer, each over
 a range of series of at most THIN_POINTS_PER_JOB points, so no transaction grows with the database.
 
@@ -15,6 +16,9 @@ them here would conflict with it). The table `retention_thinned` (made here, CRE
 EXISTS, when a policy has rules) records each thinned series with the wall time of its last point
 then, so a series is thinned again only after new points came; rows of deleted runs' series are left
 there (a few bytes).
+
+On a lake server, whose file holds no scalar points, the lake's series are thinned by the server that does
+the lake's maintenance (store/lake_retention.py).
 
 A thinning job that meets the compactor over the same rows conflicts (DuckDB's optimistic
 concurrency); it is retried a few times, else at the next interval.
@@ -36,7 +40,9 @@ import pyarrow.compute as pc
 from runstream_service.errors import RunstreamError
 from runstream_service.retention import RetentionPolicy
 from runstream_service.store.base import Reads, Transaction
+from runstream_service.store.lake import LAKE
 from runstream_service.store.rollups import LEVEL_MIN
+from runstream_service.store.series_points import lake_attached
 
 logger = logging.getLogger("runstream.retention")
 
@@ -71,20 +77,43 @@ def _cutoff_table(cutoffs: dict[str, tuple[float | None, float | None]]) -> pa.T
     )
 
 
+# A lake server's runs: the lake's (rank 0's metadata, status as the lake's crash watch keeps it) and its own
+# not moved yet; runs deleted in the lake left out.
+LAKE_RUNS = f"""(
+    SELECT run_id, project, status, created_at, finished_at FROM {LAKE}.lake_runs
+    UNION ALL
+    SELECT run_id, project, status, created_at, finished_at FROM run_meta
+    WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_runs)
+      AND run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)
+)"""
+
+
+def projects(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The projects of the runs (on a lake server: of the lake's runs too)."""
+    runs = LAKE_RUNS if lake_attached(con) else "run_meta"
+    return [p for (p,) in con.execute(f"SELECT DISTINCT project FROM {runs} ORDER BY project").fetchall()]
+
+
 def runs_due(con: duckdb.DuckDBPyConnection, cutoffs: dict[str, tuple[float | None, float | None]]) -> list[str]:
     """Runs not running whose last activity (end, else last point, else start) is before their project's cutoff."""
     if not any(c[0] is not None for c in cutoffs.values()):
         return []
+    runs, lake_activity = "run_meta", "SELECT NULL::VARCHAR AS run_id, NULL::DOUBLE AS last_wall"
+    if lake_attached(con):  # a lake server: the lake's runs too, and their points that other servers took
+        runs = LAKE_RUNS
+        lake_activity = f"SELECT run_id, max(wall_time) AS last_wall FROM {LAKE}.lake_scalars GROUP BY run_id"
     con.register("retention_cutoffs", _cutoff_table(cutoffs))
     try:
         rows = con.execute(
-            """
+            f"""
             SELECT m.run_id
-            FROM run_meta m JOIN retention_cutoffs c USING (project)
+            FROM {runs} m JOIN retention_cutoffs c USING (project)
             LEFT JOIN (SELECT se.run_id, max(st.last_wall) AS last_wall
                        FROM series_stats st JOIN series se USING (series_id) GROUP BY se.run_id) w USING (run_id)
+            LEFT JOIN ({lake_activity}) l USING (run_id)
             WHERE c.delete_before IS NOT NULL AND m.status <> 'running'
-              AND greatest(m.created_at, coalesce(m.finished_at, 0), coalesce(w.last_wall, 0)) < c.delete_before
+              AND greatest(m.created_at, coalesce(m.finished_at, 0), coalesce(w.last_wall, 0),
+                           coalesce(l.last_wall, 0)) < c.delete_before
             ORDER BY m.run_id
             """
         ).fetchall()
@@ -230,10 +259,7 @@ class Retention:
 
     async def apply_once(self) -> None:
         now = self._clock()
-        projects = await self._reads.run(
-            lambda cur: [p for (p,) in cur.execute("SELECT DISTINCT project FROM run_meta").fetchall()]
-        )
-        cutoffs = self.policy.cutoffs(projects, now)
+        cutoffs = self.policy.cutoffs(await self._reads.run(projects), now)
         for run_id in await self._reads.run(lambda cur: runs_due(cur, cutoffs)):
             try:
                 await self._delete_run(run_id, DELETED_BY)

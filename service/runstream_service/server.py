@@ -77,7 +77,13 @@ class Server:
         self.mover: Mover | None = None
         if settings.lake:
             store, self.mover = lake_server.attach(
-                self.con, store, settings.lake, settings.grpc, settings.crash_after, self._alive_runs
+                self.con,
+                store,
+                settings.lake,
+                settings.grpc,
+                settings.crash_after,
+                self._alive_runs,
+                retention=None if settings.retention.empty else settings.retention.cutoffs,
             )
         self.writer = StoreWriter(self.con, slow_down_us_per_point=settings.slow_writer_us, store=store)
         self.reader = StoreReader(self.con)

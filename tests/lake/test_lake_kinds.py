@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+from lake_http import sql_rows
 
 import runstream
 from runstream_service.launcher import LocalServer
@@ -104,14 +105,7 @@ def _without_wall_times(value: Any) -> Any:
 def sql(server: LocalServer, query: str, parameters: list[Any]) -> list[list[Any]]:
     for value in parameters:  # /api/sql takes no parameters: the run ids here are plain words
         query = query.replace("?", f"'{value}'", 1)
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.http_port}/api/sql",
-        data=json.dumps({"sql": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        rows: list[list[Any]] = json.loads(answer.read())["rows"]
-    return rows
+    return sql_rows(server, query)
 
 
 def test_every_kind_reaches_the_lake_and_either_servers_views(tmp_path: Path, lake_config: LakeConfig) -> None:

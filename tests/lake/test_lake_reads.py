@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lake_http import get
 
 import runstream
 from runstream_service.launcher import LocalServer
@@ -33,11 +34,6 @@ def servers(tmp_path: Path, lake_config: LakeConfig) -> Iterator[tuple[LocalServ
     finally:
         a.close()
         b.close()
-
-
-def get(server: LocalServer, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}{path}", timeout=30) as reply:
-        return json.loads(reply.read())
 
 
 def counted(server: LocalServer, run_id: str) -> int | None:

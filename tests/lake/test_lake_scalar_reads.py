@@ -7,12 +7,10 @@ a single-file server given the same points, whose reads are the reference.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pytest
+from lake_http import get, sql_rows
 
 import runstream
 from runstream._transport import GrpcTransport, TransportError
@@ -46,11 +45,6 @@ def write(server: LocalServer, run_id: str) -> None:
         run.log({"loss": float(value), "acc": float(step) / STEPS}, step=step)
     report = run.finish(timeout=30)
     assert report.unsent_points == 0 and report.rejected_batches == 0, report
-
-
-def get(server: LocalServer, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}{path}", timeout=30) as reply:
-        return json.loads(reply.read())
 
 
 def hparams(server: LocalServer, query: str) -> Any:
@@ -86,17 +80,6 @@ def read_scalars(server: LocalServer, run_id: str) -> list[Any]:
             time.sleep(0.2)
 
 
-def sql(server: LocalServer, query: str) -> list[list[Any]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.http_port}/api/sql",
-        data=json.dumps({"sql": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        rows: list[list[Any]] = json.loads(answer.read())["rows"]
-    return rows
-
-
 @pytest.fixture
 def servers(tmp_path: Path, lake_config: LakeConfig) -> Iterator[tuple[LocalServer, LocalServer, LocalServer]]:
     """Lake servers A and B, and a single-file server, each given the same runs (A and B between them)."""
@@ -111,10 +94,10 @@ def servers(tmp_path: Path, lake_config: LakeConfig) -> Iterator[tuple[LocalServ
         # every point in the lake, so that each server of the lake reads each run
         want = [[len(RUNS) * STEPS * 2]]
         for _ in range(150):
-            if sql(a, "SELECT count(*) FROM lake.scalars") == want:
+            if sql_rows(a, "SELECT count(*) FROM lake.scalars") == want:
                 break
             time.sleep(0.2)
-        assert sql(a, "SELECT count(*) FROM lake.scalars") == want
+        assert sql_rows(a, "SELECT count(*) FROM lake.scalars") == want
         yield a, b, single
     finally:
         a.close()
@@ -141,7 +124,7 @@ def test_every_scalar_read_of_either_lake_server_equals_the_single_files(
                 reference = get(single, f"/api/scalar_groups?runs={runs}&tag=loss&group_by=lr&width=300&x=step")
                 assert same_groups(groups["groups"], reference["groups"]), server
         # the documented `scalars` view: every run's points, through either server
-        assert sql(server, "SELECT run_id, count(*), sum(step) FROM scalars GROUP BY run_id ORDER BY run_id") == [
+        assert sql_rows(server, "SELECT run_id, count(*), sum(step) FROM scalars GROUP BY run_id ORDER BY run_id") == [
             [run_id, 2 * STEPS, STEPS * (STEPS - 1)] for run_id in sorted(RUNS)
         ]
         # ReadScalars (SummaryWriter.export_scalars_to_json): a run written through the other server
@@ -163,7 +146,7 @@ def test_every_scalar_read_of_either_lake_server_equals_the_single_files(
         f"http://127.0.0.1:{b.http_port}",
     ]
     subprocess.run([*command, "--run", "lr2-a"], check=True, capture_output=True, timeout=120)
-    exported = duckdb.sql(f"SELECT count(*), count(DISTINCT tag) FROM '{dest}/scalars.parquet'").fetchall()
+    exported = duckdb.sql_rows(f"SELECT count(*), count(DISTINCT tag) FROM '{dest}/scalars.parquet'").fetchall()
     assert exported == [(2 * STEPS, 2)]
 
 

@@ -3,25 +3,14 @@ and the lake's documented views are there under `lake.`."""
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from pathlib import Path
+
+from lake_http import sql_rows
 
 import runstream
 from runstream_service.launcher import LocalServer
 from runstream_service.store.lake import LakeConfig
-
-
-def sql_rows(server: LocalServer, sql: str) -> list[list[object]]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{server.http_port}/api/sql",
-        data=json.dumps({"sql": sql}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:
-        rows: list[list[object]] = json.loads(answer.read())["rows"]
-    return rows
 
 
 def wait_for_rows(server: LocalServer, sql: str, want: list[list[object]]) -> list[list[object]]:

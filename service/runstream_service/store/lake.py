@@ -256,6 +256,9 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_rollups (
     first_step BIGINT, first_value DOUBLE, last_step BIGINT, last_value DOUBLE,
     min_step BIGINT, min_value DOUBLE, max_step BIGINT, max_value DOUBLE
 );
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_thinned (  -- retention's raw_after_days: series thinned, as of their last point
+    run_id VARCHAR, tag VARCHAR, last_wall DOUBLE, thinned_at DOUBLE
+);
 ALTER TABLE {LAKE}.lake_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 ALTER TABLE {LAKE}.lake_run_ranks ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE OR REPLACE VIEW {LAKE}.scalars AS SELECT run_id, tag, step, rank, wall_time, value FROM {LAKE}.lake_scalars;

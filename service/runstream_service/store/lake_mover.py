@@ -11,7 +11,8 @@ in the lake and the insert cannot race with another server's):
 A crash between 2 and 3 leaves keys that are in the lake: the next move skips their points and deletes them.
 
 Every ``maintenance_seconds`` a server that takes the maintenance lock (without waiting) runs DuckLake's
-own compaction of small files and expiry of old snapshots.
+own compaction of small files and expiry of old snapshots, and retention's thinning of old series
+(store/lake_retention.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from runstream_service.store.lake import (
     not_in_lake,
 )
 from runstream_service.store.lake_crashes import CRASH_LOCK, LakeCrashes
+from runstream_service.store.lake_retention import Cutoffs, thin_lake
 from runstream_service.store.lake_store import LakeRun, outbox_table
 from runstream_service.store.rollups import FIELDS, all_levels
 from runstream_service.store.transactions import registered, transaction
@@ -89,6 +91,7 @@ class Mover:
         on_runs: Callable[[Mapping[str, LakeRun], frozenset[str]], None] | None = None,
         outboxed: Callable[[], int] = lambda: 0,
         crashes: LakeCrashes | None = None,
+        retention: Callable[[list[str], float], Cutoffs] | None = None,
     ) -> None:
         try:
             import psycopg2  # type: ignore[import-untyped,import-not-found,unused-ignore]
@@ -116,6 +119,8 @@ class Mover:
         self._outboxed = outboxed  # points put into the outbox since start (LakeStore.outboxed_points)
         self._looked = (0, 0)  # (the outbox's points, outboxed()) when the mover last counted them
         self._crashes = crashes  # crashed runs across servers (store/lake_crashes.py); None: not watched
+        self._retention = retention  # projects, now -> retention cutoffs (retention.py); None: no rules
+        self.thinned = (0, 0)  # series thinned and points removed in the lake by this server's maintenance
         self._next_crash_check = 0.0
         self._next_runs_refresh = 0.0
 
@@ -250,7 +255,7 @@ class Mover:
             f"FROM moving_deletions WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)",
             [self._server],
         )
-        tables = ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks", "lake_run_labels")
+        tables = ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks", "lake_run_labels", "lake_thinned")
         for table in (*(f"{LAKE}.{name}" for name in tables), *(lake_table(kind) for kind in OTHER_KINDS)):
             cur.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
 
@@ -388,6 +393,16 @@ class Mover:
             cur.execute(f"INSERT INTO {LAKE}.lake_rollups BY NAME SELECT * FROM combined_rollups")
         return int(removed) - int(combined.num_rows)
 
+    def thin(self) -> tuple[int, int]:
+        """Retention's raw_after_days on the lake (store/lake_retention.py; the caller holds the movers' lock)."""
+        assert self._retention is not None
+        projects = [p for (p,) in self._cur.execute(f"SELECT DISTINCT project FROM {LAKE}.lake_runs").fetchall()]
+        series, points = thin_lake(self._cur, self._retention(projects, time.time()))
+        if series:
+            logger.info("retention: %d series thinned in the lake, %d points removed", series, points)
+            self.thinned = (self.thinned[0] + series, self.thinned[1] + points)
+        return series, points
+
     def maintain(self) -> bool:
         """DuckLake's compaction of small files and snapshot expiry, if no other server is at it (True: ran)."""
         with self._locked(MAINTENANCE_LOCK, wait=False) as got:
@@ -396,6 +411,8 @@ class Mover:
             with self._locked(MOVER_LOCK):
                 self.fold_batch_keys()
                 self.combine_rollups()
+                if self._retention is not None:
+                    self.thin()
             self._cur.execute(f"CALL ducklake_merge_adjacent_files('{LAKE}')")
             self._cur.execute(
                 f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL '{SNAPSHOT_KEEP}')"

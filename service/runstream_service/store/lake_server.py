@@ -11,6 +11,7 @@ from runstream_service.store import lake
 from runstream_service.store.base import Store
 from runstream_service.store.lake_crashes import LakeCrashes
 from runstream_service.store.lake_mover import Mover
+from runstream_service.store.lake_retention import Cutoffs
 from runstream_service.store.lake_store import LakeRun, LakeStore
 
 
@@ -21,10 +22,12 @@ def attach(
     grpc: str,
     crash_after: float,
     alive: Callable[[], Iterable[str]],
+    retention: Callable[[list[str], float], Cutoffs] | None = None,
 ) -> tuple[LakeStore, Mover]:
     """Attach the lake on `con`; the server's store (`file_store` with the outbox written in each of its
     transactions, store/lake_store.py) for its writer, and the (unstarted) mover, which also watches for
-    crashed runs across servers (store/lake_crashes.py) with `alive`, the runs this server sees alive."""
+    crashed runs across servers (store/lake_crashes.py) with `alive`, the runs this server sees alive, and
+    thins old series by `retention`'s cutoffs (store/lake_retention.py)."""
     lake.attach(con, config)
     lake.create_schema(con)
     store = LakeStore(file_store, con)
@@ -36,7 +39,15 @@ def attach(
 
     server = f"{socket.gethostname()}/{grpc}"
     crashes = LakeCrashes(server, crash_after, alive)
-    mover = Mover(con, config, server=server, on_runs=publish, outboxed=lambda: store.outboxed_points, crashes=crashes)
+    mover = Mover(
+        con,
+        config,
+        server=server,
+        on_runs=publish,
+        outboxed=lambda: store.outboxed_points,
+        crashes=crashes,
+        retention=retention,
+    )
     return store, mover
 
 
