@@ -82,7 +82,8 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 async def projects(request: web.Request) -> web.Response:
-    return _json({"projects": await _deps(request).reader.run(queries.list_projects)})
+    deps = _deps(request)
+    return _json({"projects": await deps.reader.run(deps.reads.list_projects)})
 
 
 async def runs(request: web.Request) -> web.Response:

@@ -37,9 +37,11 @@ class ChangeFeed(Protocol):
 
 
 class RunReads(Protocol):
-    """The runs, tags, scalar series, one series' points, runs grouped by config and each series' last value
-    that the page reads, on a cursor: store/queries.py's functions (this server's file), or a lake server's
+    """The projects, runs, tags, scalar series, one series' points, runs grouped by config and each series'
+    last value that the page reads, on a cursor: store/queries.py's functions (this server's file), or a lake server's
     store/lake_queries.LakeReads (the whole lake)."""
+
+    def list_projects(self, cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]: ...
 
     def list_runs(
         self, cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]

@@ -76,6 +76,7 @@ def test_a_run_written_through_one_server_is_read_through_the_other(servers: tup
     assert runs == ["through-a"]
     assert eventually(lambda: counted(b, "through-a"), STEPS) == STEPS
     assert get(b, "/api/tags?runs=through-a")["scalars"] == ["loss"]
+    assert get(b, "/api/projects")["projects"] == [{"project": "p", "runs": 1}]
     listed = get(b, "/api/runs")["runs"][0]
     assert listed["last_step"] == STEPS - 1 and listed["project"] == "p"
     # downsampled: M4 keeps each column's first, last, lowest and highest point; no point is lost from count

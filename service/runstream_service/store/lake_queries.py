@@ -104,6 +104,13 @@ class LakeReads:
     def __init__(self, progress: Callable[[], Progress] = dict) -> None:
         self._progress = progress
 
+    def list_projects(self, cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+        rows = cur.execute(
+            f"SELECT project, count(*) FROM {RUNS} WHERE run_id NOT IN (SELECT run_id FROM deleted_runs) "
+            "GROUP BY project ORDER BY project"
+        ).fetchall()
+        return [{"project": p, "runs": n} for p, n in rows]
+
     def list_runs(
         self, cur: duckdb.DuckDBPyConnection, project: str | None, text: str | None, config: dict[str, str]
     ) -> list[dict[str, Any]]:
