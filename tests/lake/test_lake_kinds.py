@@ -49,6 +49,10 @@ def log_every_kind(server: LocalServer, run_id: str) -> None:
         run.log_mesh("cloud", rng.random((1, 5, 3)), step=step, wall_time=float(step))
         run.log_tensor("state", np.arange(6, dtype=np.float32).reshape(2, 3) * step, step=step, wall_time=float(step))
     run.log_graph(GRAPH, tag="model", wall_time=0.0)
+    run.set_tag_info("weights", display_name="Weights", description="of the <b>first</b> layer")
+    run.set_custom_scalars_layout(
+        {"categories": [{"title": "Training", "charts": [{"title": "losses", "multiline": {"tags": ["loss"]}}]}]}
+    )
     run.log_embedding("features", rng.random((20, 4)), metadata=[str(i % 3) for i in range(20)], step=0)
     report = run.finish(timeout=60)
     assert report.unsent_points == 0 and report.rejected_batches == 0, report
@@ -80,6 +84,7 @@ PAGE_READS = [
     "/api/pr_curves?runs=kinds-a&tag=pr",
     "/api/pr_curves?runs=kinds-a&tag=pr&step=1",
     "/api/custom_scalars?runs=kinds-a",
+    "/api/tag_info?runs=kinds-a",
     "/api/projector/embedding?run=kinds-a&tag=features&step=0",
     "/api/projector/neighbours?run=kinds-a&tag=features&step=0&index=3&k=5",
 ]
@@ -128,6 +133,11 @@ def test_every_kind_reaches_the_lake_and_either_servers_views(tmp_path: Path, la
                 break
             time.sleep(0.5)
         assert moved == reference
+        for table in ("tag_info", "custom_scalar_layouts"):  # what the run's writer said, as one file keeps it
+            query = f"SELECT * EXCLUDE (updated_at) FROM {{}}{table} WHERE run_id = 'kinds-a'"
+            assert notebook.execute(query.format("lake.")).fetchall() == [
+                tuple(row) for row in sql(single, query.format(""), [])
+            ], table
         for view in VIEWS:
             found = notebook.execute(fingerprint_sql(f"lake.{view}"), ["kinds-a"]).fetchall()
             assert [list(row) for row in found] == reference[view], view

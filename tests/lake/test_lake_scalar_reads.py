@@ -146,7 +146,7 @@ def test_every_scalar_read_of_either_lake_server_equals_the_single_files(
         f"http://127.0.0.1:{b.http_port}",
     ]
     subprocess.run([*command, "--run", "lr2-a"], check=True, capture_output=True, timeout=120)
-    exported = duckdb.sql_rows(f"SELECT count(*), count(DISTINCT tag) FROM '{dest}/scalars.parquet'").fetchall()
+    exported = duckdb.sql(f"SELECT count(*), count(DISTINCT tag) FROM '{dest}/scalars.parquet'").fetchall()
     assert exported == [(2 * STEPS, 2)]
 
 

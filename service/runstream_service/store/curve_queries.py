@@ -17,6 +17,7 @@ import duckdb
 from runstream_service.errors import NotFound
 from runstream_service.store import series_points
 from runstream_service.store.kinds import PR_CURVE
+from runstream_service.store.lake import LAKE
 from runstream_service.store.series_points import Points
 
 PR_COLUMNS = ("true_positives", "false_positives", "true_negatives", "false_negatives", "precision", "recall")
@@ -75,7 +76,9 @@ def custom_scalar_layouts(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) ->
     series_points.known_runs(cur, run_ids)
     rows = dict(
         cur.execute(
-            "SELECT run_id, layout FROM custom_scalar_layouts WHERE list_contains(?, run_id)", [run_ids]
+            f"SELECT DISTINCT ON (run_id) run_id, layout FROM {_newest('custom_scalar_layouts', cur)} "
+            "WHERE list_contains(?, run_id) ORDER BY run_id, updated_at DESC",
+            [run_ids],
         ).fetchall()
     )
     return [{"run_id": r, "layout": json.loads(rows[r])} for r in run_ids if rows.get(r)]
@@ -85,8 +88,16 @@ def tag_info(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> dict[str, di
     """tag -> {display_name, description} over the runs; where runs disagree, the last one written wins."""
     series_points.known_runs(cur, run_ids)
     rows = cur.execute(
-        "SELECT tag, display_name, description FROM tag_info WHERE list_contains(?, run_id) "
+        f"SELECT tag, display_name, description FROM {_newest('tag_info', cur)} WHERE list_contains(?, run_id) "
         "ORDER BY updated_at, run_id",
         [run_ids],
     ).fetchall()
     return {tag: {"display_name": name or "", "description": text or ""} for tag, name, text in rows}
+
+
+def _newest(table: str, cur: duckdb.DuckDBPyConnection) -> str:
+    """The file's `table` (tag_info or custom_scalar_layouts); on a lake server with the lake's rows too (every
+    server's batches), which the reads above order by updated_at as they order the file's."""
+    if not series_points.lake_attached(cur):
+        return table
+    return f"(SELECT * FROM {table} UNION ALL SELECT * FROM {LAKE}.lake_{table})"

@@ -256,6 +256,12 @@ CREATE TABLE IF NOT EXISTS {LAKE}.lake_rollups (
     first_step BIGINT, first_value DOUBLE, last_step BIGINT, last_value DOUBLE,
     min_step BIGINT, min_value DOUBLE, max_step BIGINT, max_value DOUBLE
 );
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_tag_info (  -- what writers said of their tags; the newest per (run, tag)
+    run_id VARCHAR, tag VARCHAR, display_name VARCHAR, description VARCHAR, updated_at DOUBLE
+);
+CREATE TABLE IF NOT EXISTS {LAKE}.lake_custom_scalar_layouts (run_id VARCHAR, layout VARCHAR, updated_at DOUBLE);
+CREATE OR REPLACE VIEW {LAKE}.tag_info AS SELECT * FROM {LAKE}.lake_tag_info;
+CREATE OR REPLACE VIEW {LAKE}.custom_scalar_layouts AS SELECT * FROM {LAKE}.lake_custom_scalar_layouts;
 CREATE TABLE IF NOT EXISTS {LAKE}.lake_thinned (  -- retention's raw_after_days: series thinned, as of their last point
     run_id VARCHAR, tag VARCHAR, last_wall DOUBLE, thinned_at DOUBLE
 );

@@ -226,6 +226,7 @@ class Mover:
                     "ORDER BY run_id, tag, step"
                 ).fetchall()[0][0]
                 _rollups_to_lake(cur)
+                _extras_to_lake(cur)
                 for kind in kinds:
                     cur.execute(
                         f"INSERT INTO {lake_table(kind)} SELECT b.run_id, list_extract(b.tags, p.tag_index + 1), "
@@ -255,7 +256,16 @@ class Mover:
             f"FROM moving_deletions WHERE run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs)",
             [self._server],
         )
-        tables = ("lake_scalars", "lake_rollups", "lake_runs", "lake_run_ranks", "lake_run_labels", "lake_thinned")
+        tables = (
+            "lake_scalars",
+            "lake_rollups",
+            "lake_runs",
+            "lake_run_ranks",
+            "lake_run_labels",
+            "lake_thinned",
+            "lake_tag_info",
+            "lake_custom_scalar_layouts",
+        )
         for table in (*(f"{LAKE}.{name}" for name in tables), *(lake_table(kind) for kind in OTHER_KINDS)):
             cur.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT run_id FROM moving_deletions)")
 
@@ -315,7 +325,8 @@ class Mover:
 
     def _from_outbox(self, cur: duckdb.DuckDBPyConnection, kinds: tuple[Kind, ...]) -> None:
         with transaction(cur):
-            for table in ("lake_outbox_points", *(outbox_table(kind) for kind in kinds)):
+            outboxes = ("lake_outbox_points", "lake_outbox_tag_info", "lake_outbox_layouts")
+            for table in (*outboxes, *(outbox_table(kind) for kind in kinds)):
                 cur.execute(
                     f"DELETE FROM {table} WHERE batch_key IN "
                     "(SELECT b.batch_key FROM lake_outbox_batches b SEMI JOIN moving m USING (writer_id, seq))"
@@ -452,6 +463,38 @@ SELECT run_id, tag, level, bucket, CAST(sum(points) AS BIGINT) AS points, CAST(s
 FROM rows GROUP BY run_id, tag, level, bucket
 ORDER BY level, run_id, tag, bucket
 """
+
+
+# What the moving batches said of their tags (tag_info) and runs (custom_scalar_layouts): the newest of each
+# (run, tag) or run replaces the lake's row unless that is newer (another server's later batch).
+EXTRAS = {
+    "tag_info": ("lake_outbox_tag_info", ("run_id", "tag"), "run_id, tag, display_name, description, updated_at"),
+    "custom_scalar_layouts": ("lake_outbox_layouts", ("run_id",), "run_id, layout, updated_at"),
+}
+
+
+def _extras_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
+    for name, (outbox, key, columns) in EXTRAS.items():
+        if not cur.execute(f"SELECT EXISTS (SELECT 1 FROM {outbox})").fetchall()[0][0]:
+            continue
+        keys = ", ".join(key)
+        newest = _arrow(
+            cur,
+            f"SELECT DISTINCT ON ({keys}) {', '.join(f'o.{c}' for c in columns.split(', '))} FROM {outbox} o "
+            "JOIN lake_outbox_batches b USING (batch_key) SEMI JOIN moving_new USING (writer_id, seq) "
+            f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) ORDER BY {keys}, o.updated_at DESC",
+        )
+        if not newest.num_rows:
+            continue
+        match = " AND ".join(f"l.{k} = n.{k}" for k in key)
+        with registered(cur, "newest_extras", newest):
+            cur.execute(
+                f"DELETE FROM {LAKE}.lake_{name} l USING newest_extras n WHERE {match} AND l.updated_at < n.updated_at"
+            )
+            cur.execute(
+                f"INSERT INTO {LAKE}.lake_{name} SELECT n.* FROM newest_extras n "
+                f"ANTI JOIN {LAKE}.lake_{name} l USING ({keys})"
+            )
 
 
 def _kinds_waiting(cur: duckdb.DuckDBPyConnection) -> tuple[Kind, ...]:

@@ -2,7 +2,9 @@
 
 Every batch commits, in the same local transaction as its points, a row of ``lake_outbox_batches`` (its
 ``(writer_id, seq)``, a local key, its run, rank and tags) and its scalar points as numbers
-(``lake_outbox_points``; the view ``lake_outbox_scalars`` reads them in the lake's shape); every opened or
+(``lake_outbox_points``; the view ``lake_outbox_scalars`` reads them in the lake's shape), its points of
+the other kinds (``lake_outbox_<point table>``, e.g. ``lake_outbox_histogram_points``), and what it says of
+its tags and run (``lake_outbox_tag_info``, ``lake_outbox_layouts``); every opened or
 finished run a row of ``lake_outbox_runs`` (numbered: the mover deletes the notes it moved, not a note
 written meanwhile); every deleted run a row of ``lake_outbox_deletions``, in the delete's transaction;
 every rename or label change the run's name and labels as they now are (``lake_outbox_labels``), in its
@@ -45,6 +47,12 @@ CREATE TABLE IF NOT EXISTS lake_outbox_runs (
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS note BIGINT;
 ALTER TABLE lake_outbox_runs ADD COLUMN IF NOT EXISTS noted_at DOUBLE;
 CREATE TABLE IF NOT EXISTS lake_outbox_deletions (run_id VARCHAR NOT NULL, deleted_at DOUBLE NOT NULL);
+CREATE TABLE IF NOT EXISTS lake_outbox_tag_info (
+    batch_key BIGINT NOT NULL, run_id VARCHAR, tag VARCHAR, display_name VARCHAR, description VARCHAR, updated_at DOUBLE
+);
+CREATE TABLE IF NOT EXISTS lake_outbox_layouts (
+    batch_key BIGINT NOT NULL, run_id VARCHAR, layout VARCHAR, updated_at DOUBLE
+);
 CREATE TABLE IF NOT EXISTS lake_outbox_labels (
     run_id VARCHAR NOT NULL, name VARCHAR, tags VARCHAR[], note VARCHAR, archived BOOLEAN, noted_at DOUBLE NOT NULL
 );
@@ -191,6 +199,17 @@ def _outbox_write(batch: DecodedBatch, batch_key: int, written: Callable[[int], 
             insert_rows(con, "lake_outbox_points", rows)
         for kind, table in kind_rows.items():
             insert_rows(con, outbox_table(kind), table)
+        now = time.time()  # (the file's tag_info and layouts take the commit's time too)
+        for info in batch.tag_info:
+            con.execute(
+                "INSERT INTO lake_outbox_tag_info VALUES (?, ?, ?, ?, ?, ?)",
+                [batch_key, batch.run_id, info.tag, info.display_name, info.description, now],
+            )
+        if batch.custom_scalars_layout is not None:
+            con.execute(
+                "INSERT INTO lake_outbox_layouts VALUES (?, ?, ?, ?)",
+                [batch_key, batch.run_id, batch.custom_scalars_layout, now],
+            )
         written(batch.points)
 
     return Transaction(work=work)
