@@ -106,6 +106,12 @@ def test_both_servers_runs_overlay_on_either(servers: tuple[LocalServer, LocalSe
         assert found == [500, 700]
         series = get(server, "/api/scalars?runs=on-b,on-a&tag=loss&width=10000")["series"]
         assert [s["run_id"] for s in series] == ["on-b", "on-a"]
+        for runs, axis in (("on-a,nope", "step"), ("nope", "step"), ("on-b,nope", "wall")):  # as one server says
+            try:
+                get(server, f"/api/scalars?runs={runs}&tag=loss&x={axis}")
+                raise AssertionError(f"{runs}: an unknown run must be a 404")
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 404 and "unknown run id(s): nope" in json.loads(exc.read())["error"]
 
 
 def test_events_of_one_server_announce_what_another_moved(servers: tuple[LocalServer, LocalServer]) -> None:

@@ -329,6 +329,8 @@ def _later(local: tuple[Any, Any], lake: tuple[int, float] | None) -> tuple[Any,
 def _known_runs(cur: duckdb.DuckDBPyConnection, run_ids: list[str]) -> None:
     """Raise NotFound naming the runs neither this file nor the lake knows (the file first: no lake scan
     when it knows them all)."""
+    if not run_ids:
+        return
     missing = run_ids
     for table in ("run_meta", f"{LAKE}.lake_runs"):
         query = f"SELECT run_id FROM {table} WHERE run_id IN ({_marks(missing)})"
@@ -399,7 +401,27 @@ def _scalar_series(
     x_max: float | None,
     width: int,
 ) -> list[tuple[str, Downsampled]]:
-    _known_runs(cur, run_ids)
+    """Unknown runs are refused as queries.scalar_series refuses them, but looked for only among the runs
+    without a series in the answer (the lake's run list is not read for an overlay of runs that all have one)."""
+    try:
+        found = _series_of(cur, run_ids, tag, x_axis, x_min, x_max, width)
+    except NotFound:
+        _known_runs(cur, run_ids)  # an unknown run is said first, as one server's file says it
+        raise
+    answered = {run_id for run_id, _ in found}
+    _known_runs(cur, [run_id for run_id in run_ids if run_id not in answered])
+    return found
+
+
+def _series_of(
+    cur: duckdb.DuckDBPyConnection,
+    run_ids: list[str],
+    tag: str,
+    x_axis: str,
+    x_min: float | None,
+    x_max: float | None,
+    width: int,
+) -> list[tuple[str, Downsampled]]:
     if x_axis == "step":  # from the rollup partials; the time axes below from the points
         return _step_series(cur, run_ids, tag, x_min, x_max, width)
     params = _points_params(run_ids, tag)
