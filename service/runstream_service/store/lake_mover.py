@@ -467,9 +467,9 @@ ORDER BY level, run_id, tag, bucket
 
 # What the moving batches said of their tags (tag_info) and runs (custom_scalar_layouts): the newest of each
 # (run, tag) or run replaces the lake's row unless that is newer (another server's later batch).
-EXTRAS = {
-    "tag_info": ("lake_outbox_tag_info", ("run_id", "tag"), "run_id, tag, display_name, description, updated_at"),
-    "custom_scalar_layouts": ("lake_outbox_layouts", ("run_id",), "run_id, layout, updated_at"),
+EXTRAS = {  # lake table: (its outbox, its key, its columns)
+    "tag_info": ("lake_outbox_tag_info", ("run_id", "tag"), ("run_id", "tag", "display_name", "description")),
+    "custom_scalar_layouts": ("lake_outbox_layouts", ("run_id",), ("run_id", "layout")),
 }
 
 
@@ -477,12 +477,13 @@ def _extras_to_lake(cur: duckdb.DuckDBPyConnection) -> None:
     for name, (outbox, key, columns) in EXTRAS.items():
         if not cur.execute(f"SELECT EXISTS (SELECT 1 FROM {outbox})").fetchall()[0][0]:
             continue
-        keys = ", ".join(key)
+        keys, of_outbox = ", ".join(key), ", ".join(f"o.{k}" for k in key)
         newest = _arrow(
             cur,
-            f"SELECT DISTINCT ON ({keys}) {', '.join(f'o.{c}' for c in columns.split(', '))} FROM {outbox} o "
-            "JOIN lake_outbox_batches b USING (batch_key) SEMI JOIN moving_new USING (writer_id, seq) "
-            f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) ORDER BY {keys}, o.updated_at DESC",
+            f"SELECT DISTINCT ON ({of_outbox}) {', '.join(f'o.{c}' for c in columns)}, o.updated_at "
+            f"FROM {outbox} o JOIN lake_outbox_batches b USING (batch_key) SEMI JOIN moving_new USING (writer_id, seq) "
+            f"WHERE o.run_id NOT IN (SELECT run_id FROM {LAKE}.lake_deleted_runs) "
+            f"ORDER BY {of_outbox}, o.updated_at DESC",
         )
         if not newest.num_rows:
             continue
